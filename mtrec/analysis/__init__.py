@@ -1,0 +1,1 @@
+"""mtrec.analysis."""

@@ -1,0 +1,27 @@
+"""Exceptions raised by mtrec.
+
+Every error that a user can cause with bad input is one of these, and its
+message names the offending key, column or file.
+"""
+
+from __future__ import annotations
+
+
+class MtrecError(Exception):
+    """Base class of every error mtrec raises on purpose."""
+
+
+class ConfigError(MtrecError, ValueError):
+    """A configuration key is unknown, missing, of the wrong type or out of range."""
+
+
+class SchemaError(MtrecError, ValueError):
+    """A table lacks a column that is needed, or a column has the wrong type."""
+
+
+class DataError(MtrecError, ValueError):
+    """A file is missing, empty or unreadable, or its values are unusable."""
+
+
+class NotFittedError(MtrecError, RuntimeError):
+    """A fitted object (for example the feature encoder) was used before `fit`."""

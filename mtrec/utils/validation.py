@@ -1,0 +1,182 @@
+"""Turn plain dicts (from YAML) into typed dataclasses, failing fast with clear errors.
+
+Every message names the full key path (for example ``model.num_experts``), says
+what the rule is and shows what arrived, and an unknown key gets the closest
+known key suggested.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal, TypeVar, Union
+
+from mtrec.errors import ConfigError
+
+T = TypeVar("T")
+
+
+def closest(name: str, choices: Iterable[str]) -> str:
+    """Returns " Did you mean 'x'?" for the closest choice, or "" when none is close."""
+    match = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" Did you mean '{match[0]}'?" if match else ""
+
+
+def check_keys(data: Mapping[str, Any], allowed: Iterable[str], where: str) -> None:
+    """Raises ConfigError for the first key of `data` not in `allowed`.
+
+    Args:
+        data: the mapping read from the config.
+        allowed: the keys that are accepted.
+        where: the key path of `data`, used in the message (e.g. "model").
+    """
+    allowed = list(allowed)
+    for key in data:
+        if key not in allowed:
+            path = f"{where}.{key}" if where else str(key)
+            raise ConfigError(
+                f"Unknown config key '{path}'.{closest(key, allowed)} "
+                f"Allowed keys{' of ' + where if where else ''}: {sorted(allowed)}."
+            )
+
+
+def choice(value: Any, allowed: Iterable[str], where: str) -> str:
+    """Checks that `value` is one of `allowed`, with a scikit-learn style message.
+
+    Returns:
+        `value`, unchanged.
+    """
+    allowed = list(allowed)
+    if value not in allowed:
+        raise ConfigError(
+            f"The '{where}' parameter must be one of {allowed}. "
+            f"Got {value!r} instead.{closest(str(value), allowed)}"
+        )
+    return value
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return " or ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is not None:
+        args = ", ".join(_type_name(a) for a in typing.get_args(tp))
+        return f"{getattr(origin, '__name__', str(origin))}[{args}]"
+    if tp is type(None):
+        return "null"
+    return getattr(tp, "__name__", str(tp))
+
+
+def coerce(value: Any, tp: Any, where: str) -> Any:
+    """Checks `value` against the type annotation `tp` and returns it, converted.
+
+    Supported: bool, int, float (ints accepted), str, None, Any, Literal,
+    Optional/Union, list[X], tuple[X, ...], dict[str, X] and nested dataclasses.
+
+    Raises:
+        ConfigError: naming `where` when the value does not fit.
+    """
+    if tp is Any:
+        return value
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return coerce(value, arg, where)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(
+            f"Config key '{where}' must be {_type_name(tp)}. Received: {value!r}."
+        )
+    if origin is Literal:
+        return choice(value, args, where)
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, where)
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(
+                f"Config key '{where}' must be a list of {_type_name(args[0]) if args else 'values'}. "
+                f"Received: {value!r}."
+            )
+        item_type = args[0] if args else Any
+        items = [coerce(v, item_type, f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"Config key '{where}' must be a mapping. Received: {value!r}.")
+        value_type = args[1] if len(args) == 2 else Any
+        return {str(k): coerce(v, value_type, f"{where}.{k}") for k, v in value.items()}
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"Config key '{where}' must be true or false. Received: {value!r}.")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"Config key '{where}' must be an integer. Received: {value!r}.")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"Config key '{where}' must be a number. Received: {value!r}.")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"Config key '{where}' must be a string. Received: {value!r}.")
+        return value
+    if isinstance(tp, type) and not isinstance(value, tp):
+        raise ConfigError(f"Config key '{where}' must be {_type_name(tp)}. Received: {value!r}.")
+    return value
+
+
+def from_dict(cls: type[T], data: Any, where: str = "") -> T:
+    """Builds dataclass `cls` from a mapping, checking keys and types.
+
+    Fields without a default are required. A dataclass may define
+    `__post_init__` for rules across fields; it should raise ConfigError.
+
+    Args:
+        cls: the dataclass to build.
+        data: the mapping (None is read as an empty mapping).
+        where: the key path of `data`, for messages.
+
+    Returns:
+        An instance of `cls`.
+    """
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(
+            f"Config key '{where or '<root>'}' must be a mapping of keys to values. Received: {data!r}."
+        )
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    check_keys(data, fields, where)
+    kwargs = {}
+    for name, field in fields.items():
+        path = f"{where}.{name}" if where else name
+        if name in data:
+            kwargs[name] = coerce(data[name], hints[name], path)
+        elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"Missing required config key '{path}'.")
+    return cls(**kwargs)
+
+
+def to_dict(obj: Any) -> Any:
+    """Converts a (nested) dataclass back into plain YAML-able values."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    return obj
