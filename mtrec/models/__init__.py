@@ -1,1 +1,15 @@
-"""mtrec.models."""
+"""Multi-task models, selectable by name in config (`model.kind`)."""
+
+from mtrec.models.base import MultiTaskModel
+from mtrec.models.mmoe import MMoE
+from mtrec.models.shared_bottom import SharedBottom
+from mtrec.models.single_task import SingleTask
+
+#: Model kinds by config name.
+MODEL_KINDS: dict[str, type[MultiTaskModel]] = {
+    "single_task": SingleTask,
+    "shared_bottom": SharedBottom,
+    "mmoe": MMoE,
+}
+
+__all__ = ["MultiTaskModel", "SingleTask", "SharedBottom", "MMoE", "MODEL_KINDS"]

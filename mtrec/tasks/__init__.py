@@ -1,1 +1,54 @@
-"""mtrec.tasks."""
+"""Tasks: each owns its label column, head, masked loss and metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mtrec.errors import ConfigError
+from mtrec.tasks.base import Task
+from mtrec.tasks.binary import BinaryTask
+from mtrec.tasks.masking import MaskedLoss, MaskedMetric
+from mtrec.tasks.multiclass import MulticlassTask
+from mtrec.tasks.regression import RegressionTask
+from mtrec.utils.validation import choice, from_dict
+
+TASK_KINDS: dict[str, type[Task]] = {
+    cls.kind: cls for cls in (BinaryTask, RegressionTask, MulticlassTask)
+}
+
+
+def task_from_config(config: Task | dict[str, Any], where: str = "task") -> Task:
+    """Builds a task from its config dict (with a `kind` key), or returns a Task as is.
+
+    Raises:
+        ConfigError: unknown kind (the allowed ones are listed), unknown or
+            badly typed key.
+    """
+    if isinstance(config, Task):
+        return config
+    if not isinstance(config, dict):
+        raise ConfigError(f"Config key '{where}' must be a mapping. Received: {config!r}")
+    if "kind" not in config:
+        raise ConfigError(f"Missing required config key '{where}.kind' (one of {sorted(TASK_KINDS)}).")
+    kind = choice(config["kind"], sorted(TASK_KINDS), f"{where}.kind")
+    body = {k: v for k, v in config.items() if k != "kind"}
+    return from_dict(TASK_KINDS[kind], body, where)
+
+
+def tasks_from_config(items: list, where: str = "tasks") -> list[Task]:
+    """Builds the task list, rejecting duplicate names and an empty list."""
+    if not isinstance(items, list) or not items:
+        raise ConfigError(f"Config key '{where}' must be a non-empty list of tasks. Received: {items!r}")
+    tasks = [task_from_config(item, f"{where}[{i}]") for i, item in enumerate(items)]
+    seen: set[str] = set()
+    for i, task in enumerate(tasks):
+        if task.name in seen:
+            raise ConfigError(f"Task '{task.name}' is declared twice ({where}[{i}]).")
+        seen.add(task.name)
+    return tasks
+
+
+__all__ = [
+    "Task", "BinaryTask", "RegressionTask", "MulticlassTask", "MaskedLoss", "MaskedMetric",
+    "TASK_KINDS", "task_from_config", "tasks_from_config",
+]

@@ -1,0 +1,271 @@
+"""The experiment config: YAML in, typed and validated objects out.
+
+Sections: `name`, `seed`, `data`, `features`, `tasks`, `model`, `training`,
+`scoring`. Keys of `model` are the chosen model class's constructor
+arguments, so there is no second schema to keep in step. Every error names
+the key (e.g. `model.num_experts`) and, for a misspelled key, suggests the
+closest one.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import inspect
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from mtrec.data.splits import SplitConfig
+from mtrec.data.synthetic import SyntheticConfig
+from mtrec.errors import ConfigError
+from mtrec.features import parse_features
+from mtrec.models import MODEL_KINDS, MultiTaskModel
+from mtrec.tasks import Task, tasks_from_config
+from mtrec.utils.validation import check_keys, choice, coerce, from_dict, to_dict
+
+SECTIONS = ("name", "seed", "data", "features", "tasks", "model", "training", "scoring")
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """Where the rows come from and how they are split.
+
+    Args:
+        path: a Parquet/CSV file, a folder of Parquet files, or a list of
+            them. When empty, rows come from the synthetic generator.
+        synthetic: settings of the MMoE paper's generator (used when `path`
+            is empty).
+        split: how rows are split into train, validation and test.
+        id_columns: columns carried through to scoring output unchanged.
+    """
+
+    path: str | list[str] | None = None
+    synthetic: SyntheticConfig = dataclasses.field(default_factory=SyntheticConfig)
+    split: SplitConfig = dataclasses.field(default_factory=SplitConfig)
+    id_columns: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class EarlyStoppingConfig:
+    """Early stopping on a validation metric.
+
+    Args:
+        monitor: the metric, as Keras logs it: `val_loss` or
+            `val_<task>_<metric>` (e.g. `val_click_auc`, `val_rating_rmse`).
+        mode: `"min"`, `"max"` or `"auto"` (from the metric's name).
+        patience: epochs without improvement before stopping.
+        min_delta: smallest change that counts as an improvement.
+    """
+
+    monitor: str = "val_loss"
+    mode: Literal["auto", "min", "max"] = "auto"
+    patience: int = 3
+    min_delta: float = 0.0
+
+
+@dataclasses.dataclass
+class TrainingConfig:
+    """How the model is fit.
+
+    Args:
+        epochs: maximum number of epochs.
+        batch_size: training batch size.
+        learning_rate: optimizer learning rate.
+        optimizer: optimizer name.
+        steps_per_execution: batches run per compiled call; larger values
+            cut Python overhead on CPU.
+        jit_compile: XLA compilation ("auto" lets Keras decide).
+        early_stopping: set to null to train all epochs.
+        verbose: Keras progress output: 1 a bar per epoch, 2 one line per
+            epoch, 0 silent.
+    """
+
+    epochs: int = 20
+    batch_size: int = 512
+    learning_rate: float = 1e-3
+    optimizer: Literal["adam", "adamw", "sgd", "rmsprop", "adagrad"] = "adam"
+    steps_per_execution: int = 32
+    jit_compile: bool | Literal["auto"] = "auto"
+    early_stopping: EarlyStoppingConfig | None = dataclasses.field(default_factory=EarlyStoppingConfig)
+    verbose: int = 1
+
+    def __post_init__(self) -> None:
+        for key in ("epochs", "batch_size", "steps_per_execution"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"training.{key} must be >= 1. Received: {getattr(self, key)}")
+        if self.learning_rate <= 0:
+            raise ConfigError(f"training.learning_rate must be > 0. Received: {self.learning_rate}")
+
+
+@dataclasses.dataclass
+class ScoringConfig:
+    """Batch scoring settings.
+
+    Args:
+        batch_size: rows read, encoded and predicted per step.
+    """
+
+    batch_size: int = 16384
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """The model: its kind and its constructor arguments.
+
+    Args:
+        kind: one of `MODEL_KINDS` (e.g. `"mmoe"`).
+        params: the other keys, checked against the model's constructor.
+    """
+
+    kind: str
+    params: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def model_class(self) -> type[MultiTaskModel]:
+        """The Keras model class this config builds."""
+        return MODEL_KINDS[self.kind]
+
+
+@dataclasses.dataclass
+class ExperimentConfig:
+    """A whole experiment. Build it with `load_config` or `parse_config`."""
+
+    name: str
+    seed: int
+    data: DataConfig
+    features: list
+    tasks: list[Task]
+    model: ModelConfig
+    training: TrainingConfig
+    scoring: ScoringConfig
+    raw: dict[str, Any] = dataclasses.field(repr=False, default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved config as plain values (defaults filled in), for the run directory."""
+        return {
+            "name": self.name,
+            "seed": self.seed,
+            "data": to_dict(self.data),
+            "features": [to_dict(f) for f in self.features],
+            "tasks": [t.to_config() for t in self.tasks],
+            "model": {"kind": self.model.kind, **self.model.params},
+            "training": to_dict(self.training),
+            "scoring": to_dict(self.scoring),
+        }
+
+
+def model_parameters(model_class: type[MultiTaskModel]) -> dict[str, inspect.Parameter]:
+    """The constructor arguments a model config may set, across the class hierarchy."""
+    params: dict[str, inspect.Parameter] = {}
+    for cls in model_class.__mro__:
+        if not (isinstance(cls, type) and issubclass(cls, MultiTaskModel)) or "__init__" not in cls.__dict__:
+            continue
+        for name, param in inspect.signature(cls.__init__).parameters.items():
+            if name in ("self", "tasks", "feature_layout") or param.kind in (
+                    param.VAR_KEYWORD, param.VAR_POSITIONAL):
+                continue
+            params.setdefault(name, param)
+    return params
+
+
+def _parse_model(raw: Any) -> ModelConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"Config key 'model' must be a mapping with a 'kind'. Received: {raw!r}")
+    if "kind" not in raw:
+        raise ConfigError(f"Missing required config key 'model.kind' (one of {sorted(MODEL_KINDS)}).")
+    kind = choice(raw["kind"], sorted(MODEL_KINDS), "model.kind")
+    cls = MODEL_KINDS[kind]
+    allowed = model_parameters(cls)
+    params = {k: v for k, v in raw.items() if k != "kind"}
+    check_keys(params, allowed, "model")
+    hints: dict[str, Any] = {}
+    for cls_ in reversed(cls.__mro__):
+        if isinstance(cls_, type) and issubclass(cls_, MultiTaskModel) and "__init__" in cls_.__dict__:
+            hints.update(typing.get_type_hints(cls_.__init__))
+    for key, value in params.items():
+        params[key] = coerce(value, hints.get(key, Any), f"model.{key}")
+    return ModelConfig(kind=kind, params=params)
+
+
+def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
+    """Validates a config mapping (as read from YAML) into an ExperimentConfig.
+
+    Raises:
+        ConfigError: naming the key that is unknown, missing, mistyped or
+            inconsistent with another.
+    """
+    if not isinstance(raw, dict):
+        raise ConfigError(f"A config must be a mapping of sections {list(SECTIONS)}. Received: {raw!r}")
+    raw = copy.deepcopy(raw)
+    check_keys(raw, SECTIONS, "")
+    for key in ("features", "tasks", "model"):
+        if key not in raw:
+            raise ConfigError(f"Missing required config key '{key}'.")
+    name = coerce(raw.get("name", "experiment"), str, "name")
+    seed = coerce(raw.get("seed", 42), int, "seed")
+    data = from_dict(DataConfig, raw.get("data"), "data")
+    features = parse_features(raw["features"], "features")
+    tasks = tasks_from_config(raw["tasks"], "tasks")
+    model = _parse_model(raw["model"])
+    training = from_dict(TrainingConfig, raw.get("training"), "training")
+    scoring = from_dict(ScoringConfig, raw.get("scoring"), "scoring")
+
+    feature_names = {f.name for f in features}
+    for i, task in enumerate(tasks):
+        if task.label in feature_names:
+            raise ConfigError(
+                f"tasks[{i}].label '{task.label}' is also declared as a feature: a label "
+                f"must not be an input. Remove it from 'features'.")
+    return ExperimentConfig(name, seed, data, features, tasks, model, training, scoring, raw=raw)
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Applies `key.path=value` overrides (value parsed as YAML) to a raw config.
+
+    List items are addressed by index: `tasks.0.weight=2`.
+
+    Raises:
+        ConfigError: an override without `=`, or a path through a missing
+            list index.
+    """
+    raw = copy.deepcopy(raw)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"Override '{item}' must look like key.path=value.")
+        path, value = item.split("=", 1)
+        keys = path.strip().split(".")
+        node: Any = raw
+        for depth, key in enumerate(keys):
+            last = depth == len(keys) - 1
+            if isinstance(node, list):
+                if not key.isdigit() or int(key) >= len(node):
+                    raise ConfigError(f"Override '{item}': '{'.'.join(keys[:depth])}' has no item {key}.")
+                key = int(key)
+            if last:
+                node[key] = yaml.safe_load(value)
+            else:
+                if isinstance(node, dict) and not isinstance(node.get(key), (dict, list)):
+                    node[key] = {}
+                node = node[key]
+    return raw
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Reads a YAML config file, applies overrides and validates it.
+
+    Raises:
+        ConfigError: the file is missing or not valid YAML, or a key is bad.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"Config file not found: {path.resolve()}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"Config file {path} is not valid YAML: {err}") from err
+    if raw is None:
+        raise ConfigError(f"Config file {path} is empty.")
+    return parse_config(apply_overrides(raw, overrides or []))

@@ -1,0 +1,131 @@
+"""FeatureEmbedding: turns the encoded feature dict into one dense vector."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import keras
+from keras import ops
+
+from mtrec.types import Shape, Tensor
+from mtrec.utils.keras_utils import serializable
+
+NUMERIC_KEY = "numeric"
+
+
+@serializable
+class FeatureEmbedding(keras.layers.Layer):
+    """Looks up categorical features in (possibly shared) tables and concatenates all features.
+
+    The layout comes from `FeatureEncoder.layout()`. Each table is one weight,
+    declared once in the config; features name the table they read, so
+    features that share a table (e.g. `item_id` and `last_item_id`) keep
+    sharing it after a `.keras` save and reload.
+
+    Id convention (from the encoder): 0 is padding, 1 the out-of-vocabulary
+    bucket, 2 and up the vocabulary. Multi-valued features are mean-pooled
+    over their non-padding ids.
+
+    Args:
+        layout: dict with keys `numeric_dim` (int), `tables`
+            ({table: {"input_dim": int, "output_dim": int}}), `categorical`
+            ({feature: table}) and `multi_categorical` ({feature: table}).
+        embeddings_initializer: initializer of the tables. Defaults to
+            `"uniform"` with Keras's default range.
+        embeddings_regularizer: optional regularizer of the tables.
+        **kwargs: base `Layer` arguments.
+
+    Input: dict with `"numeric"` (float, `(batch, numeric_dim)`) when
+        `numeric_dim > 0`, an int `(batch,)` tensor per categorical feature
+        and an int `(batch, length)` tensor per multi-valued feature.
+    Output shape: `(batch, output_dim)`, the numeric columns first, then one
+        embedding per categorical feature, then one per multi-valued feature,
+        in layout order.
+    """
+
+    def __init__(
+        self,
+        layout: dict[str, Any],
+        embeddings_initializer: Any = "uniform",
+        embeddings_regularizer: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.layout = _check_layout(layout)
+        self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
+        self.embeddings_regularizer = keras.regularizers.get(embeddings_regularizer)
+
+    @property
+    def output_dim(self) -> int:
+        """Width of the concatenated output vector."""
+        tables = self.layout["tables"]
+        width = self.layout["numeric_dim"]
+        for kind in ("categorical", "multi_categorical"):
+            width += sum(tables[t]["output_dim"] for t in self.layout[kind].values())
+        return width
+
+    @property
+    def input_names(self) -> list[str]:
+        """The keys the layer reads from its input dict."""
+        names = [NUMERIC_KEY] if self.layout["numeric_dim"] else []
+        return names + list(self.layout["categorical"]) + list(self.layout["multi_categorical"])
+
+    def build(self, input_shape: Any = None) -> None:
+        self.tables = {}
+        for name, spec in self.layout["tables"].items():
+            self.tables[name] = self.add_weight(
+                name=f"table_{name}",
+                shape=(spec["input_dim"], spec["output_dim"]),
+                initializer=self.embeddings_initializer,
+                regularizer=self.embeddings_regularizer,
+            )
+        self.built = True
+
+    def call(self, inputs: dict[str, Tensor]) -> Tensor:
+        parts = []
+        if self.layout["numeric_dim"]:
+            parts.append(ops.cast(inputs[NUMERIC_KEY], self.compute_dtype))
+        for feature, table in self.layout["categorical"].items():
+            ids = ops.cast(ops.reshape(inputs[feature], (-1,)), "int32")
+            parts.append(ops.take(self.tables[table], ids, axis=0))
+        for feature, table in self.layout["multi_categorical"].items():
+            ids = ops.cast(inputs[feature], "int32")
+            vectors = ops.take(self.tables[table], ids, axis=0)  # (batch, length, dim)
+            mask = ops.cast(ops.expand_dims(ids > 0, -1), vectors.dtype)
+            count = ops.maximum(ops.sum(mask, axis=1), 1.0)
+            parts.append(ops.sum(vectors * mask, axis=1) / count)
+        return parts[0] if len(parts) == 1 else ops.concatenate(parts, axis=-1)
+
+    def compute_output_shape(self, input_shape: Any) -> Shape:
+        return (None, self.output_dim)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "layout": copy.deepcopy(self.layout),
+            "embeddings_initializer": keras.initializers.serialize(self.embeddings_initializer),
+            "embeddings_regularizer": keras.regularizers.serialize(self.embeddings_regularizer)
+            if self.embeddings_regularizer else None,
+        }
+
+
+def _check_layout(layout: dict[str, Any]) -> dict[str, Any]:
+    if not isinstance(layout, dict):
+        raise ValueError(f"`layout` must be a dict from FeatureEncoder.layout(). Received: {layout!r}")
+    layout = {
+        "numeric_dim": int(layout.get("numeric_dim", 0)),
+        "tables": dict(layout.get("tables", {})),
+        "categorical": dict(layout.get("categorical", {})),
+        "multi_categorical": dict(layout.get("multi_categorical", {})),
+    }
+    for kind in ("categorical", "multi_categorical"):
+        for feature, table in layout[kind].items():
+            if table not in layout["tables"]:
+                raise ValueError(
+                    f"Feature '{feature}' reads table '{table}', which `layout['tables']` lacks. "
+                    f"Tables: {sorted(layout['tables'])}"
+                )
+    if not layout["numeric_dim"] and not layout["categorical"] and not layout["multi_categorical"]:
+        raise ValueError("`layout` declares no feature: at least one is needed.")
+    return layout

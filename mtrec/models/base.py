@@ -1,0 +1,135 @@
+"""MultiTaskModel: the base every mtrec model builds on.
+
+A model is: feature embedding -> body (what differs between models) -> one
+tower per task. Subclasses implement `_task_representations`, which returns
+one representation per task and, for gated models, the gate weights.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import keras
+import numpy as np
+
+from mtrec.layers.feature_embedding import FeatureEmbedding
+from mtrec.layers.task_tower import TaskTower
+from mtrec.tasks import Task, task_from_config
+from mtrec.types import Tensor
+
+
+class MultiTaskModel(keras.Model):
+    """Base class: embeddings, task towers, per-task outputs and gate access.
+
+    Args:
+        tasks: list of `Task` objects or task config dicts (with `kind`).
+        feature_layout: dict. `FeatureEncoder.layout()`.
+        tower_units: list of int. Hidden widths of each task tower.
+            Defaults to `[8]`.
+        tower_activation: str. Defaults to `"relu"`.
+        tower_dropout: float. Defaults to `0.0`.
+        **kwargs: base `Model` arguments (e.g. `name`).
+
+    Calling the model on a feature dict returns `{task name: prediction}`.
+    """
+
+    #: Whether the model has gates (`gate_weights` is available).
+    gated: bool = False
+
+    def __init__(
+        self,
+        tasks: list[Task | dict[str, Any]],
+        feature_layout: dict[str, Any],
+        tower_units: list[int] = (8,),
+        tower_activation: str = "relu",
+        tower_dropout: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.tasks = [task_from_config(t, f"tasks[{i}]") for i, t in enumerate(tasks)]
+        if not self.tasks:
+            raise ValueError("`tasks` must name at least one task. Received: tasks=[]")
+        self.task_names = [t.name for t in self.tasks]
+        self.feature_layout = copy.deepcopy(dict(feature_layout))
+        self.tower_units = list(tower_units)
+        self.tower_activation = tower_activation
+        self.tower_dropout = float(tower_dropout)
+        self.towers = [
+            TaskTower(
+                t.output_units, t.output_activation, units=self.tower_units,
+                activation=tower_activation, dropout=tower_dropout, name=f"tower_{t.name}",
+            )
+            for t in self.tasks
+        ]
+
+    # -- to implement -------------------------------------------------------
+    def _task_representations(
+        self, inputs: dict[str, Tensor], training: bool | None
+    ) -> tuple[list[Tensor], dict[str, Tensor]]:
+        """Returns (one representation per task, gate weights by name)."""
+        raise NotImplementedError
+
+    # -- Keras --------------------------------------------------------------
+    def _make_embedding(self, name: str = "embedding") -> FeatureEmbedding:
+        return FeatureEmbedding(self.feature_layout, name=name)
+
+    def call(self, inputs: dict[str, Tensor], training: bool | None = None) -> dict[str, Tensor]:
+        representations, _ = self._task_representations(inputs, training)
+        return {
+            name: tower(rep, training=training)
+            for name, tower, rep in zip(self.task_names, self.towers, representations)
+        }
+
+    def compile_for_tasks(self, optimizer: Any = "adam", **kwargs: Any) -> None:
+        """Compiles with each task's masked loss, static weight and metrics.
+
+        Args:
+            optimizer: a Keras optimizer or its name.
+            **kwargs: further `compile` arguments (e.g. `steps_per_execution`).
+        """
+        self.compile(
+            optimizer=optimizer,
+            loss={t.name: t.make_loss() for t in self.tasks},
+            loss_weights={t.name: float(t.weight) for t in self.tasks},
+            metrics={t.name: t.make_metrics() for t in self.tasks},
+            **kwargs,
+        )
+
+    # -- gates --------------------------------------------------------------
+    def gate_weights(self, inputs: dict[str, Any], batch_size: int = 8192) -> dict[str, np.ndarray]:
+        """Returns the gate weights per example, per task, per expert.
+
+        This is the one documented call for gate analysis. Keys are
+        `"<task>"` for single-level models (MMoE; OMoE repeats its one gate
+        under every task name) and `"<level>/<task>"` (or
+        `"<level>/shared"`) for stacked models; values are float arrays of
+        shape `(num_examples, num_experts)` whose rows sum to 1.
+
+        Args:
+            inputs: the encoded feature dict (`FeatureEncoder.transform`).
+            batch_size: rows per forward pass.
+
+        Raises:
+            TypeError: the model has no gates.
+        """
+        if not self.gated:
+            raise TypeError(f"{type(self).__name__} has no gates; gated models: MMoE (and later OMoE, CGC, PLE).")
+        num_rows = len(next(iter(inputs.values())))
+        parts: dict[str, list[np.ndarray]] = {}
+        for start in range(0, num_rows, batch_size):
+            batch = {k: v[start:start + batch_size] for k, v in inputs.items()}
+            _, gates = self._task_representations(batch, training=False)
+            for key, value in gates.items():
+                parts.setdefault(key, []).append(keras.ops.convert_to_numpy(value))
+        return {key: np.concatenate(values, axis=0) for key, values in parts.items()}
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "tasks": [t.to_config() for t in self.tasks],
+            "feature_layout": copy.deepcopy(self.feature_layout),
+            "tower_units": self.tower_units,
+            "tower_activation": self.tower_activation,
+            "tower_dropout": self.tower_dropout,
+        }

@@ -1,0 +1,73 @@
+"""MMoE: Multi-gate Mixture-of-Experts (Ma et al., KDD 2018)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mtrec.layers.mixture_of_experts import MixtureOfExperts
+from mtrec.models.base import MultiTaskModel
+from mtrec.types import Tensor
+from mtrec.utils.keras_utils import serializable
+
+
+@serializable
+class MMoE(MultiTaskModel):
+    """Shared experts; each task mixes them with its own softmax gate.
+
+    Args:
+        tasks, feature_layout, tower_units, tower_activation, tower_dropout:
+            see `MultiTaskModel`.
+        num_experts: int. Defaults to `8` (the paper's synthetic setting).
+        expert_units: list of int. Widths of each expert. Defaults to `[16]`.
+        expert_activation: str. Defaults to `"relu"`.
+        expert_dropout: float. Defaults to `0.0`.
+        gate_temperature: float. Softmax temperature of the gates; small
+            values push each gate towards a single expert. Defaults to `1.0`.
+        **kwargs: base `Model` arguments.
+
+    `gate_weights(x)` returns `{task: (num_examples, num_experts)}`.
+
+    Example:
+    ```python
+    model = MMoE(tasks=[RegressionTask("y0"), RegressionTask("y1")],
+                 feature_layout=encoder.layout(), num_experts=8,
+                 expert_units=[16], tower_units=[8])
+    ```
+    """
+
+    gated = True
+
+    def __init__(
+        self,
+        tasks: list,
+        feature_layout: dict[str, Any],
+        num_experts: int = 8,
+        expert_units: list[int] = (16,),
+        expert_activation: str = "relu",
+        expert_dropout: float = 0.0,
+        gate_temperature: float = 1.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(tasks, feature_layout, **kwargs)
+        self.embedding = self._make_embedding()
+        self.mixture = MixtureOfExperts(
+            num_gates=len(self.tasks), num_experts=num_experts, expert_units=expert_units,
+            expert_activation=expert_activation, expert_dropout=expert_dropout,
+            gate_temperature=gate_temperature, name="mixture",
+        )
+
+    def _task_representations(self, inputs: dict[str, Tensor], training: bool | None):
+        mixtures, gates = self.mixture(self.embedding(inputs), training=training)
+        reps = [mixtures[:, i, :] for i in range(len(self.tasks))]
+        return reps, {name: gates[:, i, :] for i, name in enumerate(self.task_names)}
+
+    def get_config(self) -> dict[str, Any]:
+        m = self.mixture
+        return {
+            **super().get_config(),
+            "num_experts": m.num_experts,
+            "expert_units": m.expert_units,
+            "expert_activation": m.expert_activation,
+            "expert_dropout": m.expert_dropout,
+            "gate_temperature": m.gate_temperature,
+        }

@@ -1,0 +1,72 @@
+"""Callbacks of a training run: per-epoch, per-task metrics written as JSON and CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from mtrec.utils.atomic import write_json, write_text
+
+
+def split_task_metrics(logs: dict[str, float], task_names: list[str]) -> dict[str, Any]:
+    """Regroups flat Keras logs (`val_click_auc`) as {split: {task: {metric: value}}}.
+
+    Totals that belong to no task (`loss`, `val_loss`) go under the split's
+    `"total"` key.
+    """
+    by_length = sorted(task_names, key=len, reverse=True)  # "y_long" before "y"
+    out: dict[str, Any] = {"train": {"total": {}}, "valid": {"total": {}}}
+    for key, value in logs.items():
+        split, name = ("valid", key[4:]) if key.startswith("val_") else ("train", key)
+        for task in by_length:
+            if name.startswith(task + "_"):
+                out[split].setdefault(task, {})[name[len(task) + 1:]] = float(value)
+                break
+        else:
+            out[split]["total"][name] = float(value)
+    return out
+
+
+class TaskMetricsLogger(keras.callbacks.Callback):
+    """Writes `metrics.json` (nested by split and task) and `metrics.csv` (flat) after each epoch.
+
+    Both files are rewritten atomically, so a reader never sees a partial
+    file and an interrupted run keeps every finished epoch.
+
+    Args:
+        run_dir: the run directory.
+        task_names: the model's task names.
+    """
+
+    def __init__(self, run_dir: str | Path, task_names: list[str]) -> None:
+        super().__init__()
+        self.run_dir = Path(run_dir)
+        self.task_names = list(task_names)
+        self.history: list[dict[str, Any]] = []
+        self._epoch_start = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._epoch_start = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = dict(logs or {})
+        seconds = time.perf_counter() - self._epoch_start
+        self.history.append({"epoch": epoch, "seconds": seconds, **{k: float(v) for k, v in logs.items()}})
+        nested = [
+            {"epoch": row["epoch"], "seconds": row["seconds"],
+             **split_task_metrics({k: v for k, v in row.items() if k not in ("epoch", "seconds")},
+                                  self.task_names)}
+            for row in self.history
+        ]
+        write_json(self.run_dir / "metrics.json", nested)
+        columns = list(dict.fromkeys(k for row in self.history for k in row))
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(self.history)
+        write_text(self.run_dir / "metrics.csv", buffer.getvalue())

@@ -1,0 +1,104 @@
+"""From a config to encoded arrays: load the rows, split them, fit the encoder on train, encode."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mtrec.config import ExperimentConfig
+from mtrec.data.io import read_table
+from mtrec.data.splits import Splits, make_splits
+from mtrec.data.synthetic import make_synthetic
+from mtrec.errors import SchemaError
+from mtrec.features import FeatureEncoder
+from mtrec.tasks import Task
+from mtrec.utils.validation import closest
+
+SPLIT_NAMES = ("train", "valid", "test")
+
+
+@dataclasses.dataclass
+class EncodedSplit:
+    """One split, encoded: model inputs, labels by task, and the raw rows' index."""
+
+    features: dict[str, np.ndarray]
+    labels: dict[str, np.ndarray]
+    index: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+
+@dataclasses.dataclass
+class PreparedData:
+    """The fitted encoder and the three encoded splits."""
+
+    encoder: FeatureEncoder
+    splits: dict[str, EncodedSplit]
+
+
+def load_frame(config: ExperimentConfig) -> tuple[pd.DataFrame, str]:
+    """Reads the configured rows, or generates them when `data.path` is empty.
+
+    Returns:
+        The table and a description of its source, for messages.
+    """
+    if config.data.path:
+        return read_table(config.data.path), str(config.data.path)
+    synthetic = config.data.synthetic
+    return make_synthetic(**dataclasses.asdict(synthetic)), "the synthetic generator"
+
+
+def encode_labels(tasks: list[Task], frame: pd.DataFrame, source: str) -> dict[str, np.ndarray]:
+    """Checks each task's label column and returns float32 `(n, 1)` arrays with NaN for missing.
+
+    Raises:
+        SchemaError: a label column is missing or not numeric.
+    """
+    labels = {}
+    for task in tasks:
+        if task.label not in frame.columns:
+            raise SchemaError(
+                f"Label column '{task.label}' of task '{task.name}' is missing from {source}."
+                f"{closest(task.label, frame.columns)} Columns present: {list(frame.columns)}")
+        labels[task.name] = task.prepare_labels(frame[task.label], source)
+    return labels
+
+
+def prepare(config: ExperimentConfig, frame: pd.DataFrame | None = None,
+            source: str | None = None) -> PreparedData:
+    """Splits the rows, fits the encoder on the training split only, and encodes every split.
+
+    Args:
+        config: the experiment.
+        frame: rows to use instead of `config.data` (e.g. a DataFrame built
+            in a notebook).
+        source: description of `frame` for messages.
+    """
+    if frame is None:
+        frame, source = load_frame(config)
+    source = source or "the input table"
+    # Labels are checked on the whole table first: a bad label column fails
+    # before any fitting.
+    encode_labels(config.tasks, frame.head(0), source)
+    splits: Splits = make_splits(frame, config.data.split)
+    train_frame = frame.iloc[splits.train]
+    encoder = FeatureEncoder(config.features).fit(train_frame)
+    encoded = {}
+    for name in SPLIT_NAMES:
+        index = getattr(splits, name)
+        part = frame.iloc[index]
+        encoded[name] = EncodedSplit(
+            features=encoder.transform(part),
+            labels=encode_labels(config.tasks, part, f"{source} ({name} split)"),
+            index=index,
+        )
+    return PreparedData(encoder=encoder, splits=encoded)
+
+
+def describe(prepared: PreparedData) -> dict[str, Any]:
+    """Row counts per split, for the run's report."""
+    return {name: len(split) for name, split in prepared.splits.items()}

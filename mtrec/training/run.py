@@ -1,0 +1,232 @@
+"""A training run: config in, a run directory with the model, its features, metrics and report out.
+
+Run directory layout:
+    config.yaml      the resolved config (every default filled in)
+    features.json    the fitted feature state (vocabularies, statistics)
+    model.keras      the trained model (best validation epoch)
+    metrics.json     per-epoch metrics nested by split and task (metrics.csv: flat)
+    report.json      per-task test (and validation) metrics with a constant baseline
+    report.md        the same as a table
+    run.json         status ("running", "failed", "completed"), timings, sizes
+    tensorboard/     TensorBoard logs
+    checkpoints/     last-epoch backup while training; a rerun resumes from it
+
+Final artifacts are written atomically, so a failed run never leaves a
+half-written model or report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import pandas as pd
+import yaml
+
+from mtrec.config import ExperimentConfig
+from mtrec.data.tf_dataset import make_dataset
+from mtrec.errors import ConfigError, MtrecError
+from mtrec.models import MultiTaskModel
+from mtrec.training.callbacks import TaskMetricsLogger
+from mtrec.training.evaluation import evaluate_predictions
+from mtrec.training.prepare import PreparedData, prepare
+from mtrec.training.report import format_report
+from mtrec.utils.atomic import atomic_path, write_json, write_text
+from mtrec.utils.validation import closest
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class RunResult:
+    """What `train` returns.
+
+    Attributes:
+        run_dir: the run directory.
+        model: the trained model (best validation weights).
+        prepared: the fitted encoder and encoded splits.
+        report: per-task metrics by split (`report["test"][task][metric]`).
+        history: Keras history (per-epoch logs).
+    """
+
+    run_dir: Path
+    model: MultiTaskModel
+    prepared: PreparedData
+    report: dict[str, Any]
+    history: dict[str, list[float]]
+
+
+def build_model(config: ExperimentConfig, feature_layout: dict[str, Any]) -> MultiTaskModel:
+    """Instantiates the configured model for a fitted feature layout."""
+    return config.model.model_class(
+        tasks=config.tasks, feature_layout=feature_layout, name=config.model.kind,
+        **config.model.params,
+    )
+
+
+def make_optimizer(config: ExperimentConfig) -> keras.optimizers.Optimizer:
+    """The configured optimizer with its learning rate."""
+    return keras.optimizers.get(
+        {"class_name": config.training.optimizer,
+         "config": {"learning_rate": config.training.learning_rate}})
+
+
+def compile_model(model: MultiTaskModel, config: ExperimentConfig) -> None:
+    """Compiles with the tasks' losses/metrics and the training settings."""
+    model.compile_for_tasks(
+        make_optimizer(config),
+        steps_per_execution=config.training.steps_per_execution,
+        jit_compile=config.training.jit_compile,
+    )
+
+
+def monitor_names(config: ExperimentConfig) -> list[str]:
+    """Every validation metric early stopping may watch."""
+    names = ["val_loss"]
+    for task in config.tasks:
+        names.append(f"val_{task.name}_loss")
+        names += [f"val_{task.name}_{m.name}" for m in task.make_metrics()]
+    return names
+
+
+def _check_run_dir(run_dir: Path, overwrite: bool) -> bool:
+    """Returns True when the run resumes from a checkpoint."""
+    if (run_dir / "report.json").exists() and not overwrite:
+        raise MtrecError(
+            f"Run directory {run_dir} already holds a completed run. "
+            "Choose another --run-dir or pass --overwrite.")
+    if overwrite:
+        import shutil
+        for name in ("checkpoints", "tensorboard"):
+            shutil.rmtree(run_dir / name, ignore_errors=True)
+        for name in ("model.keras", "report.json", "report.md", "metrics.json", "metrics.csv"):
+            (run_dir / name).unlink(missing_ok=True)
+        return False
+    return (run_dir / "checkpoints").exists()
+
+
+def _write_status(run_dir: Path, status: str, **extra: Any) -> None:
+    write_json(run_dir / "run.json", {
+        "status": status,
+        "updated": dt.datetime.now().isoformat(timespec="seconds"),
+        "keras": keras.__version__, "backend": keras.backend.backend(),
+        "python": platform.python_version(), **extra,
+    })
+
+
+def predict_split(model: MultiTaskModel, features: dict[str, np.ndarray],
+                  batch_size: int) -> dict[str, np.ndarray]:
+    """Predictions for a whole split, by task."""
+    outputs = model.predict(make_dataset(features, batch_size=batch_size), verbose=0)
+    return {k: np.asarray(v) for k, v in outputs.items()}
+
+
+def train(
+    config: ExperimentConfig,
+    run_dir: str | Path,
+    frame: pd.DataFrame | None = None,
+    overwrite: bool = False,
+) -> RunResult:
+    """Trains the configured model and writes a run directory.
+
+    If `run_dir` holds checkpoints of an interrupted run of the same config,
+    training resumes from the last finished epoch.
+
+    Args:
+        config: the experiment.
+        run_dir: where to write the run.
+        frame: rows to use instead of `config.data` (optional).
+        overwrite: replace a completed run in `run_dir`.
+
+    Returns:
+        A RunResult with the model, the encoded data and the report.
+
+    Raises:
+        MtrecError: bad config, bad data or an occupied run directory; the
+            run directory's `run.json` then says "failed" and why.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    resuming = _check_run_dir(run_dir, overwrite)
+    early = config.training.early_stopping
+    if early is not None and early.monitor not in monitor_names(config):
+        raise ConfigError(
+            f"training.early_stopping.monitor '{early.monitor}' is not a validation metric of "
+            f"this run.{closest(early.monitor, monitor_names(config))} "
+            f"Choices: {monitor_names(config)}")
+    write_text(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
+    _write_status(run_dir, "running", started=dt.datetime.now().isoformat(timespec="seconds"))
+    started = time.perf_counter()
+    try:
+        result = _train(config, run_dir, frame, resuming)
+    except BaseException as err:
+        _write_status(run_dir, "failed", error=f"{type(err).__name__}: {err}")
+        raise
+    _write_status(run_dir, "completed", seconds=round(time.perf_counter() - started, 2),
+                  rows={k: len(v) for k, v in result.prepared.splits.items()},
+                  epochs=len(next(iter(result.history.values()), [])))
+    return result
+
+
+def _train(config: ExperimentConfig, run_dir: Path, frame: pd.DataFrame | None,
+           resuming: bool) -> RunResult:
+    keras.utils.set_random_seed(config.seed)
+    prepared = prepare(config, frame)
+    prepared.encoder.save(run_dir / "features.json")
+    train_split, valid_split, test_split = (prepared.splits[k] for k in ("train", "valid", "test"))
+
+    model = build_model(config, prepared.encoder.layout())
+    compile_model(model, config)
+    training = config.training
+    callbacks: list[keras.callbacks.Callback] = [
+        TaskMetricsLogger(run_dir, model.task_names),
+        keras.callbacks.BackupAndRestore(str(run_dir / "checkpoints")),
+        keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False,
+                                    profile_batch=0),
+    ]
+    has_valid = len(valid_split) > 0
+    if training.early_stopping is not None and has_valid:
+        es = training.early_stopping
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor=es.monitor, mode=es.mode, patience=es.patience, min_delta=es.min_delta,
+            restore_best_weights=True, verbose=1 if training.verbose else 0))
+    if resuming:
+        logger.warning("Resuming from the checkpoint in %s", run_dir / "checkpoints")
+
+    history = model.fit(
+        make_dataset(train_split.features, train_split.labels, training.batch_size,
+                     shuffle=True, seed=config.seed),
+        validation_data=make_dataset(valid_split.features, valid_split.labels,
+                                     config.scoring.batch_size) if has_valid else None,
+        epochs=training.epochs,
+        callbacks=callbacks,
+        verbose=training.verbose,
+    )
+
+    with atomic_path(run_dir / "model.keras", suffix=".keras") as tmp:
+        model.save(tmp)
+
+    report: dict[str, Any] = {"rows": {k: len(v) for k, v in prepared.splits.items()}}
+    for name, split in (("valid", valid_split), ("test", test_split)):
+        if len(split):
+            predictions = predict_split(model, split.features, config.scoring.batch_size)
+            report[name] = evaluate_predictions(config.tasks, split.labels, predictions,
+                                                train_split.labels)
+    report["model"] = {"kind": config.model.kind, "parameters": int(model.count_params())}
+    write_json(run_dir / "report.json", report)
+    write_text(run_dir / "report.md", format_report(report, title=f"{config.name} ({config.model.kind})"))
+    return RunResult(run_dir, model, prepared, report, history.history)
+
+
+def default_run_dir(config: ExperimentConfig, root: str | os.PathLike = "runs") -> Path:
+    """`runs/<name>/<model>-<timestamp>`."""
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path(root) / config.name / f"{config.model.kind}-{stamp}"

@@ -1,0 +1,46 @@
+"""Shared fixtures: small encoded inputs and a quiet TensorFlow."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_datasets() -> Path | None:
+    """`MTREC_DATA_DIR`, else ../shared/datasets when it exists."""
+    env = os.environ.get("MTREC_DATA_DIR")
+    if env:
+        return Path(env)
+    default = REPO.parent / "shared" / "datasets"
+    return default if default.is_dir() else None
+
+
+@pytest.fixture
+def layout():
+    """A feature layout with numeric columns, a shared table and a multi-valued feature."""
+    return {
+        "numeric_dim": 5,
+        "tables": {"items": {"input_dim": 12, "output_dim": 4}, "users": {"input_dim": 7, "output_dim": 3}},
+        "categorical": {"item": "items", "last_item": "items", "user": "users"},
+        "multi_categorical": {"genres": "items"},
+    }
+
+
+@pytest.fixture
+def inputs():
+    """Encoded inputs matching the `layout` fixture (64 rows)."""
+    rng = np.random.default_rng(0)
+    n = 64
+    return {
+        "numeric": rng.normal(size=(n, 5)).astype("float32"),
+        "item": rng.integers(0, 12, n).astype("int32"),
+        "last_item": rng.integers(0, 12, n).astype("int32"),
+        "user": rng.integers(0, 7, n).astype("int32"),
+        "genres": rng.integers(0, 12, (n, 3)).astype("int32"),
+    }
