@@ -70,7 +70,8 @@ def test_splits_are_read_only():
 
 
 def test_random_split_too_small_for_a_fraction():
-    with pytest.raises(DataError, match=r"The valid split is empty.*0\.1 of 4 rows"):
+    # 4 rows: boundaries floor(3.2 + 0.5) = 3 and floor(3.6 + 0.5) = 4 leave no test row.
+    with pytest.raises(DataError, match=r"The test split is empty.*0\.1 of 4 rows, which rounds to 0"):
         make_splits(frame_of(4), SplitConfig(fractions=[0.8, 0.1, 0.1]))
 
 
@@ -113,8 +114,9 @@ def test_group_split_follows_the_seeded_permutation_of_sorted_groups():
 
 
 def test_group_split_with_too_few_groups():
+    # Group middles at rows 5, 15 and 25 of 30; boundaries at 24 and 27: train, train, valid.
     frame = frame_of(30, user=np.repeat([1, 2, 3], 10))
-    with pytest.raises(DataError, match=r"group split by 'user' left the valid split empty.*3 distinct"):
+    with pytest.raises(DataError, match=r"group split by 'user' left the test split empty.*3 distinct"):
         make_splits(frame, SplitConfig(kind="group", column="user"))
 
 

@@ -440,7 +440,8 @@ class ParquetBatchWriter:
     Args:
         path: the target file.
         schema: the file's schema. Defaults to the first batch's; later
-            batches are cast to it.
+            batches are cast to it. Give it when the first batch may hold a
+            column that is all missing (Arrow would type it `null`).
         compression: Parquet compression codec. Defaults to `"snappy"`.
 
     Example:
@@ -498,23 +499,26 @@ class ParquetBatchWriter:
             extra = [c for c in table.column_names if c not in names]
             if missing or extra:
                 raise SchemaError(
-                    f"Batch for {self.path.resolve()} does not match the file's columns: missing {missing}, "
-                    f"extra {extra}. File columns: {_short_list(names)}."
+                    f"Batch for {self.path.resolve()} does not match the file's columns: "
+                    f"missing {missing}, extra {extra}. File columns: {_short_list(names)}."
                 )
             table = table.select(names)
         if table.schema.equals(self.schema, check_metadata=False):
             return table.replace_schema_metadata(None)
         try:
             return table.cast(self.schema)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as err:
+            target = self.path.resolve()
             for field in self.schema:
-                got = table.schema.field(field.name).type
-                if got != field.type:
+                column = table.column(field.name)
+                try:
+                    column.cast(field.type)
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as col_err:
                     raise SchemaError(
-                        f"Column '{field.name}' of a batch for {self.path.resolve()} is {got}, but the file's "
-                        f"schema has {field.type} (from the first batch): {err}"
+                        f"Column '{field.name}' of a batch for {target} is {column.type}, but "
+                        f"the file's schema has {field.type}: {col_err}"
                     ) from err
-            raise SchemaError(f"Batch for {self.path.resolve()} does not fit the file's schema: {err}") from err
+            raise SchemaError(f"Batch for {target} does not fit the file's schema: {err}") from err
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> bool:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import math
+import warnings
 from typing import Any, Literal
 
 import numpy as np
@@ -335,7 +336,9 @@ def _time_values(column: pd.Series, config: SplitConfig) -> tuple[pd.Series, Any
         return column, cutoffs[0], cutoffs[1]
     if not pd.api.types.is_datetime64_any_dtype(column):
         try:
-            column = pd.to_datetime(column)
+            with warnings.catch_warnings():  # "Could not infer format": dateutil parses each value
+                warnings.simplefilter("ignore", UserWarning)
+                column = pd.to_datetime(column)
         except (ValueError, TypeError) as err:
             raise DataError(
                 f"Split column '{name}' holds values that are not dates or times "
