@@ -1,1 +1,37 @@
-"""mtrec.features."""
+"""mtrec.features: feature specs and the fitted encoder that turns raw columns into model inputs.
+
+Public names:
+    FeatureEncoder: fits vocabularies and statistics on the training split,
+        encodes any split, describes the embedding layout.
+    NumericFeature, CategoricalFeature, MultiCategoricalFeature: the specs.
+    parse_features: config mappings (from YAML) to specs, with clear errors.
+"""
+
+from mtrec.features.encoder import FeatureEncoder
+from mtrec.features.numeric import NumericColumn
+from mtrec.features.specs import (
+    FEATURE_KINDS,
+    NUMERIC_KEY,
+    CategoricalFeature,
+    FeatureSpec,
+    MultiCategoricalFeature,
+    NumericFeature,
+    parse_features,
+)
+from mtrec.features.vocabulary import MISSING, OOV_ID, PAD_ID, Vocabulary
+
+__all__ = [
+    "FEATURE_KINDS",
+    "MISSING",
+    "NUMERIC_KEY",
+    "OOV_ID",
+    "PAD_ID",
+    "CategoricalFeature",
+    "FeatureEncoder",
+    "FeatureSpec",
+    "MultiCategoricalFeature",
+    "NumericColumn",
+    "NumericFeature",
+    "Vocabulary",
+    "parse_features",
+]

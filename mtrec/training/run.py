@@ -184,6 +184,7 @@ def _train(config: ExperimentConfig, run_dir: Path, frame: pd.DataFrame | None,
     train_split, valid_split, test_split = (prepared.splits[k] for k in ("train", "valid", "test"))
 
     model = build_model(config, prepared.encoder.layout())
+    model({k: v[:1] for k, v in train_split.features.items()})  # build: checkpoints need variables
     compile_model(model, config)
     training = config.training
     callbacks: list[keras.callbacks.Callback] = [
@@ -207,6 +208,7 @@ def _train(config: ExperimentConfig, run_dir: Path, frame: pd.DataFrame | None,
         validation_data=make_dataset(valid_split.features, valid_split.labels,
                                      config.scoring.batch_size) if has_valid else None,
         epochs=training.epochs,
+        shuffle=False,  # the dataset reshuffles itself, with the run's seed
         callbacks=callbacks,
         verbose=training.verbose,
     )
