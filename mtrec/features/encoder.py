@@ -31,7 +31,7 @@ from mtrec.features.specs import (
     TableFeature,
     parse_features,
 )
-from mtrec.features.vocabulary import Vocabulary, as_strings
+from mtrec.features.vocabulary import Vocabulary, factorize_strings
 from mtrec.utils.atomic import write_json
 from mtrec.utils.validation import closest, to_dict
 
@@ -146,19 +146,19 @@ class FeatureEncoder:
         lengths: dict[str, int] = {}
         for table, members in self.table_features.items():
             head = members[0]
-            strings = []
+            parts = []
             for spec in members:
                 if isinstance(spec, MultiCategoricalFeature):
-                    tokens, counts = split_cells(df[spec.name], spec.separator)
+                    uniques, codes, counts = split_cells(df[spec.name], spec.separator)
                     longest = int(counts.max()) if len(counts) else 0
                     lengths[spec.name] = spec.max_length or max(1, longest)
-                    strings.append(tokens)
-                else:
-                    strings.append(as_strings(df[spec.name]))
+                    parts.append((uniques, codes))
+                elif head.hash_buckets is None:
+                    parts.append(factorize_strings(df[spec.name]))
             if head.hash_buckets is not None:
                 vocabularies[table] = Vocabulary.hashed(head.hash_buckets)
             else:
-                vocabularies[table] = Vocabulary.fit(strings, head.min_count, head.max_vocab_size)
+                vocabularies[table] = Vocabulary.fit(parts, head.min_count, head.max_vocab_size)
 
         self.numeric_ = numeric_states
         self.numeric_columns_ = _numeric_columns(numeric_states)
@@ -195,14 +195,15 @@ class FeatureEncoder:
             out[NUMERIC_KEY] = encode_numeric(self.numeric_, values, source)
         oov: dict[str, int] = {}
         for spec in self.categorical_features:
-            ids, unseen = self.vocabularies_[spec.table_name].lookup(as_strings(df[spec.name]))
-            out[spec.name] = ids.astype(np.int32)
-            oov[spec.name] = int(unseen.sum())
+            uniques, codes = factorize_strings(df[spec.name])
+            ids, unseen = self.vocabularies_[spec.table_name].lookup(uniques)
+            out[spec.name] = ids.astype(np.int32)[codes]
+            oov[spec.name] = int(unseen[codes].sum())
         for spec in self.multi_categorical_features:
-            tokens, lengths = split_cells(df[spec.name], spec.separator)
-            ids, unseen = self.vocabularies_[spec.table_name].lookup(tokens)
-            out[spec.name], fits = pad_ids(ids, lengths, self.lengths_[spec.name])
-            oov[spec.name] = int(unseen[fits].sum())
+            uniques, codes, lengths = split_cells(df[spec.name], spec.separator)
+            ids, unseen = self.vocabularies_[spec.table_name].lookup(uniques)
+            out[spec.name], fits = pad_ids(ids[codes], lengths, self.lengths_[spec.name])
+            oov[spec.name] = int(unseen[codes][fits].sum())
         self.last_oov_counts_ = {s.name: oov[s.name] for s in self._table_specs()}
         return out
 
@@ -236,12 +237,14 @@ class FeatureEncoder:
             present = [str(c) for c in types]
             parts = []
             for column, feature in missing:
-                owner = "" if feature == column else f" (feature '{feature}')"
+                owner = "" if feature == column else f" (from feature '{feature}')"
                 parts.append(f"'{column}'{owner}.{closest(column, present)}")
-            noun = "Column" if len(missing) == 1 else "Columns"
-            raise SchemaError(
-                f"{noun} needed by the features missing from {source}: {' '.join(parts)} "
-                f"Columns present: {present}")
+            if len(missing) == 1:
+                column, _ = missing[0]
+                head = f"Column '{column}' needed by the features is missing from {source}.{closest(column, present)}"
+            else:
+                head = f"Columns needed by the features are missing from {source}: {' '.join(parts)}"
+            raise SchemaError(f"{head} Columns present: {present}")
         for column, feature in needed:
             if column in numeric and is_numeric(types[column]) is False:
                 owner = "" if feature == column else f" (from pattern '{feature}')"

@@ -105,17 +105,21 @@ class NumericColumn:
         x = np.array(values, dtype=np.float64, copy=True)
         missing = ~np.isfinite(x)
         if self.log1p:
-            bad = ~missing & (x <= -1.0)
-            if bad.any():
-                raise DataError(
-                    f"Column '{self.column}' (numeric feature '{self.feature}', log1p: true) has "
-                    f"{int(bad.sum())} value(s) <= -1 in {source}, e.g. {x[bad][:3].tolist()}; "
-                    f"log1p needs values > -1. Shift or clean the column, or set log1p: false.")
+            self.check_log1p(x, source)
             with np.errstate(invalid="ignore"):
                 x = np.log1p(x)
         if self.clip is not None:
             x = np.clip(x, self.clip[0], self.clip[1])
         return x, missing
+
+    def check_log1p(self, values: np.ndarray, source: str) -> None:
+        """Raises DataError when `values` (raw, NaN for missing) has a value <= -1."""
+        bad = np.isfinite(values) & (values <= -1.0)
+        if bad.any():
+            raise DataError(
+                f"Column '{self.column}' (numeric feature '{self.feature}', log1p: true) has "
+                f"{int(bad.sum())} value(s) <= -1 in {source}, e.g. {values[bad][:3].tolist()}; "
+                f"log1p needs values > -1. Shift or clean the column, or set log1p: false.")
 
     def to_config(self) -> dict[str, Any]:
         """JSON-able state."""
@@ -159,13 +163,14 @@ def encode_numeric(states: list[NumericColumn], values: np.ndarray, source: str)
             part = x[:, log1p]
             bad = ~missing[:, log1p] & (part <= -1.0)
             if bad.any():
-                column = states[int(np.flatnonzero(log1p)[np.flatnonzero(bad.any(axis=0))[0]])]
-                column._transform_raw(values[:, states.index(column)], source)  # raises DataError
+                j = int(np.flatnonzero(log1p)[np.flatnonzero(bad.any(axis=0))[0]])
+                states[j].check_log1p(values[:, j], source)
             with np.errstate(invalid="ignore"):
                 x[:, log1p] = np.log1p(part)
         if clip:
             np.clip(x, lo, hi, out=x)
-        np.copyto(x, np.broadcast_to(fill, x.shape), where=missing)
+        if missing.any():
+            np.copyto(x, np.broadcast_to(fill, x.shape), where=missing)
         x -= mean
         x /= std
         out[start:start + len(x), :width] = x

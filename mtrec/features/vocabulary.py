@@ -71,12 +71,49 @@ def as_strings(values: pd.Series | np.ndarray | list) -> np.ndarray:
     return out
 
 
+def factorize_strings(values: pd.Series | np.ndarray | list) -> tuple[np.ndarray, np.ndarray]:
+    """Category strings of a column, as unique strings and one code per value.
+
+    Only the unique raw values are converted to strings, so a 600k-row
+    column costs one hash pass. Raw values that give the same string (e.g.
+    `5` and `"5"`) share a code; missing values get the code of
+    `"<missing>"`.
+
+    Args:
+        values: a Series, array or list of scalars.
+
+    Returns:
+        `(uniques, codes)`: a 1-d object array of distinct str, and int64
+        codes into it, one per value.
+    """
+    series = values if isinstance(values, pd.Series) else pd.Series(values, dtype=object)
+    try:
+        codes, raw = pd.factorize(series, use_na_sentinel=True)
+    except TypeError:  # unhashable cells (e.g. lists): convert every value
+        codes, raw = pd.factorize(as_strings(series))
+    strings = as_strings(pd.Series(raw))
+    codes = np.asarray(codes, dtype=np.int64)
+    missing = codes < 0
+    if missing.any():
+        strings = np.append(strings, np.array([MISSING], dtype=object))
+        codes[missing] = len(strings) - 1
+    return merge_equal(strings, codes)
+
+
+def merge_equal(strings: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Merges equal strings of `strings`, remapping `codes` into the distinct ones."""
+    merged, distinct = pd.factorize(np.asarray(strings, dtype=object))
+    if len(distinct) == len(strings):
+        return np.asarray(strings, dtype=object), codes
+    return np.asarray(distinct, dtype=object), merged.astype(np.int64)[codes]
+
+
 def hash_ids(strings: np.ndarray, hash_buckets: int) -> np.ndarray:
     """Stable hashed ids: `2 + siphash(value) % hash_buckets`, as int64."""
     if len(strings) == 0:
         return np.zeros(0, dtype=np.int64)
     hashes = pd.util.hash_array(np.asarray(strings, dtype=object), encoding="utf8",
-                                hash_key=_HASH_KEY, categorize=True)
+                                hash_key=_HASH_KEY, categorize=False)
     return (hashes % np.uint64(hash_buckets)).astype(np.int64) + FIRST_ID
 
 
@@ -107,24 +144,29 @@ class Vocabulary:
         self._excluded_index = pd.Index(np.asarray(list(self.excluded), dtype=object), dtype=object)
 
     @classmethod
-    def fit(cls, strings: list[np.ndarray], min_count: int = 1,
+    def fit(cls, parts: list[tuple[np.ndarray, np.ndarray]], min_count: int = 1,
             max_vocab_size: int | None = None) -> Vocabulary:
         """Fits on the union of the training values of a table's columns.
 
         Args:
-            strings: one array of category strings per member column.
+            parts: one `(uniques, codes)` pair (see `factorize_strings`) per
+                member column; every code is one occurrence.
             min_count: minimum training count to get an own id.
             max_vocab_size: keep at most this many values.
 
         Returns:
             The Vocabulary, values by decreasing count, ties by value.
         """
-        flat = np.concatenate(strings) if strings else np.zeros(0, dtype=object)
-        counts = pd.Series(flat, dtype=object).value_counts(sort=False)
-        frame = pd.DataFrame({"value": counts.index.to_numpy(dtype=object),
-                              "count": counts.to_numpy(dtype=np.int64)})
+        values = [np.asarray(u, dtype=object) for u, _ in parts]
+        counts = [np.bincount(c, minlength=len(u)) for u, c in parts]
+        values = np.concatenate(values) if values else np.zeros(0, dtype=object)
+        counts = np.concatenate(counts) if counts else np.zeros(0, dtype=np.int64)
+        codes, distinct = pd.factorize(values)
+        totals = np.bincount(codes, weights=counts, minlength=len(distinct)).astype(np.int64)
+        frame = pd.DataFrame({"value": np.asarray(distinct, dtype=object), "count": totals})
+        frame = frame[frame["count"] > 0]
         frame = frame.sort_values(["count", "value"], ascending=[False, True], kind="mergesort")
-        keep = (frame["count"] >= min_count).to_numpy()
+        keep = np.array(frame["count"] >= min_count, dtype=bool)
         if max_vocab_size is not None:
             keep &= np.cumsum(keep) <= max_vocab_size
         kept, dropped = frame[keep], frame[~keep]
@@ -148,7 +190,8 @@ class Vocabulary:
         """Maps category strings to ids.
 
         Args:
-            strings: a 1-d object array of category strings (see `as_strings`).
+            strings: a 1-d object array of category strings (e.g. the
+                uniques of `factorize_strings`).
 
         Returns:
             The int64 ids, and a boolean mask of the values that went to the

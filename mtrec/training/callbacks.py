@@ -47,8 +47,17 @@ class TaskMetricsLogger(keras.callbacks.Callback):
         super().__init__()
         self.run_dir = Path(run_dir)
         self.task_names = list(task_names)
-        self.history: list[dict[str, Any]] = []
+        self.history: list[dict[str, Any]] = self._finished_epochs()
         self._epoch_start = 0.0
+
+    def _finished_epochs(self) -> list[dict[str, Any]]:
+        # A resumed run keeps the epochs it logged before the interruption.
+        path = self.run_dir / "metrics.csv"
+        if not path.exists():
+            return []
+        with path.open(newline="") as f:
+            return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items() if v != ""}
+                    for row in csv.DictReader(f)]
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self._epoch_start = time.perf_counter()
@@ -56,6 +65,7 @@ class TaskMetricsLogger(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = dict(logs or {})
         seconds = time.perf_counter() - self._epoch_start
+        self.history = [row for row in self.history if row["epoch"] < epoch]
         self.history.append({"epoch": epoch, "seconds": seconds, **{k: float(v) for k, v in logs.items()}})
         nested = [
             {"epoch": row["epoch"], "seconds": row["seconds"],

@@ -97,6 +97,17 @@ def monitor_names(config: ExperimentConfig) -> list[str]:
     return names
 
 
+#: Metrics where higher is better; every other logged metric is a loss or an error.
+_MAXIMIZED = ("auc", "accuracy")
+
+
+def monitor_mode(monitor: str, mode: str) -> str:
+    """Resolves early stopping's "auto" mode from the metric name (Keras cannot see through MaskedMetric)."""
+    if mode != "auto":
+        return mode
+    return "max" if monitor.endswith(tuple(f"_{m}" for m in _MAXIMIZED)) else "min"
+
+
 def _check_run_dir(run_dir: Path, overwrite: bool) -> bool:
     """Returns True when the run resumes from a checkpoint."""
     if (run_dir / "report.json").exists() and not overwrite:
@@ -197,7 +208,7 @@ def _train(config: ExperimentConfig, run_dir: Path, frame: pd.DataFrame | None,
     if training.early_stopping is not None and has_valid:
         es = training.early_stopping
         callbacks.append(keras.callbacks.EarlyStopping(
-            monitor=es.monitor, mode=es.mode, patience=es.patience, min_delta=es.min_delta,
+            monitor=es.monitor, mode=monitor_mode(es.monitor, es.mode), patience=es.patience, min_delta=es.min_delta,
             restore_best_weights=True, verbose=1 if training.verbose else 0))
     if resuming:
         logger.warning("Resuming from the checkpoint in %s", run_dir / "checkpoints")
