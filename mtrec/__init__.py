@@ -1,3 +1,36 @@
-"""mtrec: multi-task learning for recommendations and tabular prediction on Keras 3."""
+"""mtrec: multi-task learning for recommendations and tabular prediction on Keras 3.
+
+The public API is re-exported here::
+
+    import mtrec
+    config = mtrec.load_config("configs/quickstart.yaml")
+    result = mtrec.train(config, "runs/demo")
+    mtrec.score_file("runs/demo", "rows.parquet", "scores.parquet")
+"""
 
 __version__ = "0.1.0"
+
+from mtrec.config import ExperimentConfig, load_config, parse_config
+from mtrec.data import SplitConfig, make_splits, make_synthetic, read_table
+from mtrec.errors import ConfigError, DataError, MtrecError, NotFittedError, SchemaError
+from mtrec.features import (
+    CategoricalFeature, FeatureEncoder, MultiCategoricalFeature, NumericFeature, parse_features,
+)
+from mtrec.layers import MLP, ExpertBank, FeatureEmbedding, MixtureOfExperts, SoftmaxGate, TaskTower
+from mtrec.models import MMoE, MODEL_KINDS, MultiTaskModel, SharedBottom, SingleTask
+from mtrec.scoring import predict_arrays, score_file, score_frame
+from mtrec.tasks import BinaryTask, MulticlassTask, RegressionTask, Task
+from mtrec.training.run import RunResult, train
+from mtrec.training.trained_run import TrainedRun, load_run
+
+__all__ = [
+    "ExperimentConfig", "load_config", "parse_config",
+    "SplitConfig", "make_splits", "make_synthetic", "read_table",
+    "ConfigError", "DataError", "MtrecError", "NotFittedError", "SchemaError",
+    "CategoricalFeature", "FeatureEncoder", "MultiCategoricalFeature", "NumericFeature", "parse_features",
+    "MLP", "ExpertBank", "FeatureEmbedding", "MixtureOfExperts", "SoftmaxGate", "TaskTower",
+    "MMoE", "MODEL_KINDS", "MultiTaskModel", "SharedBottom", "SingleTask",
+    "predict_arrays", "score_file", "score_frame",
+    "BinaryTask", "MulticlassTask", "RegressionTask", "Task",
+    "RunResult", "train", "TrainedRun", "load_run",
+]
