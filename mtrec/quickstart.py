@@ -70,13 +70,13 @@ def run_quickstart(out_dir: str | Path = "runs/quickstart",
             config = parse_config(apply_overrides(raw, ["training.verbose=0", *(overrides or [])]))
             started = time.perf_counter()
             result = train(config, Path(out_dir) / f"corr{correlation}" / kind, overwrite=True)
-            row: dict[str, Any] = {"correlation": correlation, "model": kind}
+            row: dict[str, Any] = {"correlation": str(correlation), "model": kind}
             for task in config.tasks:
                 test = result.report["test"][task.name]
                 row[f"{task.name} R2"] = test["r2"]
                 row[f"{task.name} RMSE"] = test["rmse"]
             row["epochs"] = len(result.history["loss"])
-            row["seconds"] = round(time.perf_counter() - started, 1)
+            row["seconds"] = f"{time.perf_counter() - started:.1f}"
             rows.append(row)
             print(f"  corr={correlation} {kind}: done in {row['seconds']} s", flush=True)
     return rows

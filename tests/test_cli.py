@@ -40,5 +40,5 @@ def test_score_missing_input_names_the_file(tmp_path, capsys):
 def test_quickstart_compares_both_models_at_both_correlations(tmp_path):
     rows = run_quickstart(tmp_path, overrides=SMALL)
     assert [(r["correlation"], r["model"]) for r in rows] == [
-        (0.5, "shared_bottom"), (0.5, "mmoe"), (0.9, "shared_bottom"), (0.9, "mmoe")]
+        ("0.5", "shared_bottom"), ("0.5", "mmoe"), ("0.9", "shared_bottom"), ("0.9", "mmoe")]
     assert all("y0 R2" in r and "y1 RMSE" in r for r in rows)

@@ -23,7 +23,8 @@ def natural_key(name: str) -> tuple:
     return parts, name
 
 
-def expand_numeric(specs: Sequence[FeatureSpec], columns: Sequence[Any], source: str) -> list[tuple[str, NumericFeature]]:
+def expand_numeric(specs: Sequence[FeatureSpec], columns: Sequence[Any],
+                   source: str) -> list[tuple[str, NumericFeature]]:
     """Expands numeric globs against a table's columns.
 
     A glob skips columns that a feature names explicitly (of any kind), so

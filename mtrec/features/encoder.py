@@ -95,12 +95,9 @@ class FeatureEncoder:
     def table_features(self) -> dict[str, list[TableFeature]]:
         """`{table: [features reading it]}`, tables in order of first use."""
         tables: dict[str, list[TableFeature]] = {}
-        for spec in self.categorical_features + self.multi_categorical_features:
+        for spec in self._table_specs():
             tables.setdefault(spec.table_name, []).append(spec)
-        return {t: tables[t] for t in self._table_order()}
-
-    def _table_order(self) -> list[str]:
-        return list(dict.fromkeys(s.table_name for s in self.specs if not isinstance(s, NumericFeature)))
+        return tables
 
     @property
     def is_fitted(self) -> bool:
@@ -114,13 +111,16 @@ class FeatureEncoder:
 
     # -- fit and transform -----------------------------------------------------------------
 
-    def fit(self, df: pd.DataFrame, source: str = "the training table") -> FeatureEncoder:
+    def fit(self, df: pd.DataFrame, source: str = "the training table",
+            exclude: Sequence[str] = ()) -> FeatureEncoder:
         """Fits statistics, vocabularies and lengths on the training split.
 
         Args:
             df: the training rows (only the training split: nothing from
                 validation or test may leak into the encoding).
             source: description of `df` for messages.
+            exclude: columns numeric globs must never match, e.g. the label
+                and id columns (so `"*"` cannot pick up a label).
 
         Returns:
             self.
@@ -135,7 +135,8 @@ class FeatureEncoder:
             raise DataError(f"Cannot fit the feature encoder: {source} has no rows.")
         for attr in ("numeric_", "numeric_columns_", "vocabularies_", "lengths_", "last_oov_counts_"):
             self.__dict__.pop(attr, None)
-        numeric = expand_numeric(self.specs, list(df.columns), source)
+        numeric = expand_numeric(self.specs,
+                                 [c for c in df.columns if c not in set(exclude)], source)
         needed = [(column, spec.name) for column, spec in numeric] + [
             (spec.name, spec.name) for spec in self._table_specs()]
         self._check_columns(column_types(df), needed, {column for column, _ in numeric}, source)
@@ -188,7 +189,6 @@ class FeatureEncoder:
         self._check_fitted()
         _check_frame(df)
         self.check_columns(df, source)
-        n = len(df)
         out: dict[str, np.ndarray] = {}
         if self.numeric_:
             values = numeric_matrix(df, [state.column for state in self.numeric_], source)
@@ -240,8 +240,7 @@ class FeatureEncoder:
                 owner = "" if feature == column else f" (from feature '{feature}')"
                 parts.append(f"'{column}'{owner}.{closest(column, present)}")
             if len(missing) == 1:
-                column, _ = missing[0]
-                head = f"Column '{column}' needed by the features is missing from {source}.{closest(column, present)}"
+                head = f"Column needed by the features is missing from {source}: {parts[0]}"
             else:
                 head = f"Columns needed by the features are missing from {source}: {' '.join(parts)}"
             raise SchemaError(f"{head} Columns present: {present}")
@@ -346,11 +345,12 @@ class FeatureEncoder:
             encoder.numeric_ = [NumericColumn.from_config(c) for c in config["numeric"]]
             encoder.numeric_columns_ = _numeric_columns(encoder.numeric_)
             tables = config["tables"]
-            encoder.vocabularies_ = {t: Vocabulary.from_config(tables[t]) for t in encoder._table_order()}
+            encoder.vocabularies_ = {t: Vocabulary.from_config(tables[t]) for t in encoder.table_features}
             encoder.lengths_ = {s.name: int(config["lengths"][s.name])
                                 for s in encoder.multi_categorical_features}
         except (KeyError, TypeError, ValueError) as err:
-            raise DataError(f"FeatureEncoder state is incomplete or malformed: {type(err).__name__}: {err}") from err
+            raise DataError(
+                f"FeatureEncoder state is incomplete or malformed: {type(err).__name__}: {err}") from err
         encoder.last_oov_counts_ = {s.name: 0 for s in encoder._table_specs()}
         return encoder
 
@@ -380,7 +380,8 @@ class FeatureEncoder:
     # -- helpers ---------------------------------------------------------------------------
 
     def _table_specs(self) -> list[TableFeature]:
-        return self.categorical_features + self.multi_categorical_features
+        """Categorical and multi-valued features, in declaration order."""
+        return [s for s in self.specs if not isinstance(s, NumericFeature)]
 
     def _check_fitted(self) -> None:
         if not self.is_fitted:

@@ -80,26 +80,12 @@ class NumericColumn:
             mean, std, fill = 0.0, 1.0, 0.0
         if spec.impute == "zero" and state.clip is not None:
             fill = float(np.clip(fill, *state.clip))
-        if not np.isfinite(std) or std == 0.0 or std <= 1e-10 * abs(mean):
+        if not np.isfinite(std) or std == 0.0 or std <= 1e-12 * abs(mean):
             std = 1.0  # a constant column
         state.mean, state.std, state.fill = mean, std, fill
         state.indicator = spec.missing_indicator == "always" or (
             spec.missing_indicator == "auto" and bool(missing.any()))
         return state
-
-    def transform(self, values: np.ndarray, source: str) -> tuple[np.ndarray, np.ndarray]:
-        """Encodes values with the fitted statistics.
-
-        Args:
-            values: float64 values, NaN for missing.
-            source: description of the table, for messages.
-
-        Returns:
-            The standardized float64 values and the boolean missing mask.
-        """
-        x, missing = self._transform_raw(values, source)
-        x[missing] = self.fill
-        return (x - self.mean) / self.std, missing
 
     def _transform_raw(self, values: np.ndarray, source: str) -> tuple[np.ndarray, np.ndarray]:
         x = np.array(values, dtype=np.float64, copy=True)

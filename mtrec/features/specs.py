@@ -35,7 +35,8 @@ class NumericFeature:
     Args:
         name: str. The column name, or a glob such as `"x*"` expanded against
             the training table's columns at fit time (naturally sorted, so
-            `x2` comes before `x10`).
+            `x2` comes before `x10`). A glob skips columns that another
+            feature names explicitly.
         kind: `"numeric"`.
         log1p: bool. Apply `log(1 + x)` first; values <= -1 are an error.
             Defaults to `False`.

@@ -86,7 +86,10 @@ def prepare(config: ExperimentConfig, frame: pd.DataFrame | None = None,
     encode_labels(config.tasks, frame.head(0), source)
     splits: Splits = make_splits(frame, config.data.split)
     train_frame = frame.iloc[splits.train]
-    encoder = FeatureEncoder(config.features).fit(train_frame)
+    # Labels and ids must never be picked up by a feature glob such as "*".
+    encoder = FeatureEncoder(config.features).fit(
+        train_frame, source=f"{source} (train split)",
+        exclude=[t.label for t in config.tasks] + list(config.data.id_columns))
     encoded = {}
     for name in SPLIT_NAMES:
         index = getattr(splits, name)
