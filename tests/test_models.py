@@ -129,3 +129,16 @@ def test_models_learn_a_nonlinear_two_task_function(kind):
     for name, y in (("a", y0[2500:]), ("b", y1[2500:])):
         r2 = 1 - np.mean((pred[name] - y) ** 2) / np.var(y)
         assert r2 > 0.8, (kind, name, r2)
+
+
+def test_omoe_shares_one_gate_across_tasks(layout, inputs):
+    from mtrec.models import OMoE
+
+    model = OMoE(TASKS, layout, num_experts=4)
+    gates = model.gate_weights(inputs)
+    np.testing.assert_array_equal(gates["click"], gates["rating"])
+    np.testing.assert_allclose(gates["click"].sum(axis=1), 1.0, rtol=1e-5)
+    # One gate: MMoE's weights minus (tasks - 1) gates of (20 inputs x 4 experts + 4).
+    mmoe = MMoE(TASKS, layout, num_experts=4)
+    mmoe(inputs)
+    assert mmoe.count_params() - model.count_params() == 2 * (20 * 4 + 4)

@@ -2,6 +2,7 @@
 
 from mtrec.models.base import MultiTaskModel
 from mtrec.models.mmoe import MMoE
+from mtrec.models.omoe import OMoE
 from mtrec.models.shared_bottom import SharedBottom
 from mtrec.models.single_task import SingleTask
 
@@ -10,6 +11,7 @@ MODEL_KINDS: dict[str, type[MultiTaskModel]] = {
     "single_task": SingleTask,
     "shared_bottom": SharedBottom,
     "mmoe": MMoE,
+    "omoe": OMoE,
 }
 
-__all__ = ["MultiTaskModel", "SingleTask", "SharedBottom", "MMoE", "MODEL_KINDS"]
+__all__ = ["MultiTaskModel", "SingleTask", "SharedBottom", "MMoE", "OMoE", "MODEL_KINDS"]

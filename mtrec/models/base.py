@@ -116,6 +116,8 @@ class MultiTaskModel(keras.Model):
         if not self.gated:
             raise TypeError(f"{type(self).__name__} has no gates; gated models: MMoE (and later OMoE, CGC, PLE).")
         num_rows = len(next(iter(inputs.values())))
+        if not self.built:
+            self({k: v[:1] for k, v in inputs.items()})
         parts: dict[str, list[np.ndarray]] = {}
         for start in range(0, num_rows, batch_size):
             batch = {k: v[start:start + batch_size] for k, v in inputs.items()}
