@@ -142,3 +142,31 @@ def test_omoe_shares_one_gate_across_tasks(layout, inputs):
     mmoe = MMoE(TASKS, layout, num_experts=4)
     mmoe(inputs)
     assert mmoe.count_params() - model.count_params() == 2 * (20 * 4 + 4)
+
+
+def test_ple_gates_per_level(layout, inputs):
+    from mtrec.models import PLE
+
+    model = PLE(TASKS, layout, num_levels=2, num_shared_experts=2, num_task_experts=3, expert_units=[4])
+    gates = model.gate_weights(inputs)
+    assert set(gates) == {"level0/click", "level0/rating", "level0/genre", "level0/shared",
+                          "level1/click", "level1/rating", "level1/genre"}
+    assert gates["level0/click"].shape == (64, 3 + 2)
+    assert gates["level0/shared"].shape == (64, 3 * 3 + 2)
+    for g in gates.values():
+        np.testing.assert_allclose(g.sum(axis=1), 1.0, rtol=1e-5)
+    # Weights: per level, 3 task banks of 3 experts and one bank of 2 shared experts
+    # (width 20 in level 0, 4 above), 3 task gates of 5, a shared gate of 11 in level 0.
+    level0 = 11 * (20 * 4 + 4) + 3 * (20 * 5 + 5) + (20 * 11 + 11)
+    level1 = 11 * (4 * 4 + 4) + 3 * (4 * 5 + 5)
+    towers = sum(4 * 8 + 8 + 8 * out + out for out in (1, 1, 3))
+    assert model.count_params() == 12 * 4 + 7 * 3 + level0 + level1 + towers
+
+
+def test_cgc_is_one_level_with_task_keys(layout, inputs):
+    from mtrec.models import CGC
+
+    model = CGC(TASKS, layout, num_shared_experts=1, num_task_experts=2)
+    gates = model.gate_weights(inputs)
+    assert set(gates) == {"click", "rating", "genre"} and gates["click"].shape == (64, 3)
+    assert "num_levels" not in model.get_config()

@@ -3,6 +3,7 @@
 from mtrec.models.base import MultiTaskModel
 from mtrec.models.mmoe import MMoE
 from mtrec.models.omoe import OMoE
+from mtrec.models.ple import CGC, PLE
 from mtrec.models.shared_bottom import SharedBottom
 from mtrec.models.single_task import SingleTask
 
@@ -12,6 +13,8 @@ MODEL_KINDS: dict[str, type[MultiTaskModel]] = {
     "shared_bottom": SharedBottom,
     "mmoe": MMoE,
     "omoe": OMoE,
+    "cgc": CGC,
+    "ple": PLE,
 }
 
-__all__ = ["MultiTaskModel", "SingleTask", "SharedBottom", "MMoE", "OMoE", "MODEL_KINDS"]
+__all__ = ["MultiTaskModel", "SingleTask", "SharedBottom", "MMoE", "OMoE", "CGC", "PLE", "MODEL_KINDS"]
