@@ -41,7 +41,7 @@ def test_every_shipped_config_is_valid(path):
     ({"trainig": {}}, r"Unknown config key 'trainig'.*Did you mean 'training'"),
     ({"model": {"kind": "mmoe", "num_expert": 4}}, r"'model.num_expert'.*Did you mean 'num_experts'"),
     ({"model": {"kind": "mmoe", "num_experts": "eight"}}, r"'model.num_experts' must be an integer"),
-    ({"model": {"kind": "mmoee"}}, r"'model.kind'.*one of \['cgc', 'mmoe', 'omoe', 'ple', 'shared_bottom', 'single_task'\]"),
+    ({"model": {"kind": "mmoee"}}, r"'model.kind'.*one of \['cgc', 'cross_stitch', 'mmoe', 'omoe', 'ple', 'shared_bottom', 'single_task', 'soft_sharing'\]"),
     ({"model": {"num_experts": 4}}, r"'model.kind'"),
     ({"tasks": [{"name": "y0", "kind": "ranking"}]}, r"'tasks\[0\].kind'.*one of"),
     ({"training": {"epochs": "ten"}}, r"'training.epochs' must be an integer"),

@@ -1,5 +1,6 @@
 """Keras 3 layers (keras.ops only), one public class per module, all serializable."""
 
+from mtrec.layers.cross_stitch import CrossStitchUnit
 from mtrec.layers.expert_bank import ExpertBank
 from mtrec.layers.extraction_level import ExtractionLevel
 from mtrec.layers.feature_embedding import FeatureEmbedding
@@ -8,4 +9,4 @@ from mtrec.layers.mlp import MLP
 from mtrec.layers.softmax_gate import SoftmaxGate
 from mtrec.layers.task_tower import TaskTower
 
-__all__ = ["MLP", "ExpertBank", "SoftmaxGate", "TaskTower", "FeatureEmbedding", "MixtureOfExperts", "ExtractionLevel"]
+__all__ = ["MLP", "ExpertBank", "SoftmaxGate", "TaskTower", "FeatureEmbedding", "MixtureOfExperts", "ExtractionLevel", "CrossStitchUnit"]

@@ -1,11 +1,13 @@
 """Multi-task models, selectable by name in config (`model.kind`)."""
 
 from mtrec.models.base import MultiTaskModel
+from mtrec.models.cross_stitch import CrossStitch
 from mtrec.models.mmoe import MMoE
 from mtrec.models.omoe import OMoE
 from mtrec.models.ple import CGC, PLE
 from mtrec.models.shared_bottom import SharedBottom
 from mtrec.models.single_task import SingleTask
+from mtrec.models.soft_sharing import SoftSharing
 
 #: Model kinds by config name.
 MODEL_KINDS: dict[str, type[MultiTaskModel]] = {
@@ -15,6 +17,8 @@ MODEL_KINDS: dict[str, type[MultiTaskModel]] = {
     "omoe": OMoE,
     "cgc": CGC,
     "ple": PLE,
+    "soft_sharing": SoftSharing,
+    "cross_stitch": CrossStitch,
 }
 
-__all__ = ["MultiTaskModel", "SingleTask", "SharedBottom", "MMoE", "OMoE", "CGC", "PLE", "MODEL_KINDS"]
+__all__ = ["MultiTaskModel", "SingleTask", "SharedBottom", "MMoE", "OMoE", "CGC", "PLE", "SoftSharing", "CrossStitch", "MODEL_KINDS"]
