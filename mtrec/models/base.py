@@ -15,7 +15,7 @@ import numpy as np
 
 from mtrec.layers.feature_embedding import FeatureEmbedding
 from mtrec.layers.task_tower import TaskTower
-from mtrec.tasks import Task, task_from_config
+from mtrec.tasks import Task, chain_order, task_from_config
 from mtrec.types import Tensor
 
 
@@ -51,6 +51,7 @@ class MultiTaskModel(keras.Model):
         if not self.tasks:
             raise ValueError("`tasks` must name at least one task. Received: tasks=[]")
         self.task_names = [t.name for t in self.tasks]
+        self._chain_order = chain_order(self.tasks)
         self.feature_layout = copy.deepcopy(dict(feature_layout))
         self.tower_units = list(tower_units)
         self.tower_activation = tower_activation
@@ -76,10 +77,22 @@ class MultiTaskModel(keras.Model):
 
     def call(self, inputs: dict[str, Tensor], training: bool | None = None) -> dict[str, Tensor]:
         representations, _ = self._task_representations(inputs, training)
-        return {
+        outputs = {
             name: tower(rep, training=training)
             for name, tower, rep in zip(self.task_names, self.towers, representations)
         }
+        # ESMM chains: a task "after" another outputs p(after) * p(this | after);
+        # its tower only ever models the conditional.
+        for task in self._chain_order:
+            parent = getattr(task, "after", None)
+            if parent is not None:
+                outputs[task.name] = outputs[parent] * outputs[task.name]
+        return outputs
+
+    @property
+    def chained_tasks(self) -> dict[str, str]:
+        """{task: the task it comes after} for every ESMM-chained task."""
+        return {t.name: t.after for t in self.tasks if getattr(t, "after", None)}
 
     def compile_for_tasks(self, optimizer: Any = "adam", **kwargs: Any) -> None:
         """Compiles with each task's masked loss, static weight and metrics.

@@ -86,6 +86,12 @@ def _output_frame(run: TrainedRun, frame: pd.DataFrame, predictions: dict[str, n
     out = {c: frame[c].to_numpy() for c in run.config.data.id_columns}
     for task in run.config.tasks:
         out.update(task.output_columns(predictions[task.name]))
+        parent = getattr(task, "after", None)
+        if parent is not None:
+            # joint = p(parent) * p(task | parent), so the conditional is exact division.
+            joint, prior = predictions[task.name].ravel(), predictions[parent].ravel()
+            out[f"{task.name}_conditional"] = np.where(
+                prior > 0, joint / np.maximum(prior, 1e-12), 0.0).astype("float32")
     return pd.DataFrame(out)
 
 

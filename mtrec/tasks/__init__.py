@@ -45,10 +45,44 @@ def tasks_from_config(items: list, where: str = "tasks") -> list[Task]:
         if task.name in seen:
             raise ConfigError(f"Task '{task.name}' is declared twice ({where}[{i}]).")
         seen.add(task.name)
+    chain_order(tasks, where)
     return tasks
+
+
+def chain_order(tasks: list[Task], where: str = "tasks") -> list[Task]:
+    """Orders tasks so that every task comes after the task named in its `after`.
+
+    Raises:
+        ConfigError: `after` names an unknown or non-binary task, or the
+            chains form a cycle.
+    """
+    by_name = {t.name: t for t in tasks}
+    for i, task in enumerate(tasks):
+        parent = getattr(task, "after", None)
+        if parent is None:
+            continue
+        if parent not in by_name:
+            raise ConfigError(
+                f"{where}[{i}].after names task '{parent}', which is not declared. "
+                f"Tasks: {sorted(by_name)}")
+        if not isinstance(by_name[parent], BinaryTask):
+            raise ConfigError(
+                f"{where}[{i}].after must name a binary task; '{parent}' is {by_name[parent].kind}.")
+    ordered: list[Task] = []
+    placed: set[str] = set()
+    pending = list(tasks)
+    while pending:
+        ready = [t for t in pending if getattr(t, "after", None) in (None, *placed)]
+        if not ready:
+            raise ConfigError(f"The 'after' chains of {where} form a cycle: {[t.name for t in pending]}")
+        for task in ready:
+            ordered.append(task)
+            placed.add(task.name)
+            pending.remove(task)
+    return ordered
 
 
 __all__ = [
     "Task", "BinaryTask", "RegressionTask", "MulticlassTask", "MaskedLoss", "MaskedMetric",
-    "TASK_KINDS", "task_from_config", "tasks_from_config",
+    "TASK_KINDS", "task_from_config", "tasks_from_config", "chain_order",
 ]

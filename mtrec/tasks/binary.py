@@ -18,9 +18,17 @@ class BinaryTask(Task):
 
     Args:
         name, label, weight: see `Task`.
+        after: str or None. Name of a binary task that must happen first
+            (purchase after click): an ESMM-style chain (Ma et al., SIGIR
+            2018). The tower then models p(this | after) and the model's
+            output is the joint p(after) x p(this | after), trained over the
+            entire space on this task's label, which must be 0 wherever the
+            earlier task's label is 0. Defaults to None.
 
     The head outputs a probability. Metrics: `auc`, `logloss`.
     """
+
+    after: str | None = None
 
     kind: ClassVar[str] = "binary"
     monitor: ClassVar[tuple[str, str]] = ("auc", "max")

@@ -12,7 +12,7 @@ from mtrec.config import ExperimentConfig
 from mtrec.data.io import read_table
 from mtrec.data.splits import Splits, make_splits
 from mtrec.data.synthetic import make_synthetic
-from mtrec.errors import SchemaError
+from mtrec.errors import DataError, SchemaError
 from mtrec.features import FeatureEncoder
 from mtrec.tasks import Task
 from mtrec.utils.validation import closest
@@ -65,6 +65,16 @@ def encode_labels(tasks: list[Task], frame: pd.DataFrame, source: str) -> dict[s
                 f"Label column '{task.label}' of task '{task.name}' is missing from {source}."
                 f"{closest(task.label, frame.columns)} Columns present: {list(frame.columns)}")
         labels[task.name] = task.prepare_labels(frame[task.label], source)
+    for task in tasks:
+        parent = getattr(task, "after", None)
+        if parent is not None:
+            bad = (labels[task.name] == 1) & (labels[parent] == 0)
+            if bad.any():
+                parent_label = next(t.label for t in tasks if t.name == parent)
+                raise DataError(
+                    f"Task '{task.name}' comes after '{parent}', but {int(bad.sum())} rows of {source} "
+                    f"have {task.label} = 1 where {parent_label} = 0. In a chain the later label "
+                    f"must be 0 wherever the earlier one is 0.")
     return labels
 
 
@@ -81,9 +91,9 @@ def prepare(config: ExperimentConfig, frame: pd.DataFrame | None = None,
     if frame is None:
         frame, source = load_frame(config)
     source = source or "the input table"
-    # Labels are checked on the whole table first: a bad label column fails
-    # before any fitting.
-    encode_labels(config.tasks, frame.head(0), source)
+    # Labels are checked on the whole table first: a bad label column or an
+    # inconsistent chain fails before any fitting, with whole-table counts.
+    encode_labels(config.tasks, frame, source)
     splits: Splits = make_splits(frame, config.data.split)
     train_frame = frame.iloc[splits.train]
     # Labels and ids must never be picked up by a feature glob such as "*".
