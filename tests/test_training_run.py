@@ -184,3 +184,18 @@ def test_resume_from_checkpoint(tmp_path):
     # written (the logger runs first), so the run resumes at epoch 1, not 0.
     assert len(result.history["loss"]) == 3
     assert [row["epoch"] for row in json.loads((tmp_path / "r" / "metrics.json").read_text())] == [0, 1, 2, 3]
+
+
+def test_auxiliary_task_trains_but_is_not_scored_or_selected_on(tmp_path):
+    frame = make_synthetic(1500, correlation=0.9, seed=7)
+    config = _config("tasks.1.auxiliary=true", "data.id_columns=[]")
+    with pytest.raises(ConfigError, match="val_y1_rmse"):
+        train(parse_config(apply_overrides(config.to_dict(), ["training.early_stopping.monitor=val_y1_rmse"])),
+              tmp_path / "x", frame=frame)
+    result = train(config, tmp_path / "aux", frame=frame)
+    assert "val_main_loss" in pd.read_csv(result.run_dir / "metrics.csv").columns
+    assert "y1" in result.report["test"]  # still evaluated, for the record
+    source = tmp_path / "in.parquet"
+    write_parquet(frame.drop(columns=["y0", "y1"]).head(50), source)
+    score_file(result.run_dir, source, tmp_path / "out.parquet", progress=False)
+    assert list(read_table(tmp_path / "out.parquet").columns) == ["y0"]

@@ -85,6 +85,8 @@ def score_frame(run: TrainedRun, frame: pd.DataFrame, batch_size: int | None = N
 def _output_frame(run: TrainedRun, frame: pd.DataFrame, predictions: dict[str, np.ndarray]) -> pd.DataFrame:
     out = {c: frame[c].to_numpy() for c in run.config.data.id_columns}
     for task in run.config.tasks:
+        if task.auxiliary:
+            continue
         out.update(task.output_columns(predictions[task.name]))
         parent = getattr(task, "after", None)
         if parent is not None:

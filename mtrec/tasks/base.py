@@ -19,11 +19,17 @@ class Task:
         name: str. The task's name: the model output and metric prefix.
         label: str. The label column. Defaults to `name`.
         weight: float. Static weight of the task's loss. Defaults to `1.0`.
+        auxiliary: bool. An auxiliary ("hint") task is trained, so it shapes
+            the shared layers, but it is left out of scoring output and of
+            model selection (early stopping on `val_loss` then watches
+            `val_main_loss`, the weighted loss of the other tasks).
+            Defaults to `False`.
     """
 
     name: str
     label: str | None = None
     weight: float = 1.0
+    auxiliary: bool = False
 
     kind: ClassVar[str] = ""
     #: Metric (without the task prefix) early stopping watches by default, and its mode.

@@ -80,3 +80,22 @@ class TaskMetricsLogger(keras.callbacks.Callback):
         writer.writeheader()
         writer.writerows(self.history)
         write_text(self.run_dir / "metrics.csv", buffer.getvalue())
+
+
+class MainLossLogger(keras.callbacks.Callback):
+    """Adds `val_main_loss`: the weighted validation loss of the non-auxiliary tasks.
+
+    Placed before early stopping, so that auxiliary tasks never drive model
+    selection.
+
+    Args:
+        weights: {task name: loss weight} of the main (non-auxiliary) tasks.
+    """
+
+    def __init__(self, weights: dict[str, float]) -> None:
+        super().__init__()
+        self.weights = dict(weights)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is not None and all(f"val_{t}_loss" in logs for t in self.weights):
+            logs["val_main_loss"] = float(sum(w * logs[f"val_{t}_loss"] for t, w in self.weights.items()))

@@ -35,7 +35,7 @@ from mtrec.config import ExperimentConfig
 from mtrec.data.tf_dataset import make_dataset
 from mtrec.errors import ConfigError, MtrecError
 from mtrec.models import MultiTaskModel
-from mtrec.training.callbacks import TaskMetricsLogger
+from mtrec.training.callbacks import MainLossLogger, TaskMetricsLogger
 from mtrec.training.evaluation import evaluate_predictions
 from mtrec.training.prepare import PreparedData, prepare
 from mtrec.training.report import format_report
@@ -90,8 +90,10 @@ def compile_model(model: MultiTaskModel, config: ExperimentConfig) -> None:
 
 def monitor_names(config: ExperimentConfig) -> list[str]:
     """Every validation metric early stopping may watch."""
-    names = ["val_loss"]
+    names = ["val_loss", "val_main_loss"]
     for task in config.tasks:
+        if task.auxiliary:
+            continue
         names.append(f"val_{task.name}_loss")
         names += [f"val_{task.name}_{m.name}" for m in task.make_metrics()]
     return names
@@ -198,7 +200,9 @@ def _train(config: ExperimentConfig, run_dir: Path, frame: pd.DataFrame | None,
     model({k: v[:1] for k, v in train_split.features.items()})  # build: checkpoints need variables
     compile_model(model, config)
     training = config.training
+    main = {t.name: float(t.weight) for t in config.tasks if not t.auxiliary}
     callbacks: list[keras.callbacks.Callback] = [
+        MainLossLogger(main),  # first: the loggers and early stopping below read its value
         TaskMetricsLogger(run_dir, model.task_names),
         keras.callbacks.BackupAndRestore(str(run_dir / "checkpoints")),
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False,
@@ -207,8 +211,10 @@ def _train(config: ExperimentConfig, run_dir: Path, frame: pd.DataFrame | None,
     has_valid = len(valid_split) > 0
     if training.early_stopping is not None and has_valid:
         es = training.early_stopping
+        # With auxiliary tasks, "val_loss" would let them steer model selection.
+        monitor = "val_main_loss" if es.monitor == "val_loss" and len(main) < len(config.tasks) else es.monitor
         callbacks.append(keras.callbacks.EarlyStopping(
-            monitor=es.monitor, mode=monitor_mode(es.monitor, es.mode), patience=es.patience, min_delta=es.min_delta,
+            monitor=monitor, mode=monitor_mode(monitor, es.mode), patience=es.patience, min_delta=es.min_delta,
             restore_best_weights=True, verbose=1 if training.verbose else 0))
     if resuming:
         logger.warning("Resuming from the checkpoint in %s", run_dir / "checkpoints")
