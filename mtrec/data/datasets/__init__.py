@@ -1,0 +1,61 @@
+"""Loaders of the real data sets: raw files in `<data_dir>/<data set>/` to one typed frame.
+
+Each loader reads its raw files with pyarrow in blocks, skips and counts malformed rows
+(failing above `max_malformed_fraction`), and returns raw, unencoded columns: numbers as
+int64/float64, categories as strings (missing as NaN), the label columns, and the
+id/group/time columns the splits use. Splitting is left to `mtrec.data.make_splits`.
+
+| data set (folder) | loader | labels |
+|---|---|---|
+| census_income_kdd | `load_census` | income, never_married, college |
+
+`data_dir` defaults to `default_data_dir()`: `$MTREC_DATA_DIR`, else `../shared/datasets`.
+`load_dataset(name, ...)` calls a loader by its data set's folder name.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import pandas as pd
+
+from mtrec.data.datasets.census import load_census
+from mtrec.data.datasets.common import DATA_DIR_ENV, MalformedRowsWarning, default_data_dir
+
+#: Loader of each data set, keyed by its folder name under the data folder.
+LOADERS: dict[str, Callable[..., pd.DataFrame]] = {
+    "census_income_kdd": load_census,
+}
+
+
+def load_dataset(name: str, data_dir: str | os.PathLike | None = None, **kwargs) -> pd.DataFrame:
+    """Loads a data set by its folder name (a key of `LOADERS`).
+
+    Args:
+        name: e.g. `"census_income_kdd"`.
+        data_dir: the folder holding the data-set folders. Defaults to
+            `default_data_dir()`.
+        **kwargs: passed to the loader (`nrows`, `max_malformed_fraction`).
+
+    Returns:
+        The loader's frame.
+
+    Raises:
+        ValueError: unknown name (the known ones are listed).
+    """
+    if name not in LOADERS:
+        from mtrec.utils.validation import closest
+
+        raise ValueError(f"Unknown data set {name!r}.{closest(name, LOADERS)} Known: {sorted(LOADERS)}.")
+    return LOADERS[name](data_dir, **kwargs)
+
+
+__all__ = [
+    "DATA_DIR_ENV",
+    "LOADERS",
+    "MalformedRowsWarning",
+    "default_data_dir",
+    "load_census",
+    "load_dataset",
+]

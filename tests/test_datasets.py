@@ -1,0 +1,183 @@
+"""Data-set loaders: real files (skipped when absent), bad input on small raw files in tmp_path."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import shared_datasets
+from mtrec.data.datasets import (
+    DATA_DIR_ENV,
+    MalformedRowsWarning,
+    default_data_dir,
+    load_census,
+    load_dataset,
+)
+from mtrec.data.datasets import census
+from mtrec.errors import DataError, SchemaError
+from mtrec.features import FeatureEncoder
+
+DATA = shared_datasets()
+
+
+def needs(folder: str) -> Path:
+    """The data set's folder, or skip the test when it is absent."""
+    if DATA is None or not (DATA / folder).is_dir():
+        pytest.skip(f"data set {folder} not found (set {DATA_DIR_ENV})")
+    return DATA
+
+
+def write_gz(path: Path, lines: list[str], encoding: str = "utf8") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(path, "wt", encoding=encoding) as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
+# --------------------------------------------------------------------------- data folder
+
+
+def test_default_data_dir_prefers_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path))
+    assert default_data_dir() == tmp_path.resolve()
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "nope"))
+    with pytest.raises(DataError, match="MTREC_DATA_DIR.*is not a folder"):
+        default_data_dir()
+
+
+def test_default_data_dir_falls_back_to_shared_datasets(monkeypatch):
+    monkeypatch.delenv(DATA_DIR_ENV, raising=False)
+    expected = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+    if expected.is_dir():
+        assert default_data_dir() == expected.resolve()
+    else:
+        with pytest.raises(DataError, match="MTREC_DATA_DIR"):
+            default_data_dir()
+
+
+def test_missing_dataset_folder_names_the_folder(tmp_path):
+    (tmp_path / "census_incom_kdd").mkdir()
+    with pytest.raises(DataError, match=r"'census_income_kdd' not found.*Did you mean 'census_incom_kdd'"):
+        load_census(tmp_path)
+
+
+def test_missing_raw_file_names_folder_and_file(tmp_path):
+    folder = tmp_path / "census_income_kdd"
+    folder.mkdir()
+    (folder / "census-income.tst.gz").write_bytes(b"")
+    with pytest.raises(DataError) as info:
+        load_census(tmp_path)
+    message = str(info.value)
+    assert str(folder.resolve()) in message
+    assert "census-income.test.gz" in message and "census-income.tst.gz" in message
+
+
+def test_load_dataset_by_folder_name_and_unknown_name(tmp_path):
+    with pytest.raises(ValueError, match="Unknown data set 'census'.*census_income_kdd"):
+        load_dataset("census", tmp_path)
+    with pytest.raises(DataError, match="census_income_kdd"):
+        load_dataset("census_income_kdd", tmp_path)
+
+
+def test_bad_arguments_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="nrows"):
+        load_census(tmp_path, nrows=0)
+    with pytest.raises(ValueError, match="max_malformed_fraction"):
+        load_census(tmp_path, max_malformed_fraction=2)
+
+
+# --------------------------------------------------------------------------- census
+
+
+def census_row(age: str = "38", education: str = "Bachelors degree(BA AB BS)",
+               marital: str = "Never married", income: str = "50000+.") -> str:
+    """One raw census line (42 fields, leading spaces as in the UCI file)."""
+    values = {name: "Not in universe" for name in census.RAW_COLUMNS}
+    values.update({name: "0" for name in census.NUMERIC_COLUMNS})
+    values.update(age=age, education=education, marital_stat=marital, income_50k=income,
+                  instance_weight="1032.38", hisp_origin="NA", state_prev_res="?", year="95")
+    return ", ".join(values[name] for name in census.RAW_COLUMNS)
+
+
+def test_census_real_file_counts_and_labels():
+    frame = load_census(needs("census_income_kdd"))
+    assert len(frame) == 99_762
+    # PROVENANCE.md: 6,186 over 50K, 43,143 never married. College: the six degree values'
+    # counts in the raw file, 2,079 + 2,690 + 9,885 + 3,306 + 876 + 620.
+    assert int(frame["income"].sum()) == 6_186
+    assert int(frame["never_married"].sum()) == 43_143
+    assert int(frame["college"].sum()) == 2_079 + 2_690 + 9_885 + 3_306 + 876 + 620
+    assert "official_split" not in frame  # only the test file is present
+    for excluded in census.EXCLUDED_COLUMNS:
+        assert excluded not in frame
+    assert list(frame.columns) == census.FEATURE_COLUMNS + census.LABEL_COLUMNS
+    for name in census.NUMERIC_COLUMNS + census.LABEL_COLUMNS:
+        assert frame[name].dtype == np.int64, name
+    for name in census.CATEGORICAL_COLUMNS:
+        assert pd.api.types.is_string_dtype(frame[name]), name
+    # Leading spaces stripped; `NA` is a category; `?` is missing (the year-95 rows).
+    assert frame["sex"].isin(["Male", "Female"]).all()
+    assert (frame["hisp_origin"] == "NA").sum() == 405
+    assert frame["mig_chg_msa"].isna().sum() == 49_946
+    assert frame.loc[frame["year"] == "95", "mig_chg_msa"].isna().all()
+
+
+def test_census_frame_feeds_the_feature_encoder():
+    frame = load_census(needs("census_income_kdd"), nrows=2_000)
+    assert len(frame) == 2_000
+    specs = [{"name": n, "kind": "numeric", "log1p": True} for n in census.NUMERIC_COLUMNS]
+    specs += [{"name": n, "kind": "categorical"} for n in census.CATEGORICAL_COLUMNS]
+    arrays = FeatureEncoder(specs).fit_transform(frame)
+    assert arrays["numeric"].shape == (2_000, len(census.NUMERIC_COLUMNS))
+    assert np.isfinite(arrays["numeric"]).all()
+    assert arrays["class_worker"].min() >= 1  # every value found in the vocabulary
+
+
+def test_census_parses_a_written_file_and_uses_the_official_split(tmp_path):
+    folder = tmp_path / "census_income_kdd"
+    write_gz(folder / "census-income.test.gz", [
+        census_row(), census_row(education="Some college but no degree", marital="Divorced",
+                                 income="- 50000."),
+    ])
+    frame = load_census(tmp_path)
+    assert frame[["income", "never_married", "college"]].values.tolist() == [[1, 1, 1], [0, 0, 0]]
+    assert frame.loc[0, "age"] == 38 and frame.loc[0, "hisp_origin"] == "NA"
+    assert pd.isna(frame.loc[0, "state_prev_res"])
+    write_gz(folder / "census-income.data.gz", [census_row(age="50")] * 3)
+    both = load_census(tmp_path)
+    assert both["official_split"].tolist() == ["train"] * 3 + ["test"] * 2
+    assert both["age"].tolist() == [50, 50, 50, 38, 38]
+
+
+def test_census_malformed_rows_are_counted_skipped_and_limited(tmp_path):
+    folder = tmp_path / "census_income_kdd"
+    good = [census_row()] * 97
+    bad = [census_row(age="abc"), census_row(income="50000+"), "38, Private, 6"]
+    write_gz(folder / "census-income.test.gz", good + bad)
+    with pytest.warns(MalformedRowsWarning, match=r"3 of 100 rows .* are malformed") as record:
+        frame = load_census(tmp_path, max_malformed_fraction=0.05)
+    message = str(record[0].message)
+    assert "'age' = 'abc' is not a number" in message and "has 3 fields, expected 42" in message
+    assert len(frame) == 97
+    with pytest.raises(DataError, match=r"3 of 100 rows .* more than max_malformed_fraction=0.01"):
+        load_census(tmp_path, max_malformed_fraction=0.01)
+
+
+def test_census_file_with_a_changed_layout_fails(tmp_path):
+    folder = tmp_path / "census_income_kdd"
+    write_gz(folder / "census-income.test.gz", [census_row() + ", extra"] * 5)
+    with pytest.raises(DataError, match="5 of 5 rows.*has 43 fields, expected 42"):
+        load_census(tmp_path)
+
+
+def test_empty_raw_file_is_an_error(tmp_path):
+    folder = tmp_path / "census_income_kdd"
+    folder.mkdir()
+    with gzip.open(folder / "census-income.test.gz", "wt") as f:
+        f.write("")
+    with pytest.raises(DataError, match="is empty"):
+        load_census(tmp_path)
