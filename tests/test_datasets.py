@@ -16,8 +16,11 @@ from mtrec.data.datasets import (
     default_data_dir,
     load_census,
     load_dataset,
+    load_movielens,
+    load_movielens_items,
+    load_movielens_users,
 )
-from mtrec.data.datasets import census
+from mtrec.data.datasets import census, movielens
 from mtrec.errors import DataError, SchemaError
 from mtrec.features import FeatureEncoder
 
@@ -181,3 +184,82 @@ def test_empty_raw_file_is_an_error(tmp_path):
         f.write("")
     with pytest.raises(DataError, match="is empty"):
         load_census(tmp_path)
+
+
+# --------------------------------------------------------------------------- movielens
+
+
+def write_movielens(root: Path, ratings: list[str]) -> Path:
+    """A tiny ml-100k folder: 2 users, 2 movies (one undated), the given u.data lines."""
+    folder = root / "movielens_100k"
+    write_gz(folder / "u.data.gz", ratings)
+    flags = ["0"] * len(movielens.GENRES)
+    action_comedy = list(flags)
+    action_comedy[1] = action_comedy[5] = "1"
+    unknown = list(flags)
+    unknown[0] = "1"
+    (folder / "u.item").write_text(
+        "1|Héros (1995)|01-Jan-1995||http://x|" + "|".join(action_comedy) + "\n"
+        "2|unknown||||" + "|".join(unknown) + "\n", encoding="latin-1")
+    (folder / "u.user").write_text("1|24|M|technician|85711\n2|53|F|other|T8H1N\n")
+    return root
+
+
+def test_movielens_real_files_counts_and_features():
+    frame = load_movielens(needs("movielens_100k"))
+    assert len(frame) == 100_000
+    assert frame["user_id"].nunique() == 943 and frame["item_id"].nunique() == 1_682
+    # PROVENANCE.md: ratings 1..5 = 6,110 / 11,370 / 27,144 / 34,175 / 21,201.
+    assert frame["rating"].value_counts().sort_index().tolist() == [6_110, 11_370, 27_144, 34_175, 21_201]
+    assert int(frame["like"].sum()) == 34_175 + 21_201
+    assert frame["rating"].dtype == np.float64 and frame["like"].dtype == np.int64
+    assert frame["timestamp"].dtype == np.int64 and frame["age"].dtype == np.int64
+    assert frame["day_of_week"].isin(["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]).all()
+    assert frame["hour"].between(0, 23).all()
+    tokens = set(frame["genres"].str.split("|").explode())
+    assert tokens == set(movielens.GENRES)
+    assert frame["genres"].str.len().gt(0).all()
+    specs = [{"name": "user_id", "kind": "categorical"}, {"name": "genres", "kind": "multi_categorical"},
+             {"name": "release_year", "kind": "numeric"}, {"name": "zip_prefix", "kind": "categorical"}]
+    arrays = FeatureEncoder(specs).fit_transform(frame.head(5_000))
+    assert arrays["genres"].shape[1] == frame.head(5_000)["genres"].str.count(r"\|").max() + 1
+
+
+def test_movielens_side_tables():
+    data = needs("movielens_100k")
+    users, items = load_movielens_users(data), load_movielens_items(data)
+    assert len(users) == 943 and users["user_id"].tolist() == list(range(1, 944))
+    assert len(items) == 1_682 and items["item_id"].tolist() == list(range(1, 1_683))
+    assert items.loc[0, "title"] == "Toy Story (1995)"
+    assert items.loc[0, "genres"] == "Animation|Children's|Comedy"
+    assert items["release_date"].isna().sum() == 1  # item 267, "unknown"
+    assert users["zip_prefix"].str.len().eq(3).all()
+
+
+def test_movielens_parses_written_files_and_skips_bad_ratings(tmp_path):
+    good = ["1\t1\t5\t881250949", "2\t2\t3\t891717742"] * 50
+    write_movielens(tmp_path, good[:-2] + ["1\t3\t4\t881250949", "1\t1\t6\t881250949"])
+    with pytest.warns(MalformedRowsWarning, match="2 of 100 rows") as record:
+        frame = load_movielens(tmp_path, max_malformed_fraction=0.05)
+    assert "item_id 3 is not in u.item" in str(record[0].message)
+    assert "'rating' = '6' > 5" in str(record[0].message)
+    assert len(frame) == 98
+    first = frame.iloc[0]
+    assert (first["rating"], first["like"], first["genres"], first["release_year"]) == (5.0, 1, "Action|Comedy", 1995.0)
+    assert first["day_of_week"] == "Thu" and first["hour"] == 15  # 1997-12-04 15:55:49 UTC
+    assert first["movie_age"] == pytest.approx((881250949 - 788918400) / (365.25 * 86400))
+    second = frame.iloc[1]
+    assert (second["zip_prefix"], second["genres"]) == ("T8H", "unknown")
+    assert np.isnan(second["release_year"]) and np.isnan(second["movie_age"])
+    assert load_movielens_items(tmp_path).loc[0, "title"] == "Héros (1995)"  # latin-1
+    with pytest.raises(DataError, match="more than max_malformed_fraction=0.001"):
+        load_movielens(tmp_path)
+    with pytest.warns(MalformedRowsWarning):  # the whole first block is read
+        assert len(load_movielens(tmp_path, nrows=10, max_malformed_fraction=0.05)) == 10
+
+
+def test_movielens_missing_side_file_is_named(tmp_path):
+    write_movielens(tmp_path, ["1\t1\t5\t881250949"])
+    (tmp_path / "movielens_100k" / "u.user").unlink()
+    with pytest.raises(DataError, match=r"for 'u.user'"):
+        load_movielens(tmp_path)

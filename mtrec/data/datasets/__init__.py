@@ -8,6 +8,7 @@ id/group/time columns the splits use. Splitting is left to `mtrec.data.make_spli
 | data set (folder) | loader | labels |
 |---|---|---|
 | census_income_kdd | `load_census` | income, never_married, college |
+| movielens_100k | `load_movielens` (+ `load_movielens_users`, `load_movielens_items`) | rating, like |
 
 `data_dir` defaults to `default_data_dir()`: `$MTREC_DATA_DIR`, else `../shared/datasets`.
 `load_dataset(name, ...)` calls a loader by its data set's folder name.
@@ -22,10 +23,12 @@ import pandas as pd
 
 from mtrec.data.datasets.census import load_census
 from mtrec.data.datasets.common import DATA_DIR_ENV, MalformedRowsWarning, default_data_dir
+from mtrec.data.datasets.movielens import load_movielens, load_movielens_items, load_movielens_users
 
 #: Loader of each data set, keyed by its folder name under the data folder.
 LOADERS: dict[str, Callable[..., pd.DataFrame]] = {
     "census_income_kdd": load_census,
+    "movielens_100k": load_movielens,
 }
 
 
@@ -58,4 +61,7 @@ __all__ = [
     "default_data_dir",
     "load_census",
     "load_dataset",
+    "load_movielens",
+    "load_movielens_items",
+    "load_movielens_users",
 ]
