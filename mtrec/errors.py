@@ -25,3 +25,7 @@ class DataError(MtrecError, ValueError):
 
 class NotFittedError(MtrecError, RuntimeError):
     """A fitted object (for example the feature encoder) was used before `fit`."""
+
+
+class KerasVersionError(MtrecError, ImportError):
+    """A module that needs Keras 2 (tf_keras, for TensorFlow Recommenders) was imported in a Keras 3 process."""
