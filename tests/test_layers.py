@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from mtrec.layers import MLP, ExpertBank, FeatureEmbedding, MixtureOfExperts, SoftmaxGate, TaskTower
+from mtrec.layers import MLP, CrossExpertBank, ExpertBank, FeatureEmbedding, MixtureOfExperts, SoftmaxGate, TaskTower
 
 
 def _roundtrip(layer, x, tmp_path):
@@ -31,6 +31,12 @@ LAYERS = [
     (lambda: MLP([8, 4]), (3, 6), (3, 4), 6 * 8 + 8 + 8 * 4 + 4),
     (lambda: ExpertBank(num_experts=3, units=[5, 2]), (4, 6), (4, 3, 2), 3 * (6 * 5 + 5 + 5 * 2 + 2)),
     (lambda: SoftmaxGate(num_experts=4), (2, 6), (2, 4), 6 * 4 + 4),
+    # Two full-rank cross layers (6x6 + 6 each) per expert, then the experts' MLPs.
+    (lambda: CrossExpertBank(num_experts=3, units=[5, 2], num_cross_layers=2), (4, 6), (4, 3, 2),
+     3 * 2 * (6 * 6 + 6) + 3 * (6 * 5 + 5 + 5 * 2 + 2)),
+    # Low rank 2: a 6x2 down projection and a 2x6 up projection with a bias of 6.
+    (lambda: CrossExpertBank(num_experts=3, units=[5, 2], num_cross_layers=1, projection_dim=2),
+     (4, 6), (4, 3, 2), 3 * (6 * 2 + 2 * 6 + 6) + 3 * (6 * 5 + 5 + 5 * 2 + 2)),
     (lambda: TaskTower(output_units=3, output_activation="softmax", units=[5]), (2, 6), (2, 3),
      6 * 5 + 5 + 5 * 3 + 3),
 ]
@@ -156,3 +162,33 @@ def test_feature_embedding_rejects_unknown_table(layout):
 def test_feature_embedding_config_round_trip(layout):
     layer = FeatureEmbedding(layout)
     assert FeatureEmbedding.from_config(layer.get_config()).get_config() == layer.get_config()
+
+
+def test_cross_expert_matches_the_dcn_v2_formula():
+    """x1 = x0 * (W x0 + b) + x0, then the expert's own relu layer."""
+    bank = CrossExpertBank(num_experts=2, units=[3], num_cross_layers=1)
+    x0 = np.random.default_rng(3).normal(size=(5, 4)).astype("float32")
+    y = ops.convert_to_numpy(bank(x0))
+    for e in range(2):
+        dense = bank.crosses[e]
+        weights = {w.path.split("/")[-1]: ops.convert_to_numpy(w) for w in dense.weights}
+        kernel, bias = weights["kernel"], weights["bias"]
+        x1 = x0 * (x0 @ kernel + bias) + x0
+        mlp_kernel = ops.convert_to_numpy(bank.mlp.kernels[0])[e]
+        mlp_bias = ops.convert_to_numpy(bank.mlp.biases[0])[e]
+        np.testing.assert_allclose(y[:, e], np.maximum(x1 @ mlp_kernel + mlp_bias, 0), rtol=1e-5, atol=1e-6)
+
+
+def test_expert_bank_takes_one_input_per_expert():
+    bank = ExpertBank(num_experts=2, units=[3])
+    x = np.random.default_rng(4).normal(size=(5, 2, 4)).astype("float32")
+    y = ops.convert_to_numpy(bank(x))
+    kernels = ops.convert_to_numpy(bank.kernels[0])
+    for e in range(2):
+        np.testing.assert_allclose(y[:, e], np.maximum(x[:, e] @ kernels[e], 0), rtol=1e-5, atol=1e-6)
+
+
+def test_unknown_expert_kind_is_refused():
+    from mtrec.layers import make_expert_bank
+    with pytest.raises(ValueError, match="expert_kind must be one of"):
+        make_expert_bank("transformer", 2, [4])

@@ -20,13 +20,19 @@ def _labels(n, seed=0):
     }
 
 
-def _make(kind, layout):
-    return MODEL_KINDS[kind](TASKS, layout)
+def _make(kind, layout, **params):
+    return MODEL_KINDS[kind](TASKS, layout, **params)
 
 
-@pytest.mark.parametrize("kind", sorted(MODEL_KINDS))
-def test_model_contract(kind, layout, inputs, tmp_path):
-    model = _make(kind, layout)
+# Every model with its defaults, plus each gated model with DCN-v2 experts.
+CONTRACT_CASES = [(kind, {}) for kind in sorted(MODEL_KINDS)] + [
+    (kind, {"expert_kind": "dcn", "cross_projection_dim": 4}) for kind in ("mmoe", "omoe", "cgc", "ple")]
+
+
+@pytest.mark.parametrize("kind,params", CONTRACT_CASES,
+                         ids=[k + ("-dcn" if p else "") for k, p in CONTRACT_CASES])
+def test_model_contract(kind, params, layout, inputs, tmp_path):
+    model = _make(kind, layout, **params)
     outputs = model(inputs)
     assert set(outputs) == {"click", "rating", "genre"}
     assert outputs["click"].shape == (64, 1) and outputs["genre"].shape == (64, 3)
@@ -170,3 +176,19 @@ def test_cgc_is_one_level_with_task_keys(layout, inputs):
     gates = model.gate_weights(inputs)
     assert set(gates) == {"click", "rating", "genre"} and gates["click"].shape == (64, 3)
     assert "num_levels" not in model.get_config()
+
+
+@pytest.mark.parametrize("kind", ["mmoe", "omoe", "cgc", "ple"])
+def test_dcn_experts_swap_in_behind_the_same_gates(kind, layout, inputs):
+    mlp = _make(kind, layout)
+    dcn = _make(kind, layout, expert_kind="dcn", num_cross_layers=2)
+    mlp(inputs), dcn(inputs)
+    # Each expert adds two full-rank cross layers (a d x d kernel and a d bias) in front of its
+    # MLP, d its input width: 20 for the embedded inputs (5 numeric + 4 + 4 + 3 + 4), 16 for
+    # the mixtures PLE's second level reads. MMoE/OMoE: 8 experts; CGC: 1 shared + 1 per task.
+    cross = lambda d: 2 * (d * d + d)  # noqa: E731
+    extra = {"mmoe": 8 * cross(20), "omoe": 8 * cross(20), "cgc": 4 * cross(20),
+             "ple": 4 * cross(20) + 4 * cross(16)}[kind]
+    assert dcn.count_params() - mlp.count_params() == extra
+    for name, gate in dcn.gate_weights(inputs).items():
+        np.testing.assert_allclose(gate.sum(axis=1), 1, rtol=1e-5, err_msg=name)

@@ -33,7 +33,9 @@ class ExpertBank(keras.layers.Layer):
         kernel_regularizer: optional regularizer of the kernels.
         **kwargs: base `Layer` arguments.
 
-    Input shape: `(batch, features)`.
+    Input shape: `(batch, features)`, the same input for every expert, or
+    `(batch, num_experts, features)`, one input per expert (the experts of
+    `CrossExpertBank` feed their own cross-network outputs in).
     Output shape: `(batch, num_experts, units[-1])`.
 
     Example:
@@ -92,7 +94,8 @@ class ExpertBank(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs: Tensor, training: bool | None = None) -> Tensor:
-        x = ops.einsum("bi,eio->beo", inputs, self.kernels[0]) + self.biases[0]
+        pattern = "bei,eio->beo" if len(inputs.shape) == 3 else "bi,eio->beo"
+        x = ops.einsum(pattern, inputs, self.kernels[0]) + self.biases[0]
         x = self._activate(x, training)
         for kernel, bias in zip(self.kernels[1:], self.biases[1:]):
             x = ops.einsum("bei,eio->beo", x, kernel) + bias

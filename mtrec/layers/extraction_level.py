@@ -7,7 +7,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from mtrec.layers.expert_bank import ExpertBank
+from mtrec.layers.expert_kinds import make_expert_bank
 from mtrec.layers.softmax_gate import SoftmaxGate
 from mtrec.types import Shape, Tensor
 from mtrec.utils.keras_utils import check_positive_int, serializable
@@ -50,6 +50,9 @@ class ExtractionLevel(keras.layers.Layer):
         expert_activation: str = "relu",
         shared_gate: bool = False,
         gate_temperature: float = 1.0,
+        expert_kind: str = "mlp",
+        num_cross_layers: int = 2,
+        cross_projection_dim: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -58,12 +61,17 @@ class ExtractionLevel(keras.layers.Layer):
         self.num_task_experts = check_positive_int(num_task_experts, "num_task_experts")
         self.expert_activation = expert_activation
         self.shared_gate = bool(shared_gate)
-        self.task_experts = [
-            ExpertBank(num_task_experts, expert_units, activation=expert_activation, name=f"task_experts_{t}")
-            for t in range(self.num_tasks)
-        ]
-        self.shared_experts = ExpertBank(num_shared_experts, expert_units, activation=expert_activation,
-                                         name="shared_experts")
+        self.expert_kind = expert_kind
+        self.num_cross_layers = num_cross_layers
+        self.cross_projection_dim = cross_projection_dim
+
+        def bank(n: int, name: str):
+            return make_expert_bank(expert_kind, n, expert_units, activation=expert_activation,
+                                    num_cross_layers=num_cross_layers,
+                                    cross_projection_dim=cross_projection_dim, name=name)
+
+        self.task_experts = [bank(num_task_experts, f"task_experts_{t}") for t in range(self.num_tasks)]
+        self.shared_experts = bank(num_shared_experts, "shared_experts")
         self.expert_units = self.shared_experts.units
         per_task = num_task_experts + num_shared_experts
         self.task_gates = [SoftmaxGate(per_task, temperature=gate_temperature, name=f"gate_{t}")
@@ -117,4 +125,7 @@ class ExtractionLevel(keras.layers.Layer):
             "expert_activation": self.expert_activation,
             "shared_gate": self.shared_gate,
             "gate_temperature": self.gate_temperature,
+            "expert_kind": self.expert_kind,
+            "num_cross_layers": self.num_cross_layers,
+            "cross_projection_dim": self.cross_projection_dim,
         }

@@ -7,7 +7,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from mtrec.layers.expert_bank import ExpertBank
+from mtrec.layers.expert_kinds import make_expert_bank
 from mtrec.layers.softmax_gate import SoftmaxGate
 from mtrec.types import Shape, Tensor
 from mtrec.utils.keras_utils import check_positive_int, serializable
@@ -25,6 +25,11 @@ class MixtureOfExperts(keras.layers.Layer):
         expert_dropout: float. Defaults to `0.0`.
         gate_temperature: float. See `SoftmaxGate`. Defaults to `1.0`.
         kernel_initializer: initializer of the experts' kernels.
+        expert_kind: str. `"mlp"` (`ExpertBank`) or `"dcn"` (DCN-v2 cross
+            network then MLP, `CrossExpertBank`). Defaults to `"mlp"`.
+        num_cross_layers: int. Cross layers per DCN expert. Defaults to `2`.
+        cross_projection_dim: int or None. Low-rank size of the DCN cross
+            kernels; None for full rank. Defaults to `None`.
         **kwargs: base `Layer` arguments.
 
     Call returns a tuple `(mixtures, gates)`: `mixtures` of shape
@@ -41,15 +46,23 @@ class MixtureOfExperts(keras.layers.Layer):
         expert_dropout: float = 0.0,
         gate_temperature: float = 1.0,
         kernel_initializer: Any = "glorot_uniform",
+        expert_kind: str = "mlp",
+        num_cross_layers: int = 2,
+        cross_projection_dim: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.num_gates = check_positive_int(num_gates, "num_gates")
         self.num_experts = check_positive_int(num_experts, "num_experts")
-        self.experts = ExpertBank(
-            num_experts, expert_units, activation=expert_activation, dropout=expert_dropout,
-            kernel_initializer=kernel_initializer, name="experts",
+        self.experts = make_expert_bank(
+            expert_kind, num_experts, expert_units, activation=expert_activation,
+            dropout=expert_dropout, kernel_initializer=kernel_initializer,
+            num_cross_layers=num_cross_layers, cross_projection_dim=cross_projection_dim,
+            name="experts",
         )
+        self.expert_kind = expert_kind
+        self.num_cross_layers = num_cross_layers
+        self.cross_projection_dim = cross_projection_dim
         self.gates = [
             SoftmaxGate(num_experts, temperature=gate_temperature, name=f"gate_{g}")
             for g in range(self.num_gates)
@@ -86,4 +99,7 @@ class MixtureOfExperts(keras.layers.Layer):
             "expert_dropout": self.expert_dropout,
             "gate_temperature": self.gate_temperature,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "expert_kind": self.expert_kind,
+            "num_cross_layers": self.num_cross_layers,
+            "cross_projection_dim": self.cross_projection_dim,
         }

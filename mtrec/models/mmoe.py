@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from mtrec.layers.mixture_of_experts import MixtureOfExperts
 from mtrec.models.base import MultiTaskModel
@@ -21,6 +21,11 @@ class MMoE(MultiTaskModel):
         expert_units: list of int. Widths of each expert. Defaults to `[16]`.
         expert_activation: str. Defaults to `"relu"`.
         expert_dropout: float. Defaults to `0.0`.
+        expert_kind: str. `"mlp"` or `"dcn"` (a DCN-v2 cross network, then
+            the MLP of `expert_units`; see `CrossExpertBank`). Defaults to `"mlp"`.
+        num_cross_layers: int. Cross layers per DCN expert. Defaults to `2`.
+        cross_projection_dim: int or None. Low-rank size of the DCN cross
+            kernels (None: full rank). Defaults to `None`.
         gate_temperature: float. Softmax temperature of the gates; small
             values push each gate towards a single expert. Defaults to `1.0`.
         **kwargs: base `Model` arguments.
@@ -46,6 +51,9 @@ class MMoE(MultiTaskModel):
         expert_activation: str = "relu",
         expert_dropout: float = 0.0,
         gate_temperature: float = 1.0,
+        expert_kind: Literal["mlp", "dcn"] = "mlp",
+        num_cross_layers: int = 2,
+        cross_projection_dim: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(tasks, feature_layout, **kwargs)
@@ -53,7 +61,8 @@ class MMoE(MultiTaskModel):
         self.mixture = MixtureOfExperts(
             num_gates=len(self.tasks), num_experts=num_experts, expert_units=expert_units,
             expert_activation=expert_activation, expert_dropout=expert_dropout,
-            gate_temperature=gate_temperature, name="mixture",
+            expert_kind=expert_kind, num_cross_layers=num_cross_layers,
+            cross_projection_dim=cross_projection_dim, gate_temperature=gate_temperature, name="mixture",
         )
 
     def _task_representations(self, inputs: dict[str, Tensor], training: bool | None):
@@ -70,4 +79,7 @@ class MMoE(MultiTaskModel):
             "expert_activation": m.expert_activation,
             "expert_dropout": m.expert_dropout,
             "gate_temperature": m.gate_temperature,
+            "expert_kind": m.expert_kind,
+            "num_cross_layers": m.num_cross_layers,
+            "cross_projection_dim": m.cross_projection_dim,
         }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from mtrec.layers.extraction_level import ExtractionLevel
 from mtrec.models.base import MultiTaskModel
@@ -27,6 +27,11 @@ class PLE(MultiTaskModel):
         num_task_experts: int. Experts per task per level. Defaults to `1`.
         expert_units: list of int. Widths of every expert. Defaults to `[16]`.
         expert_activation: str. Defaults to `"relu"`.
+        expert_kind: str. `"mlp"` or `"dcn"` (a DCN-v2 cross network, then
+            the MLP of `expert_units`; see `CrossExpertBank`). Defaults to `"mlp"`.
+        num_cross_layers: int. Cross layers per DCN expert. Defaults to `2`.
+        cross_projection_dim: int or None. Low-rank size of the DCN cross
+            kernels (None: full rank). Defaults to `None`.
         gate_temperature: float. Defaults to `1.0`.
         **kwargs: base `Model` arguments.
 
@@ -47,6 +52,9 @@ class PLE(MultiTaskModel):
         expert_units: list[int] = (16,),
         expert_activation: str = "relu",
         gate_temperature: float = 1.0,
+        expert_kind: Literal["mlp", "dcn"] = "mlp",
+        num_cross_layers: int = 2,
+        cross_projection_dim: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(tasks, feature_layout, **kwargs)
@@ -56,7 +64,8 @@ class PLE(MultiTaskModel):
             ExtractionLevel(
                 len(self.tasks), num_shared_experts, num_task_experts, expert_units,
                 expert_activation=expert_activation, shared_gate=level < self.num_levels - 1,
-                gate_temperature=gate_temperature, name=f"level_{level}",
+                expert_kind=expert_kind, num_cross_layers=num_cross_layers,
+            cross_projection_dim=cross_projection_dim, gate_temperature=gate_temperature, name=f"level_{level}",
             )
             for level in range(self.num_levels)
         ]
@@ -83,6 +92,9 @@ class PLE(MultiTaskModel):
             "expert_units": first.expert_units,
             "expert_activation": first.expert_activation,
             "gate_temperature": first.gate_temperature,
+            "expert_kind": first.expert_kind,
+            "num_cross_layers": first.num_cross_layers,
+            "cross_projection_dim": first.cross_projection_dim,
         }
         if type(self) is PLE:
             config["num_levels"] = self.num_levels
