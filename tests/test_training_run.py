@@ -199,3 +199,15 @@ def test_auxiliary_task_trains_but_is_not_scored_or_selected_on(tmp_path):
     write_parquet(frame.drop(columns=["y0", "y1"]).head(50), source)
     score_file(result.run_dir, source, tmp_path / "out.parquet", progress=False)
     assert list(read_table(tmp_path / "out.parquet").columns) == ["y0"]
+
+
+def test_one_task_model_logs_and_stops_on_prefixed_names(tmp_path):
+    # Keras logs "val_rmse" for a one-output model; the run must still expose "val_y0_rmse".
+    frame = make_synthetic(1500, correlation=0.9, seed=7).drop(columns=["y1"])
+    config = _config("tasks=[{name: y0, kind: regression}]", "model={kind: single_task}",
+                     "data.id_columns=[]", "training.epochs=3",
+                     "training.early_stopping={monitor: val_y0_rmse, patience: 1}")
+    result = train(config, tmp_path / "one", frame=frame)
+    logged = pd.read_csv(result.run_dir / "metrics.csv")
+    assert {"val_y0_rmse", "val_y0_loss", "y0_loss"} <= set(logged.columns)
+    np.testing.assert_allclose(logged["val_y0_rmse"], logged["val_rmse"])

@@ -99,3 +99,34 @@ class MainLossLogger(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if logs is not None and all(f"val_{t}_loss" in logs for t in self.weights):
             logs["val_main_loss"] = float(sum(w * logs[f"val_{t}_loss"] for t, w in self.weights.items()))
+
+
+class SingleTaskLogNames(keras.callbacks.Callback):
+    """Adds `<task>_`-prefixed copies of the epoch logs of a one-task model.
+
+    Keras drops the output name from metric names when a model has a single
+    output (`val_auc`, not `val_click_auc`); this restores the documented
+    names, so early stopping on `val_<task>_<metric>` and the metrics files
+    work the same for one task as for several. Placed first.
+
+    Args:
+        task_names: the model's task names; does nothing unless there is one.
+    """
+
+    def __init__(self, task_names: list[str]) -> None:
+        super().__init__()
+        self.task = task_names[0] if len(task_names) == 1 else None
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if self.task is None or logs is None:
+            return
+        prefix = f"{self.task}_"
+        for key in list(logs):
+            stem = key[4:] if key.startswith("val_") else key
+            if stem == "loss" or stem.startswith(prefix):
+                continue
+            renamed = ("val_" if key.startswith("val_") else "") + prefix + stem
+            logs.setdefault(renamed, logs[key])
+        logs.setdefault(f"{prefix}loss", logs.get("loss"))
+        if "val_loss" in logs:
+            logs.setdefault(f"val_{prefix}loss", logs["val_loss"])

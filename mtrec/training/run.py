@@ -35,7 +35,7 @@ from mtrec.config import ExperimentConfig
 from mtrec.data.tf_dataset import make_dataset
 from mtrec.errors import ConfigError, MtrecError
 from mtrec.models import MultiTaskModel
-from mtrec.training.callbacks import MainLossLogger, TaskMetricsLogger
+from mtrec.training.callbacks import MainLossLogger, SingleTaskLogNames, TaskMetricsLogger
 from mtrec.training.evaluation import evaluate_predictions
 from mtrec.training.prepare import PreparedData, prepare
 from mtrec.training.report import format_report
@@ -202,7 +202,8 @@ def _train(config: ExperimentConfig, run_dir: Path, frame: pd.DataFrame | None,
     training = config.training
     main = {t.name: float(t.weight) for t in config.tasks if not t.auxiliary}
     callbacks: list[keras.callbacks.Callback] = [
-        MainLossLogger(main),  # first: the loggers and early stopping below read its value
+        SingleTaskLogNames(model.task_names),  # first: "val_auc" -> "val_<task>_auc" for one task
+        MainLossLogger(main),  # the loggers and early stopping below read its value
         TaskMetricsLogger(run_dir, model.task_names),
         keras.callbacks.BackupAndRestore(str(run_dir / "checkpoints")),
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False,
