@@ -16,11 +16,15 @@ from mtrec.data.datasets import (
     default_data_dir,
     load_census,
     load_dataset,
+    load_diabetes,
+    load_hillstrom,
     load_movielens,
     load_movielens_items,
     load_movielens_users,
+    load_sp500,
+    sp500_features,
 )
-from mtrec.data.datasets import census, movielens
+from mtrec.data.datasets import census, diabetes, hillstrom, movielens, sp500
 from mtrec.errors import DataError, SchemaError
 from mtrec.features import FeatureEncoder
 
@@ -263,3 +267,177 @@ def test_movielens_missing_side_file_is_named(tmp_path):
     (tmp_path / "movielens_100k" / "u.user").unlink()
     with pytest.raises(DataError, match=r"for 'u.user'"):
         load_movielens(tmp_path)
+
+
+# --------------------------------------------------------------------------- hillstrom
+
+HILLSTROM_HEADER = "recency,history_segment,history,mens,womens,zip_code,newbie,channel,segment,visit,conversion,spend"
+HILLSTROM_ROW = "10,2) $100 - $200,142.44,1,0,Surburban,0,Phone,Womens E-Mail,1,1,29.99"
+
+
+def test_hillstrom_real_file_counts_and_funnel():
+    frame = load_hillstrom(needs("hillstrom_email_marketing"))
+    assert len(frame) == 64_000
+    assert list(frame.columns) == hillstrom.COLUMNS
+    # PROVENANCE.md: arms 21,387 / 21,307 / 21,306; visit 14.68%; 578 conversions; mean spend $1.05.
+    assert frame["segment"].value_counts().to_dict() == {
+        "Womens E-Mail": 21_387, "Mens E-Mail": 21_307, "No E-Mail": 21_306}
+    assert frame["visit"].mean() == pytest.approx(0.1468, abs=5e-5)
+    assert int(frame["conversion"].sum()) == 578
+    assert frame["spend"].mean() == pytest.approx(1.05, abs=0.005)
+    assert (frame["conversion"] <= frame["visit"]).all()
+    assert set(frame["zip_code"]) == {"Urban", "Surburban", "Rural"}
+    for name in ("visit", "conversion", "mens", "womens", "newbie", "recency"):
+        assert frame[name].dtype == np.int64, name
+    assert frame["spend"].dtype == np.float64 and frame["history"].dtype == np.float64
+
+
+def test_hillstrom_renamed_column_is_named(tmp_path):
+    header = HILLSTROM_HEADER.replace("zip_code", "zipcode")
+    write_gz(tmp_path / "hillstrom_email_marketing" / "hillstrom.csv.gz", [header, HILLSTROM_ROW])
+    with pytest.raises(SchemaError, match=r"Column 'zip_code' is missing .*renamed upstream.*'zipcode'"):
+        load_hillstrom(tmp_path)
+
+
+def test_hillstrom_funnel_violations_are_malformed(tmp_path):
+    rows = [HILLSTROM_ROW] * 18 + [
+        HILLSTROM_ROW.replace(",1,1,29.99", ",0,1,29.99"),  # conversion without a visit
+        HILLSTROM_ROW.replace(",1,1,29.99", ",1,0,29.99"),  # spend without a conversion
+    ]
+    write_gz(tmp_path / "hillstrom_email_marketing" / "hillstrom.csv.gz", [HILLSTROM_HEADER] + rows)
+    with pytest.warns(MalformedRowsWarning, match="2 of 20 rows") as record:
+        frame = load_hillstrom(tmp_path, max_malformed_fraction=0.1)
+    assert "conversion = 1 without a visit" in str(record[0].message)
+    assert len(frame) == 18 and frame.loc[0, "spend"] == pytest.approx(29.99)
+    with pytest.raises(DataError, match="2 of 20 rows"):
+        load_hillstrom(tmp_path, max_malformed_fraction=0.05)
+
+
+def test_header_only_file_has_no_rows(tmp_path):
+    write_gz(tmp_path / "hillstrom_email_marketing" / "hillstrom.csv.gz", [HILLSTROM_HEADER])
+    with pytest.raises(DataError, match="no usable rows"):
+        load_hillstrom(tmp_path)
+
+
+# --------------------------------------------------------------------------- diabetes
+
+
+def test_diabetes_real_file_counts_and_labels():
+    frame = load_diabetes(needs("diabetes_130_us_hospitals"))
+    assert len(frame) == 101_766
+    assert frame["patient_nbr"].nunique() == 71_518 and frame["encounter_id"].is_unique
+    # PROVENANCE.md: readmitted NO 54,864; >30 35,545; <30 11,357.
+    assert int(frame["readmit_30d"].sum()) == 11_357
+    assert int(frame["readmit_any"].sum()) == 35_545 + 11_357
+    assert frame["time_in_hospital"].dtype == np.float64
+    assert frame["time_in_hospital"].between(1, 14).all()
+    assert "readmitted" not in frame and "glyburide_metformin" in frame
+    # `?` is missing (about 97% of weight); the literal "None" (not measured) is a value.
+    assert frame["weight"].isna().mean() == pytest.approx(0.97, abs=0.01)
+    assert (frame["A1Cresult"] == "None").sum() > 0 and frame["A1Cresult"].notna().all()
+    for name in diabetes.DIAGNOSIS_COLUMNS:
+        assert pd.api.types.is_string_dtype(frame[name])
+    specs = [{"name": n, "kind": "categorical", "table": "diagnosis"} for n in diabetes.DIAGNOSIS_COLUMNS]
+    encoder = FeatureEncoder(specs).fit(frame.head(5_000))
+    assert list(encoder.layout()["tables"]) == ["diagnosis"]
+
+
+def test_diabetes_unknown_readmitted_value_is_malformed(tmp_path):
+    needs("diabetes_130_us_hospitals")
+    lines = gzip.open(DATA / "diabetes_130_us_hospitals" / "diabetic_data.csv.gz", "rt").read().splitlines()[:201]
+    lines[5] = lines[5].rsplit(",", 1)[0] + ",MAYBE"
+    write_gz(tmp_path / "diabetes_130_us_hospitals" / "diabetic_data.csv.gz", lines)
+    with pytest.warns(MalformedRowsWarning, match=r"1 of 200 rows.*'MAYBE' is not one of"):
+        frame = load_diabetes(tmp_path, max_malformed_fraction=0.01)
+    assert len(frame) == 199
+
+
+# --------------------------------------------------------------------------- sp500
+
+
+def toy_prices(days: int = 60, seed: int = 0) -> pd.DataFrame:
+    """Two tickers of random-walk prices on business days."""
+    rng = np.random.default_rng(seed)
+    dates = pd.bdate_range("2017-01-02", periods=days)
+    frames = []
+    for ticker in ("AAA", "BBB"):
+        close = 50 * np.exp(np.cumsum(rng.normal(0, 0.02, days)))
+        frames.append(pd.DataFrame({
+            "date": dates, "ticker": ticker, "close": close,
+            "high": close * 1.01, "low": close * 0.99,
+            "volume": rng.integers(1_000, 5_000, days).astype(float),
+        }))
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_sp500_features_use_no_future_value():
+    prices = toy_prices()
+    base = sp500_features(prices)
+    cut = prices["date"].iloc[40]
+    future = prices["date"] > cut
+    changed = prices.copy()
+    rng = np.random.default_rng(1)
+    for column in ("close", "high", "low", "volume"):
+        changed.loc[future, column] *= rng.uniform(0.5, 1.5, int(future.sum()))
+    after = sp500_features(changed)
+    past = base["date"] <= cut
+    assert past.sum() > 0 and (~past).sum() > 0
+    features = sp500.NUMERIC_FEATURES + ["day_of_week"]
+    pd.testing.assert_frame_equal(base.loc[past, features], after.loc[past, features])
+    # ... while the labels at the cut day, which look ahead, do change.
+    at_cut = base["date"] == cut
+    for label in ("next_return", "future_vol_5d"):
+        assert not np.allclose(base.loc[at_cut, label], after.loc[at_cut, label]), label
+
+
+def test_sp500_features_and_labels_match_their_definitions():
+    prices = toy_prices()
+    frame = sp500_features(prices)
+    days = len(prices) // 2
+    assert len(frame) == 2 * (days - sp500.MAX_LAG - sp500.HORIZON)
+    close = prices.loc[prices["ticker"] == "AAA", "close"].to_numpy()
+    volume = np.log1p(prices.loc[prices["ticker"] == "AAA", "volume"].to_numpy())
+    r = close[1:] / close[:-1] - 1  # r[t - 1] is the return into day t
+    row = frame[frame["ticker"] == "AAA"].iloc[0]  # day t = MAX_LAG
+    t = sp500.MAX_LAG
+    assert row["date"] == prices["date"].iloc[t]
+    assert row["ret_1d"] == pytest.approx(close[t] / close[t - 1] - 1)
+    assert row["ret_20d"] == pytest.approx(close[t] / close[t - 20] - 1)
+    assert row["vol_5d"] == pytest.approx(np.sqrt(np.mean(r[t - 5:t] ** 2)))
+    past = volume[t - 20:t]
+    assert row["volume_z"] == pytest.approx((volume[t] - past.mean()) / past.std(ddof=1))
+    assert row["hl_range"] == pytest.approx(np.log(1.01 / 0.99))
+    assert row["next_return"] == pytest.approx(close[t + 1] / close[t] - 1)
+    assert row["next_up"] == int(close[t + 1] > close[t])
+    assert row["future_vol_5d"] == pytest.approx(np.sqrt(np.mean(r[t:t + 5] ** 2)))
+    assert frame.groupby("ticker")["date"].is_monotonic_increasing.all()
+
+
+def test_sp500_real_file():
+    frame = load_sp500(needs("sp500_stocks_5yr"), nrows=20_000)
+    # The file is ordered by ticker (AAL, AAPL, AAP, ...): 20,000 rows hold 15 whole tickers.
+    tickers = frame["ticker"].unique()
+    assert tickers[0] == "AAL" and len(tickers) == 16
+    per_ticker = frame.groupby("ticker").size()
+    assert per_ticker.loc["AAL"] == 1_259 - sp500.MAX_LAG - sp500.HORIZON
+    assert list(frame.columns) == sp500.COLUMNS
+    assert pd.api.types.is_datetime64_any_dtype(frame["date"])
+    assert frame[sp500.LABEL_COLUMNS + sp500.NUMERIC_FEATURES[:-1]].notna().all().all()
+    assert frame["next_up"].mean() == pytest.approx(0.52, abs=0.03)
+    assert set(frame["day_of_week"]) == {"Mon", "Tue", "Wed", "Thu", "Fri"}
+    # Volatility persists: past and future realized volatility correlate (0.375 here; 0 if unaligned).
+    assert frame["vol_20d"].corr(frame["future_vol_5d"], method="spearman") > 0.25
+
+
+def test_sp500_repeated_day_and_short_history(tmp_path):
+    prices = toy_prices(days=40)
+    lines = ["date,open,high,low,close,volume,Name"] + [
+        f"{r.date:%Y-%m-%d},{r.close},{r.high},{r.low},{r.close},{int(r.volume)},{r.ticker}"
+        for r in prices.itertuples()]
+    write_gz(tmp_path / "sp500_stocks_5yr" / "all_stocks_5yr.csv.gz", lines + [lines[3]])
+    with pytest.warns(MalformedRowsWarning, match="ticker AAA has 2017-01-04 twice"):
+        frame = load_sp500(tmp_path, max_malformed_fraction=0.05)
+    assert len(frame) == 2 * (40 - sp500.MAX_LAG - sp500.HORIZON)
+    write_gz(tmp_path / "sp500_stocks_5yr" / "all_stocks_5yr.csv.gz", lines[:21])
+    with pytest.raises(DataError, match="more than 25 trading days"):
+        load_sp500(tmp_path)

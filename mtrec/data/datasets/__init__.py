@@ -9,6 +9,9 @@ id/group/time columns the splits use. Splitting is left to `mtrec.data.make_spli
 |---|---|---|
 | census_income_kdd | `load_census` | income, never_married, college |
 | movielens_100k | `load_movielens` (+ `load_movielens_users`, `load_movielens_items`) | rating, like |
+| hillstrom_email_marketing | `load_hillstrom` | visit, conversion, spend |
+| diabetes_130_us_hospitals | `load_diabetes` | readmit_30d, readmit_any, time_in_hospital |
+| sp500_stocks_5yr | `load_sp500` (features from `sp500_features`) | next_return, next_up, future_vol_5d |
 
 `data_dir` defaults to `default_data_dir()`: `$MTREC_DATA_DIR`, else `../shared/datasets`.
 `load_dataset(name, ...)` calls a loader by its data set's folder name.
@@ -23,12 +26,18 @@ import pandas as pd
 
 from mtrec.data.datasets.census import load_census
 from mtrec.data.datasets.common import DATA_DIR_ENV, MalformedRowsWarning, default_data_dir
+from mtrec.data.datasets.diabetes import load_diabetes
+from mtrec.data.datasets.hillstrom import load_hillstrom
 from mtrec.data.datasets.movielens import load_movielens, load_movielens_items, load_movielens_users
+from mtrec.data.datasets.sp500 import load_sp500, sp500_features
 
 #: Loader of each data set, keyed by its folder name under the data folder.
 LOADERS: dict[str, Callable[..., pd.DataFrame]] = {
     "census_income_kdd": load_census,
     "movielens_100k": load_movielens,
+    "hillstrom_email_marketing": load_hillstrom,
+    "diabetes_130_us_hospitals": load_diabetes,
+    "sp500_stocks_5yr": load_sp500,
 }
 
 
@@ -61,7 +70,11 @@ __all__ = [
     "default_data_dir",
     "load_census",
     "load_dataset",
+    "load_diabetes",
+    "load_hillstrom",
     "load_movielens",
     "load_movielens_items",
     "load_movielens_users",
+    "load_sp500",
+    "sp500_features",
 ]

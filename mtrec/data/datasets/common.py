@@ -223,20 +223,29 @@ class Batch:
     value fails its rule; `read_csv` drops those rows after `convert` returns.
 
     Args:
-        raw: the block's columns as strings.
+        block: the block's columns as Arrow strings.
         first_row: 1-based number (among the rows with the right field count) of
             the block's first row, for messages.
         malformed: where skipped rows are recorded.
     """
 
-    def __init__(self, raw: pd.DataFrame, first_row: int, malformed: MalformedRows) -> None:
-        self.raw = raw
+    def __init__(self, block: pa.RecordBatch, first_row: int, malformed: MalformedRows) -> None:
+        self.block = block
         self.first_row = first_row
         self.malformed = malformed
-        self.bad = np.zeros(len(raw), dtype=bool)
+        self.index = pd.RangeIndex(block.num_rows)
+        self.bad = np.zeros(block.num_rows, dtype=bool)
+        self._columns: dict[str, pd.Series] = {}
 
     def __len__(self) -> int:
-        return len(self.raw)
+        return self.block.num_rows
+
+    def column(self, name: str) -> pd.Series:
+        """The raw column `name` as a Series of strings (converted once, on first use)."""
+        if name not in self._columns:
+            self._columns[name] = pd.Series(self.block.column(name).to_pandas(), index=self.index,
+                                            dtype="str", name=name)
+        return self._columns[name]
 
     def reject(self, mask: np.ndarray | pd.Series, reason: Callable[[int], str]) -> None:
         """Marks the rows of `mask` malformed; `reason(i)` describes row `i` of the block."""
@@ -247,7 +256,7 @@ class Batch:
             self.bad |= mask
 
     def _value(self, column: str, i: int) -> str:
-        return repr(self.raw[column].iloc[i])
+        return repr(self.column(column).iloc[i])
 
     def string(self, column: str, missing: Sequence[str] = MISSING_TOKENS,
                required: bool = False) -> pd.Series:
@@ -258,7 +267,7 @@ class Batch:
             missing: raw tokens that mean "unknown".
             required: a missing value makes the row malformed.
         """
-        values = self.raw[column].astype("str")
+        values = self.column(column)
         is_missing = values.isin(list(missing)).to_numpy()
         if required:
             self.reject(is_missing, lambda i: f"column '{column}' is empty or unknown ({self._value(column, i)})")
@@ -279,10 +288,7 @@ class Batch:
         Returns:
             float64 (int64 when `integer` and `required`).
         """
-        raw = self.raw[column]
-        is_missing = raw.isin(list(missing)).to_numpy()
-        values = pd.to_numeric(raw.where(~is_missing), errors="coerce").astype("float64")
-        array = values.to_numpy()
+        array, is_missing = self._parse_numbers(column, missing)
         unparsed = np.isnan(array) & ~is_missing
         self.reject(unparsed, lambda i: f"column '{column}' = {self._value(column, i)} is not a number")
         if required:
@@ -296,8 +302,21 @@ class Batch:
         if high is not None:
             self.reject(finite & (array > high), lambda i: f"column '{column}' = {self._value(column, i)} > {high:g}")
         if integer and required:
-            return pd.Series(np.where(self.bad | np.isnan(array), 0, array).astype("int64"), index=raw.index)
-        return values
+            return pd.Series(np.where(self.bad | np.isnan(array), 0, array).astype("int64"), index=self.index)
+        return pd.Series(array, index=self.index)
+
+    def _parse_numbers(self, column: str, missing: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """float64 values (NaN where missing or unparsable) and the missing-token mask."""
+        raw = self.block.column(column)
+        is_missing = pc.is_in(raw, value_set=pa.array(list(missing), pa.string()))
+        try:  # fast path: Arrow parses the whole column, or fails on the first bad value
+            parsed = pc.cast(pc.if_else(is_missing, pa.scalar(None, pa.string()), raw), pa.float64())
+            array = parsed.to_numpy(zero_copy_only=False).astype("float64", copy=True)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            values = self.column(column)
+            array = pd.to_numeric(values.where(~is_missing.to_numpy(zero_copy_only=False)),
+                                  errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        return array, is_missing.to_numpy(zero_copy_only=False)
 
     def choice(self, column: str, mapping: Mapping[str, Any], dtype: str = "int64") -> pd.Series:
         """Maps the raw values through `mapping`; a value not in it makes the row malformed.
@@ -307,7 +326,7 @@ class Batch:
             mapping: raw value -> typed value (e.g. `{"NO": 0, "<30": 1}`).
             dtype: dtype of the result.
         """
-        raw = self.raw[column]
+        raw = self.column(column)
         known = raw.isin(list(mapping)).to_numpy()
         self.reject(~known, lambda i: f"column '{column}' = {self._value(column, i)} is not one of "
                                       f"{list(mapping)}")
@@ -326,10 +345,10 @@ def read_header(path: Path, delimiter: str, encoding: str = "utf8") -> list[str]
     """
     try:
         with pa.input_stream(str(path)) as stream:  # decompresses .gz by its suffix
-            line = stream.readline(1 << 16)
-    except (OSError, pa.ArrowException) as err:
+            head = stream.read(1 << 16)
+    except (OSError, pa.ArrowException, EOFError) as err:
         raise DataError(f"Cannot read {path.resolve()}: {err}") from err
-    text = line.decode(encoding, errors="replace").rstrip("\r\n")
+    text = head.split(b"\n", 1)[0].decode(encoding, errors="replace").rstrip("\r")
     if not text.strip():
         raise DataError(f"File {path.resolve()} is empty: expected a header line and rows.")
     return [name.strip().strip('"') for name in text.split(delimiter)]
@@ -418,7 +437,7 @@ def read_csv(path: Path, *, columns: Sequence[str], convert: Callable[[Batch], p
                     record_batch = pa.RecordBatch.from_arrays(
                         [pc.utf8_trim_whitespace(a) for a in record_batch.columns],
                         names=record_batch.schema.names)
-                batch = Batch(record_batch.to_pandas(), seen + 1, malformed)
+                batch = Batch(record_batch, seen + 1, malformed)
                 typed = convert(batch)
                 seen += len(batch)
                 typed = typed.loc[~batch.bad]

@@ -90,7 +90,7 @@ def _convert_items(batch: Batch) -> pd.DataFrame:
         "title": batch.string("title", required=True),
         "release_date": date,
         "release_year": date.dt.year.astype("float64"),
-        "genres": pd.Series(genres, index=batch.raw.index, dtype="str"),
+        "genres": pd.Series(genres, index=batch.index, dtype="str"),
     })
 
 
