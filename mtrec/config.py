@@ -168,6 +168,8 @@ def model_parameters(model_class: type[MultiTaskModel]) -> dict[str, inspect.Par
                     param.VAR_KEYWORD, param.VAR_POSITIONAL):
                 continue
             params.setdefault(name, param)
+    for name in getattr(model_class, "fixed_parameters", ()):
+        params.pop(name, None)
     return params
 
 

@@ -43,6 +43,7 @@ def test_every_shipped_config_is_valid(path):
     ({"model": {"kind": "mmoe", "num_experts": "eight"}}, r"'model.num_experts' must be an integer"),
     ({"model": {"kind": "mmoee"}}, r"'model.kind'.*one of \['cgc', 'cross_stitch', 'mmoe', 'omoe', 'ple', 'shared_bottom', 'single_task', 'soft_sharing'\]"),
     ({"model": {"num_experts": 4}}, r"'model.kind'"),
+    ({"model": {"kind": "cgc", "num_levels": 2}}, r"Unknown config key 'model.num_levels'"),
     ({"model": {"kind": "mmoe", "expert_kind": "dcnv2"}}, r"'model.expert_kind'.*\['mlp', 'dcn'\].*Did you mean 'dcn'"),
     ({"tasks": [{"name": "y0", "kind": "ranking"}]}, r"'tasks\[0\].kind'.*one of"),
     ({"training": {"epochs": "ten"}}, r"'training.epochs' must be an integer"),

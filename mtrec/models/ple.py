@@ -109,6 +109,9 @@ class CGC(PLE):
     `{task: (n, num_task_experts + num_shared_experts)}`.
     """
 
+    #: Constructor arguments of PLE that CGC fixes (not settable in a config).
+    fixed_parameters = ("num_levels",)
+
     def __init__(self, tasks: list, feature_layout: dict[str, Any], **kwargs: Any) -> None:
         super().__init__(tasks, feature_layout, num_levels=1, **kwargs)
 
