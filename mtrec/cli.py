@@ -1,4 +1,4 @@
-"""The `mtrec` command: train, score, quickstart, synthetic."""
+"""The `mtrec` command: train, score, quickstart, synthetic, gates, transfer."""
 
 from __future__ import annotations
 
@@ -56,6 +56,29 @@ def _cmd_synthetic(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_gates(args: argparse.Namespace) -> int:
+    from mtrec.analysis.collapse import CollapseThresholds
+    from mtrec.analysis.commands import gates_command
+
+    thresholds = CollapseThresholds(args.dominant_share, args.dead_share)
+    analysis, text, written = gates_command(args.run_dir, args.data, by=args.by, out=args.out,
+                                            bins=args.bins, max_rows=args.rows or None,
+                                            thresholds=thresholds)
+    print(text)
+    print(f"Wrote {len(written)} files to {written[0].parent}")
+    return 1 if args.fail_on_collapse and analysis.collapsed else 0
+
+
+def _cmd_transfer(args: argparse.Namespace) -> int:
+    from mtrec.analysis.commands import transfer_command
+
+    _, text, written = transfer_command(args.mtl_run_dir, args.single_task_run_dirs, out=args.out,
+                                        split=args.split, metric=args.metric, tolerance=args.tolerance)
+    print(text)
+    print(f"Wrote {', '.join(str(p) for p in written)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `mtrec` command."""
     parser = argparse.ArgumentParser(prog="mtrec", description=__doc__)
@@ -91,6 +114,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--binarize", action="store_true")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_synthetic)
+
+    p = sub.add_parser("gates", help="gate statistics, collapse alarm and plots of a gated run on a data file")
+    p.add_argument("run_dir", help="run directory of an MMoE, OMoE, CGC or PLE model")
+    p.add_argument("data", help="Parquet/CSV rows with the training features")
+    p.add_argument("--by", help="column to segment the gates by (categories, or quantile buckets)")
+    p.add_argument("--bins", type=int, default=5, help="quantile buckets of a numeric --by column")
+    p.add_argument("--rows", type=int, default=50000, help="rows sampled from DATA (0: all)")
+    p.add_argument("--out", help="output folder (default: RUN_DIR/gates)")
+    p.add_argument("--dominant-share", type=float, default=0.9,
+                   help="alarm when every task puts more than this on one expert")
+    p.add_argument("--dead-share", type=float, default=0.1,
+                   help="an expert is dead below this times the uniform share in every gate")
+    p.add_argument("--fail-on-collapse", action="store_true", help="exit with status 1 when the alarm fires")
+    p.set_defaults(func=_cmd_gates)
+
+    p = sub.add_parser("transfer", help="per-task gain of a multi-task run over SingleTask, and Δm")
+    p.add_argument("mtl_run_dir", help="the multi-task run directory")
+    p.add_argument("single_task_run_dirs", nargs="+", help="the SingleTask run directory (or one per task)")
+    p.add_argument("--metric", help="metric for every task (default: auc, accuracy or rmse)")
+    p.add_argument("--split", default="test")
+    p.add_argument("--tolerance", type=float, default=0.0, help="flag gains below -TOLERANCE percent")
+    p.add_argument("--out", help="output folder (default: MTL_RUN_DIR/transfer)")
+    p.set_defaults(func=_cmd_transfer)
     return parser
 
 

@@ -67,6 +67,28 @@ class EarlyStoppingConfig:
 
 
 @dataclasses.dataclass
+class TrainingAnalysisConfig:
+    """Analysis recorded while training, into metrics.json/csv and TensorBoard (`mtrec.analysis.callbacks`).
+
+    Args:
+        gate_stats: every epoch, each gate's entropy, effective experts and
+            per-expert utilization (gated models: MMoE, OMoE, CGC, PLE).
+        gradient_cosine: every epoch, the cosine between each pair of tasks'
+            loss gradients on the shared parameters (TensorFlow backend).
+        rows: rows these are computed on (validation rows for the gates when
+            there are any, training rows for the gradients).
+    """
+
+    gate_stats: bool = False
+    gradient_cosine: bool = False
+    rows: int = 2048
+
+    def __post_init__(self) -> None:
+        if self.rows < 1:
+            raise ConfigError(f"training.analysis.rows must be >= 1. Received: {self.rows}")
+
+
+@dataclasses.dataclass
 class TrainingConfig:
     """How the model is fit.
 
@@ -81,6 +103,8 @@ class TrainingConfig:
         early_stopping: set to null to train all epochs.
         verbose: Keras progress output: 1 a bar per epoch, 2 one line per
             epoch, 0 silent.
+        analysis: gate statistics and gradient cosines recorded per epoch
+            (off by default).
     """
 
     epochs: int = 20
@@ -91,6 +115,7 @@ class TrainingConfig:
     jit_compile: bool | Literal["auto"] = "auto"
     early_stopping: EarlyStoppingConfig | None = dataclasses.field(default_factory=EarlyStoppingConfig)
     verbose: int = 1
+    analysis: TrainingAnalysisConfig = dataclasses.field(default_factory=TrainingAnalysisConfig)
 
     def __post_init__(self) -> None:
         for key in ("epochs", "batch_size", "steps_per_execution"):

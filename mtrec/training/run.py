@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from mtrec.analysis.callbacks import training_callbacks
 from mtrec.config import ExperimentConfig
 from mtrec.data.tf_dataset import make_dataset
 from mtrec.errors import ConfigError, MtrecError
@@ -204,6 +205,8 @@ def _train(config: ExperimentConfig, run_dir: Path, frame: pd.DataFrame | None,
     callbacks: list[keras.callbacks.Callback] = [
         SingleTaskLogNames(model.task_names),  # first: "val_auc" -> "val_<task>_auc" for one task
         MainLossLogger(main),  # the loggers and early stopping below read its value
+        # Gate statistics / gradient cosines (training.analysis) go into the same logs.
+        *training_callbacks(training.analysis, model, train_split, valid_split),
         TaskMetricsLogger(run_dir, model.task_names),
         keras.callbacks.BackupAndRestore(str(run_dir / "checkpoints")),
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False,
