@@ -249,7 +249,8 @@ def test_movielens_parses_written_files_and_skips_bad_ratings(tmp_path):
     assert "'rating' = '6' > 5" in str(record[0].message)
     assert len(frame) == 98
     first = frame.iloc[0]
-    assert (first["rating"], first["like"], first["genres"], first["release_year"]) == (5.0, 1, "Action|Comedy", 1995.0)
+    assert (first["rating"], first["like"], first["genres"], first["release_year"]) == (
+        5.0, 1, "Action|Comedy", 1995.0)
     assert first["day_of_week"] == "Thu" and first["hour"] == 15  # 1997-12-04 15:55:49 UTC
     assert first["movie_age"] == pytest.approx((881250949 - 788918400) / (365.25 * 86400))
     second = frame.iloc[1]
@@ -271,7 +272,7 @@ def test_movielens_missing_side_file_is_named(tmp_path):
 
 # --------------------------------------------------------------------------- hillstrom
 
-HILLSTROM_HEADER = "recency,history_segment,history,mens,womens,zip_code,newbie,channel,segment,visit,conversion,spend"
+HILLSTROM_HEADER = ",".join(hillstrom.COLUMNS)  # the raw header, in the raw order
 HILLSTROM_ROW = "10,2) $100 - $200,142.44,1,0,Surburban,0,Phone,Womens E-Mail,1,1,29.99"
 
 
@@ -344,7 +345,8 @@ def test_diabetes_real_file_counts_and_labels():
 
 def test_diabetes_unknown_readmitted_value_is_malformed(tmp_path):
     needs("diabetes_130_us_hospitals")
-    lines = gzip.open(DATA / "diabetes_130_us_hospitals" / "diabetic_data.csv.gz", "rt").read().splitlines()[:201]
+    with gzip.open(DATA / "diabetes_130_us_hospitals" / "diabetic_data.csv.gz", "rt") as f:
+        lines = [next(f).rstrip("\n") for _ in range(201)]  # the header and 200 encounters
     lines[5] = lines[5].rsplit(",", 1)[0] + ",MAYBE"
     write_gz(tmp_path / "diabetes_130_us_hospitals" / "diabetic_data.csv.gz", lines)
     with pytest.warns(MalformedRowsWarning, match=r"1 of 200 rows.*'MAYBE' is not one of"):
@@ -441,3 +443,15 @@ def test_sp500_repeated_day_and_short_history(tmp_path):
     write_gz(tmp_path / "sp500_stocks_5yr" / "all_stocks_5yr.csv.gz", lines[:21])
     with pytest.raises(DataError, match="more than 25 trading days"):
         load_sp500(tmp_path)
+
+
+def test_corrupt_raw_file_is_an_error(tmp_path):
+    folder = tmp_path / "hillstrom_email_marketing"
+    folder.mkdir()
+    data = gzip.compress(("\n".join([HILLSTROM_HEADER] + [HILLSTROM_ROW] * 2000)).encode())
+    (folder / "hillstrom.csv.gz").write_bytes(data[: len(data) // 2])  # cut short
+    with pytest.raises(DataError, match=r"hillstrom.csv.gz"):
+        load_hillstrom(tmp_path)
+    (folder / "hillstrom.csv.gz").write_bytes(b"not gzip at all")
+    with pytest.raises(DataError, match=r"Cannot read .*hillstrom.csv.gz"):
+        load_hillstrom(tmp_path)

@@ -270,7 +270,8 @@ class Batch:
         values = self.column(column)
         is_missing = values.isin(list(missing)).to_numpy()
         if required:
-            self.reject(is_missing, lambda i: f"column '{column}' is empty or unknown ({self._value(column, i)})")
+            self.reject(is_missing,
+                        lambda i: f"column '{column}' is empty or unknown ({self._value(column, i)})")
         return values.where(~is_missing) if is_missing.any() else values
 
     def number(self, column: str, *, missing: Sequence[str] = MISSING_TOKENS, required: bool = True,
@@ -298,9 +299,11 @@ class Batch:
             self.reject(finite & (np.floor(array) != array),
                         lambda i: f"column '{column}' = {self._value(column, i)} is not a whole number")
         if low is not None:
-            self.reject(finite & (array < low), lambda i: f"column '{column}' = {self._value(column, i)} < {low:g}")
+            self.reject(finite & (array < low),
+                        lambda i: f"column '{column}' = {self._value(column, i)} < {low:g}")
         if high is not None:
-            self.reject(finite & (array > high), lambda i: f"column '{column}' = {self._value(column, i)} > {high:g}")
+            self.reject(finite & (array > high),
+                        lambda i: f"column '{column}' = {self._value(column, i)} > {high:g}")
         if integer and required:
             return pd.Series(np.where(self.bad | np.isnan(array), 0, array).astype("int64"), index=self.index)
         return pd.Series(array, index=self.index)

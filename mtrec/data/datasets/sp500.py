@@ -117,7 +117,8 @@ def sp500_features(prices: pd.DataFrame) -> pd.DataFrame:
 def _convert(batch: Batch) -> pd.DataFrame:
     raw_date = batch.column("date")
     date = pd.to_datetime(raw_date, format="%Y-%m-%d", errors="coerce")
-    batch.reject(date.isna().to_numpy(), lambda i: f"column 'date' = {raw_date.iloc[i]!r} is not a YYYY-MM-DD date")
+    batch.reject(date.isna().to_numpy(),
+                 lambda i: f"column 'date' = {raw_date.iloc[i]!r} is not a YYYY-MM-DD date")
     frame = pd.DataFrame({
         "date": date,
         "ticker": batch.string("Name", required=True),
@@ -126,7 +127,8 @@ def _convert(batch: Batch) -> pd.DataFrame:
         "close": batch.number("close"),
         "volume": batch.number("volume", low=0),
     })
-    batch.reject((frame["close"] <= 0).to_numpy(), lambda i: f"column 'close' = {frame['close'].iloc[i]!r} <= 0")
+    batch.reject((frame["close"] <= 0).to_numpy(),
+                 lambda i: f"column 'close' = {frame['close'].iloc[i]!r} <= 0")
     return frame
 
 
