@@ -13,8 +13,8 @@ Example:
 folder = dataset_folder(None, "hillstrom_email_marketing")   # $MTREC_DATA_DIR/... by default
 path = find_raw_file(folder, ["hillstrom.csv.gz", "hillstrom.csv"])
 frame = read_csv(path, columns=["visit", "spend"], header=True,
-                 convert=lambda b: pd.DataFrame({"visit": b.integer("visit", allowed=(0, 1)),
-                                                 "spend": b.number("spend")}))
+                 convert=lambda b: pd.DataFrame({"visit": b.choice("visit", {"0": 0, "1": 1}),
+                                                 "spend": b.number("spend", low=0)}))
 ```
 """
 
