@@ -1,10 +1,10 @@
 """The experiment config: YAML in, typed and validated objects out.
 
 Sections: `name`, `seed`, `data`, `features`, `tasks`, `model`, `training`,
-`scoring`. Keys of `model` are the chosen model class's constructor
-arguments, so there is no second schema to keep in step. Every error names
-the key (e.g. `model.num_experts`) and, for a misspelled key, suggests the
-closest one.
+`scoring`, `weighting`. Keys of `model` (and of `weighting`) are the chosen
+class's constructor arguments, so there is no second schema to keep in step.
+Every error names the key (e.g. `model.num_experts`) and, for a misspelled
+key, suggests the closest one.
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ from mtrec.features import parse_features
 from mtrec.models import MODEL_KINDS, MultiTaskModel
 from mtrec.tasks import Task, tasks_from_config
 from mtrec.utils.validation import check_keys, choice, coerce, from_dict, to_dict
+from mtrec.weighting import WeightingConfig, parse_weighting
 
-SECTIONS = ("name", "seed", "data", "features", "tasks", "model", "training", "scoring")
+SECTIONS = ("name", "seed", "data", "features", "tasks", "model", "training", "scoring", "weighting")
 
 
 @dataclasses.dataclass
@@ -167,6 +168,8 @@ class ExperimentConfig:
     training: TrainingConfig
     scoring: ScoringConfig
     raw: dict[str, Any] = dataclasses.field(repr=False, default_factory=dict)
+    #: Task weighting strategy (`weighting:`; static `Task.weight` by default).
+    weighting: WeightingConfig = dataclasses.field(default_factory=WeightingConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved config as plain values (defaults filled in), for the run directory."""
@@ -179,6 +182,7 @@ class ExperimentConfig:
             "model": {"kind": self.model.kind, **self.model.params},
             "training": to_dict(self.training),
             "scoring": to_dict(self.scoring),
+            "weighting": self.weighting.to_dict(),
         }
 
 
@@ -239,6 +243,7 @@ def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
     model = _parse_model(raw["model"])
     training = from_dict(TrainingConfig, raw.get("training"), "training")
     scoring = from_dict(ScoringConfig, raw.get("scoring"), "scoring")
+    weighting = parse_weighting(raw.get("weighting"), "weighting")
 
     feature_names = {f.name for f in features}
     for i, task in enumerate(tasks):
@@ -246,7 +251,8 @@ def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
             raise ConfigError(
                 f"tasks[{i}].label '{task.label}' is also declared as a feature: a label "
                 f"must not be an input. Remove it from 'features'.")
-    return ExperimentConfig(name, seed, data, features, tasks, model, training, scoring, raw=raw)
+    return ExperimentConfig(name, seed, data, features, tasks, model, training, scoring, raw=raw,
+                            weighting=weighting)
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:

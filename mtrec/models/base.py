@@ -109,6 +109,13 @@ class MultiTaskModel(keras.Model):
             **kwargs,
         )
 
+    def train_step(self, *args: Any, **kwargs: Any) -> Any:
+        """Keras' train step, or that of an attached task weighting strategy (`mtrec.weighting`)."""
+        weighting = getattr(self, "_task_weighting", None)
+        if weighting is not None and weighting.custom_step:
+            return weighting.train_step(self, *args, **kwargs)
+        return super().train_step(*args, **kwargs)
+
     # -- gates --------------------------------------------------------------
     def gate_weights(self, inputs: dict[str, Any], batch_size: int = 8192) -> dict[str, np.ndarray]:
         """Returns the gate weights per example, per task, per expert.

@@ -42,6 +42,7 @@ from mtrec.training.prepare import PreparedData, prepare
 from mtrec.training.report import format_report
 from mtrec.utils.atomic import atomic_path, write_json, write_text
 from mtrec.utils.validation import closest
+from mtrec.weighting import WeightingLogger
 
 logger = logging.getLogger(__name__)
 
@@ -201,10 +202,14 @@ def _train(config: ExperimentConfig, run_dir: Path, frame: pd.DataFrame | None,
     model({k: v[:1] for k, v in train_split.features.items()})  # build: checkpoints need variables
     compile_model(model, config)
     training = config.training
+    # The task weighting strategy (static: Keras' own step); its state is not saved with the model.
+    weighting = config.weighting.build().attach(model, train_split.features, training.learning_rate,
+                                                config.seed)
     main = {t.name: float(t.weight) for t in config.tasks if not t.auxiliary}
     callbacks: list[keras.callbacks.Callback] = [
         SingleTaskLogNames(model.task_names),  # first: "val_auc" -> "val_<task>_auc" for one task
         MainLossLogger(main),  # the loggers and early stopping below read its value
+        WeightingLogger(weighting),  # <task>_weight per epoch, before the loggers
         # Gate statistics / gradient cosines (training.analysis) go into the same logs.
         *training_callbacks(training.analysis, model, train_split, valid_split),
         TaskMetricsLogger(run_dir, model.task_names),

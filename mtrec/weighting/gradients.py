@@ -41,7 +41,7 @@ def check_gradient_backend(what: str = "Per-task gradients") -> None:
 
 
 def task_losses(model: Any, y: dict[str, Tensor], y_pred: dict[str, Tensor],
-                sample_weight: Any = None) -> dict[str, Tensor]:
+                sample_weight: Any = None, loss_fns: dict[str, Any] | None = None) -> dict[str, Tensor]:
     """Each task's masked loss, unweighted (before `Task.weight`), as a scalar tensor.
 
     Args:
@@ -49,18 +49,17 @@ def task_losses(model: Any, y: dict[str, Tensor], y_pred: dict[str, Tensor],
         y: labels by task name.
         y_pred: the model's outputs by task name.
         sample_weight: optional per-example weights (one array, or one per task).
+        loss_fns: {task: loss object}; defaults to each task's `make_loss()`.
 
     Returns:
         {task name: scalar loss}.
     """
-    fns = getattr(model, "_mtrec_task_loss_fns", None)
-    if fns is None:  # loss objects are stateless; make them once per model
-        fns = {t.name: t.make_loss() for t in model.tasks}
-        object.__setattr__(model, "_mtrec_task_loss_fns", fns)
+    if loss_fns is None:
+        loss_fns = {t.name: t.make_loss() for t in model.tasks}
     out = {}
     for name in model.task_names:
         weight = sample_weight.get(name) if isinstance(sample_weight, dict) else sample_weight
-        out[name] = fns[name](y[name], y_pred[name], sample_weight=weight)
+        out[name] = loss_fns[name](y[name], y_pred[name], sample_weight=weight)
     return out
 
 
