@@ -22,6 +22,10 @@ from mtrec.scoring import predict_arrays, score_file, score_frame
 from mtrec.tasks import BinaryTask, MulticlassTask, RegressionTask, Task
 from mtrec.training.run import RunResult, train
 from mtrec.training.trained_run import TrainedRun, load_run
+from mtrec.weighting import (
+    MGDA, WEIGHTING_KINDS, DynamicWeightAverage, GradNorm, PCGrad, StaticWeighting, UncertaintyWeighting,
+    WeightingStrategy, per_task_gradients, split_variables,
+)
 
 __all__ = [
     "ExperimentConfig", "load_config", "parse_config",
@@ -33,4 +37,6 @@ __all__ = [
     "predict_arrays", "score_file", "score_frame",
     "BinaryTask", "MulticlassTask", "RegressionTask", "Task",
     "RunResult", "train", "TrainedRun", "load_run",
+    "WEIGHTING_KINDS", "WeightingStrategy", "StaticWeighting", "UncertaintyWeighting", "DynamicWeightAverage",
+    "GradNorm", "PCGrad", "MGDA", "per_task_gradients", "split_variables",
 ]
