@@ -137,6 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tolerance", type=float, default=0.0, help="flag gains below -TOLERANCE percent")
     p.add_argument("--out", help="output folder (default: MTL_RUN_DIR/transfer)")
     p.set_defaults(func=_cmd_transfer)
+
+    from mtrec.recommend.commands import add_commands as add_recommend_commands
+
+    add_recommend_commands(sub)  # retrieval-train, retrieve, recommend
     return parser
 
 

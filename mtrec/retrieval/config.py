@@ -56,8 +56,8 @@ class RetrievalConfig:
         item_id: the item column (the candidates' identifiers).
         rating: the rating column of the joint rating task; null trains
             retrieval alone.
-        query_features: inputs of the query tower. Defaults to `[user_id]`.
-        candidate_features: inputs of the candidate tower. Defaults to `[item_id]`.
+        query_features: inputs of the query tower; empty means `[user_id]`.
+        candidate_features: inputs of the candidate tower; empty means `[item_id]`.
         embedding_dim: width of both towers' outputs (and the default width
             of each feature embedding). Defaults to `32`.
         query_layers: hidden Dense widths of the query tower. With one input
@@ -85,8 +85,8 @@ class RetrievalConfig:
     user_id: str = "user_id"
     item_id: str = "item_id"
     rating: str | None = "rating"
-    query_features: list[TowerFeature] | None = None
-    candidate_features: list[TowerFeature] | None = None
+    query_features: list[TowerFeature] = dataclasses.field(default_factory=list)
+    candidate_features: list[TowerFeature] = dataclasses.field(default_factory=list)
     embedding_dim: int = 32
     query_layers: list[int] = dataclasses.field(default_factory=list)
     candidate_layers: list[int] = dataclasses.field(default_factory=list)
@@ -103,9 +103,9 @@ class RetrievalConfig:
     k: int = 100
 
     def __post_init__(self) -> None:
-        if self.query_features is None:
+        if not self.query_features:
             self.query_features = [TowerFeature(self.user_id)]
-        if self.candidate_features is None:
+        if not self.candidate_features:
             self.candidate_features = [TowerFeature(self.item_id)]
         for key in ("embedding_dim", "epochs", "batch_size", "eval_batch_size", "k"):
             if getattr(self, key) < 1:

@@ -61,7 +61,7 @@ def build_index(candidate_embeddings: np.ndarray | tf.Tensor, identifiers: np.nd
     """
     index = tfrs.layers.factorized_top_k.BruteForce(query_model, k=k)
     index.index(tf.convert_to_tensor(candidate_embeddings, tf.float32),
-                tf.convert_to_tensor(np.asarray(identifiers).astype(bytes)))
+                tf.constant([str(i).encode("utf-8") for i in identifiers], tf.string))
     return index
 
 

@@ -47,16 +47,19 @@ class CandidateIndex:
         config: its retrieval settings.
         users: each training user's query features (fills in features a
             query table lacks).
-        seen: `{user id string: set of item id strings}` from training, for
-            excluding already-seen items.
+        items: the indexed item ids, in the training items table's dtype.
+        seen_count: `{user id string: number of training items}`.
     """
 
     directory: Path
     config: RetrievalConfig
     users: pd.DataFrame
-    seen: dict[str, set[str]]
+    items: np.ndarray
+    seen_count: dict[str, int]
     numeric_means: dict[str, float] = dataclasses.field(default_factory=dict)
-    integer_items: bool = False
+    _item_code: dict[bytes, int] = dataclasses.field(repr=False, default_factory=dict)
+    _user_code: dict[str, int] = dataclasses.field(repr=False, default_factory=dict)
+    _seen_pairs: np.ndarray = dataclasses.field(repr=False, default=None)
     _serve: Any = dataclasses.field(repr=False, default=None)
 
     @classmethod
@@ -69,7 +72,7 @@ class CandidateIndex:
         directory = Path(directory)
         if (directory / "retrieval").is_dir() and not (directory / INDEX_DIR).is_dir():
             directory = directory / "retrieval"  # a recommend run directory
-        needed = [INDEX_DIR, "retrieval.json", "towers.json", "users.parquet", "seen.parquet"]
+        needed = [INDEX_DIR, "retrieval.json", "towers.json", "users.parquet", "items.parquet", "seen.parquet"]
         missing = [name for name in needed if not (directory / name).exists()]
         if missing:
             raise DataError(
@@ -79,15 +82,20 @@ class CandidateIndex:
 
         config = parse_retrieval_config(json.loads((directory / "retrieval.json").read_text()))
         users = pd.read_parquet(directory / "users.parquet")
-        seen_frame = pd.read_parquet(directory / "seen.parquet")
-        seen: dict[str, set[str]] = {}
-        for user, item in zip(_strings(seen_frame[config.user_id]), _strings(seen_frame[config.item_id])):
-            seen.setdefault(user, set()).add(item)
+        items = pd.read_parquet(directory / "items.parquet")[config.item_id]
+        item_code = {value.encode("utf-8"): i for i, value in enumerate(_strings(items))}
+        # Training pairs as one int64 per (user, item), for a vectorized "seen" test.
+        seen = pd.read_parquet(directory / "seen.parquet")
+        seen_users = _strings(seen[config.user_id])
+        user_code = {user: i for i, user in enumerate(pd.unique(seen_users))}
+        seen_items = np.array([item_code.get(v.encode("utf-8"), -1) for v in _strings(seen[config.item_id])])
+        pairs = np.unique(seen_users.map(user_code).to_numpy("int64") * len(items) + seen_items)
+        seen_count = seen_users.value_counts().to_dict()
         states = json.loads((directory / "towers.json").read_text())["query"]
         means = {f.name: float(states[f.name]["mean"]) for f in config.query_features if f.kind == "numeric"}
-        integer_items = pd.api.types.is_integer_dtype(seen_frame[config.item_id])
         serve = tf.saved_model.load(str(directory / INDEX_DIR)).signatures["serving_default"]
-        return cls(directory, config, users, seen, means, integer_items, serve)
+        return cls(directory, config, users, items.to_numpy(), seen_count, means, item_code, user_code,
+                   pairs, serve)
 
     def _query_inputs(self, users: pd.DataFrame, source: str) -> pd.DataFrame:
         """The query features of `users`, filled in from the training users' table."""
@@ -103,7 +111,7 @@ class CandidateIndex:
         return frame
 
     def query(self, users: pd.DataFrame, k: int | None = None, exclude_seen: bool = True,
-              batch_size: int = 1024, progress: bool = False, source: str = "the users table") -> pd.DataFrame:
+              batch_size: int = 256, progress: bool = False, source: str = "the users table") -> pd.DataFrame:
         """Top-k candidates per user.
 
         Args:
@@ -117,23 +125,25 @@ class CandidateIndex:
             source: description of `users`, for messages.
 
         Returns:
-            Columns: the user id, `rank` (1 = best), the item id (as in the
-            training items table when the ids were integers) and
-            `retrieval_score`; k rows per user (fewer only when the catalogue
-            is smaller).
+            Columns: the user id, `rank` (1 = best), the item id (in the
+            training items table's dtype) and `retrieval_score`; k rows per
+            user (fewer only when the catalogue is smaller), users in input order.
         """
         import tensorflow as tf
 
         config = self.config
         k = int(k or config.k)
-        frame = self._query_inputs(users.drop_duplicates(config.user_id), source)
-        keys = _strings(frame[config.user_id]).to_numpy(dtype=object)
+        frame = self._query_inputs(users, source).drop_duplicates(config.user_id).reset_index(drop=True)
+        keys = _strings(frame[config.user_id])
+        codes = keys.map(self._user_code).fillna(-1).to_numpy("int64")
+        seen = keys.map(self.seen_count).fillna(0).to_numpy("int64") if exclude_seen else np.zeros(len(keys), int)
+        # Users with few seen items together, so a batch asks the index for few extra results.
+        order = np.argsort(seen, kind="stable")
         parts = []
         with tqdm(total=len(frame), unit="users", desc="retrieval", disable=not progress) as bar:
             for start in range(0, len(frame), batch_size):
-                chunk = frame.iloc[start:start + batch_size]
-                chunk_keys = keys[start:start + batch_size]
-                extra = max((len(self.seen.get(u, ())) for u in chunk_keys), default=0) if exclude_seen else 0
+                rows = order[start:start + batch_size]
+                chunk = frame.iloc[rows]
                 inputs = {}
                 for feature in config.query_features:
                     column = chunk[feature.name]
@@ -141,33 +151,30 @@ class CandidateIndex:
                         numbers = pd.to_numeric(column, errors="coerce").fillna(self.numeric_means[feature.name])
                         inputs[feature.name] = tf.constant(numbers.to_numpy("float32"))
                     else:
-                        inputs[feature.name] = tf.constant(_strings(column).to_numpy(dtype=object).astype(bytes))
-                result = self._serve(**inputs, k=tf.constant(k + extra, tf.int32))
-                ids = result["ids"].numpy().astype(str)
-                scores = result["scores"].numpy()
+                        inputs[feature.name] = tf.constant([v.encode("utf-8") for v in _strings(column)], tf.string)
+                result = self._serve(**inputs, k=tf.constant(k + int(seen[rows].max()), tf.int32))
+                ids = result["ids"].numpy()
                 n = ids.shape[1]
-                part = pd.DataFrame({"_key": np.repeat(chunk_keys, n), "item": ids.ravel(),
-                                     "retrieval_score": scores.ravel()})
+                item = pd.Series(ids.ravel()).map(self._item_code).to_numpy("int64")
+                part = pd.DataFrame({"_row": np.repeat(rows, n), "_item": item,
+                                     "retrieval_score": result["scores"].numpy().ravel()})
                 if exclude_seen:
-                    seen = np.fromiter((item in self.seen.get(user, ()) for user, item in
-                                        zip(part["_key"], part["item"])), bool, len(part))
-                    part = part[~seen]
-                parts.append(part.groupby("_key", sort=False).head(k))
-                bar.update(len(chunk))
-        out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
-            {"_key": [], "item": [], "retrieval_score": []})
-        out["rank"] = out.groupby("_key", sort=False).cumcount() + 1
-        users_by_key = dict(zip(keys, frame[config.user_id].to_numpy()))
-        result = pd.DataFrame({
-            config.user_id: out["_key"].map(users_by_key).to_numpy(),
-            "rank": out["rank"].to_numpy("int32"),
-            config.item_id: self._item_ids(out["item"]),
+                    pairs = np.repeat(codes[rows], n) * len(self.items) + item
+                    part = part[~_contains(self._seen_pairs, pairs)]
+                parts.append(part.groupby("_row", sort=False).head(k))
+                bar.update(len(rows))
+        out = pd.concat(parts, ignore_index=True).sort_values("_row", kind="stable")
+        return pd.DataFrame({
+            config.user_id: frame[config.user_id].to_numpy()[out["_row"].to_numpy()],
+            "rank": (out.groupby("_row", sort=False).cumcount() + 1).to_numpy("int32"),
+            config.item_id: self.items[out["_item"].to_numpy()],
             "retrieval_score": out["retrieval_score"].to_numpy("float32"),
         })
-        return result
 
-    def _item_ids(self, items: pd.Series) -> np.ndarray:
-        """Item ids back in their training dtype (integers stay integers)."""
-        if self.integer_items:
-            return items.astype("int64").to_numpy()
-        return items.to_numpy(dtype=object)
+
+def _contains(sorted_values: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Whether each of `values` is in the sorted array `sorted_values` (a binary search each)."""
+    if len(sorted_values) == 0:
+        return np.zeros(len(values), bool)
+    position = np.minimum(np.searchsorted(sorted_values, values), len(sorted_values) - 1)
+    return sorted_values[position] == values

@@ -10,7 +10,8 @@ Subcommands:
             (vocabularies, statistics), retrieval.json (the config),
             metrics.json (history, held-out top-K accuracy and RMSE),
             users.parquet (each user's query features), seen.parquet (the
-            training interactions, for excluding seen items).
+            training interactions, for excluding seen items), items.parquet
+            (the indexed item ids, in index order).
     index   a table of embeddings in (an id column and an `embedding` list
             column), a BruteForce index SavedModel out whose queries are
             embeddings.
@@ -83,6 +84,7 @@ def _train(args: argparse.Namespace) -> None:
     users = train[config.query_columns].drop_duplicates(config.user_id, keep="last")
     write_parquet(users.reset_index(drop=True), staging / "users.parquet")
     write_parquet(train[[config.user_id, config.item_id]].reset_index(drop=True), staging / "seen.parquet")
+    write_parquet(items[[config.item_id]].reset_index(drop=True), staging / "items.parquet")
     _publish(staging, out)
     print(json.dumps({"retrieval_dir": str(out), **{k: v for k, v in metrics.items() if k != "history"}}))
 

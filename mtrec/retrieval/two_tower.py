@@ -76,8 +76,13 @@ def tower_inputs(frame: pd.DataFrame, features: list[TowerFeature], state: dict[
             numbers = pd.to_numeric(frame[feature.name], errors="coerce").astype("float32")
             out[feature.name] = numbers.fillna(state[feature.name]["mean"]).to_numpy("float32")
         else:
-            out[feature.name] = as_strings(frame[feature.name]).to_numpy(dtype=object).astype(bytes)
+            out[feature.name] = utf8(as_strings(frame[feature.name]))
     return out
+
+
+def utf8(values: pd.Series) -> np.ndarray:
+    """Strings as a UTF-8 bytes array, what TensorFlow string tensors hold."""
+    return np.array([value.encode("utf-8") for value in values], dtype=object)
 
 
 def input_signature(features: list[TowerFeature]) -> dict[str, tf.TensorSpec]:
