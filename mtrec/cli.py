@@ -1,4 +1,4 @@
-"""The `mtrec` command: train, score, quickstart, synthetic, gates, transfer."""
+"""The `mtrec` command: train, score, quickstart, synthetic, pipeline, gates, transfer."""
 
 from __future__ import annotations
 
@@ -54,6 +54,13 @@ def _cmd_synthetic(args: argparse.Namespace) -> int:
     write_parquet(frame, args.output)
     print(f"Wrote {len(frame):,} rows x {frame.shape[1]} columns to {args.output}")
     return 0
+
+
+def _cmd_pipeline(args: argparse.Namespace) -> int:
+    from pipelines.runner import run_from_cli
+
+    return run_from_cli(args.name, args.config, args.quick, args.step, args.force, args.data_dir,
+                        args.out, args.overrides)
 
 
 def _cmd_gates(args: argparse.Namespace) -> int:
@@ -138,6 +145,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder (default: MTL_RUN_DIR/transfer)")
     p.set_defaults(func=_cmd_transfer)
 
+    p = sub.add_parser("pipeline", help="run a batch pipeline on a real data set (prepare, train, evaluate)")
+    p.add_argument("name", help="census, movielens, hillstrom, sp500 or diabetes (configs/pipeline_NAME.yaml)")
+    p.add_argument("-c", "--config", help="pipeline config (default: configs/pipeline_NAME.yaml)")
+    p.add_argument("--quick", action="store_true", help="the quick mode: configs/pipeline_NAME_quick.yaml")
+    p.add_argument("--step", default="all", choices=["all", "prepare", "train", "evaluate"],
+                   help="run one step alone (default: all, each skipped when current)")
+    p.add_argument("--force", action="store_true", help="rerun steps even when their outputs are current")
+    p.add_argument("--data-dir", help="folder of the data sets (default: $MTREC_DATA_DIR or ../shared/datasets)")
+    p.add_argument("--out", help="output folder (default: runs/pipelines/NAME)")
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="pipeline config overrides, e.g. seeds=[1] experiment.training.epochs=5")
+    p.set_defaults(func=_cmd_pipeline)
+
     from mtrec.recommend.commands import add_commands as add_recommend_commands
 
     add_recommend_commands(sub)  # retrieval-train, retrieve, recommend
@@ -147,7 +167,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `mtrec` command; returns the exit status."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # key=value overrides given after an option (`--out DIR a.b=1`) are not matched by argparse's
+    # positional `overrides`; collect them, refuse anything else.
+    if extra and hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
+        args.overrides = list(args.overrides or []) + extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     from mtrec.errors import MtrecError
 
     try:

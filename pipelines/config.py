@@ -1,0 +1,320 @@
+"""The pipeline config: one data set, a base experiment, the models to compare, the baselines.
+
+A pipeline config is YAML validated into `PipelineConfig`::
+
+    name: census
+    dataset: census_income_kdd          # folder under the data dir; picks the loader
+    output_dir: runs/pipelines/census
+    seeds: [1, 2, 3]
+    experiment: {data: {split: ...}, features: [...], tasks: [...], model: {...}, training: {...}}
+    models:
+    - {name: single_task, model: {kind: single_task, bottom_units: [64]}}
+    - {name: mmoe, model: {kind: mmoe, num_experts: 8}, experiment: {training: {learning_rate: 0.002}}}
+    lightgbm: {enabled: true, num_boost_round: 2000}
+
+`experiment` is an mtrec experiment config (`mtrec.config`); each model
+variant replaces its `model` section and deep-merges its own `experiment`
+mapping into it. A config may start with `extends: other.yaml` (a path
+relative to the file) and then only list what differs: mappings merge key by
+key, lists and values replace. The quick modes (`configs/pipeline_<name>_quick.yaml`)
+are written that way.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mtrec.config import ExperimentConfig, apply_overrides, parse_config
+from mtrec.errors import ConfigError
+from mtrec.utils.validation import from_dict
+
+#: Folder of the shipped pipeline configs.
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+#: Column holding the split (0 train, 1 valid, 2 test) in the frame handed to training.
+SPLIT_COLUMN = "__split__"
+
+
+@dataclasses.dataclass
+class LoaderConfig:
+    """Arguments of the data set's loader.
+
+    Args:
+        nrows: read only the first rows of the raw file(s) (None: all).
+        max_malformed_fraction: malformed raw rows are counted and skipped
+            with a warning; above this fraction of all rows the loader fails.
+    """
+
+    nrows: int | None = None
+    max_malformed_fraction: float = 0.001
+
+    def __post_init__(self) -> None:
+        if self.nrows is not None and self.nrows < 1:
+            raise ConfigError(f"loader.nrows must be >= 1 or null. Received: {self.nrows}")
+        if not 0 <= self.max_malformed_fraction <= 1:
+            raise ConfigError(
+                f"loader.max_malformed_fraction must be in [0, 1]. Received: {self.max_malformed_fraction}")
+
+
+@dataclasses.dataclass
+class SubsampleConfig:
+    """Keep a random part of the loaded rows (the quick modes).
+
+    Args:
+        rows: rows to keep (about, when `group` is set).
+        group: keep whole groups of this column (tickers, patients), so
+            per-group features and group splits stay meaningful.
+        seed: seed of `numpy.random.default_rng`.
+    """
+
+    rows: int
+    group: str | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.rows < 1:
+            raise ConfigError(f"subsample.rows must be >= 1. Received: {self.rows}")
+
+
+@dataclasses.dataclass
+class DerivedTokens:
+    """A multi-valued column of `column=value` tokens built from several categorical columns.
+
+    One embedding bag over all of them replaces one table lookup per column:
+    mean-pooling the tokens' embeddings is a linear layer on their one-hot
+    encoding (every row has one token per column, so the mean is the sum
+    over a constant), the input layer of the MMoE paper's models, and costs
+    one lookup instead of dozens (each lookup adds to the model's tracing
+    time). LightGBM gets the source columns instead.
+
+    Args:
+        name: the new column.
+        columns: the source columns (missing values become `column=<missing>`).
+        separator: joins the tokens.
+    """
+
+    name: str
+    columns: list[str]
+    separator: str = "|"
+
+    def __post_init__(self) -> None:
+        if not self.columns:
+            raise ConfigError(f"derive: column '{self.name}' needs at least one source column.")
+
+
+@dataclasses.dataclass
+class ModelVariant:
+    """One model to train and compare.
+
+    Args:
+        name: its name in reports and under `runs/` (an identifier).
+        model: the experiment's `model` section for it (`kind` plus the
+            model's constructor arguments).
+        experiment: other experiment keys to deep-merge for this model only
+            (e.g. `{training: {learning_rate: 0.002}}` or a task list).
+    """
+
+    name: str
+    model: dict[str, Any]
+    experiment: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not str(self.name).isidentifier():
+            raise ConfigError(
+                f"models: a model's name must be an identifier (letters, digits, '_'). Received: {self.name!r}")
+
+
+@dataclasses.dataclass
+class LightGBMConfig:
+    """The per-task gradient-boosted tree baseline (LightGBM, an optional extra).
+
+    Args:
+        enabled: train it (skipped with a note when lightgbm is not installed).
+        params: LightGBM parameters (objective and metric are set per task).
+        num_boost_round: maximum boosting rounds.
+        early_stopping_rounds: rounds without improvement on the validation
+            split before stopping.
+        max_onehot_categories: multi-valued features become one 0/1 column
+            per value, for at most this many values (the most frequent).
+    """
+
+    enabled: bool = True
+    params: dict[str, Any] = dataclasses.field(default_factory=dict)
+    num_boost_round: int = 2000
+    early_stopping_rounds: int = 100
+    max_onehot_categories: int = 64
+
+
+@dataclasses.dataclass
+class PipelineConfig:
+    """A whole pipeline. Build it with `load_pipeline_config`.
+
+    Args:
+        name: the pipeline's name (reports, default output folder).
+        dataset: the data set folder under the data dir (e.g.
+            `census_income_kdd`); picks the loader `load_<dataset>`.
+        experiment: the base mtrec experiment (see `mtrec.config`).
+        models: the models to train; one must be named `baseline`.
+        seeds: each model is trained once per seed.
+        baseline: the model every other is compared with (relative gain).
+        output_dir: where the prepared data, runs and reports go.
+        data_dir: the data sets folder (None: the loaders' default,
+            `$MTREC_DATA_DIR` or `../shared/datasets`).
+        loader: the loader's arguments.
+        subsample: keep only part of the rows (None: all).
+        official_split: when the loaded table has a column `official_split`
+            ("train"/"test"), test on its test rows and carve validation out
+            of its train rows (the configured split's fractions, renormalized).
+        derive: token columns built from the loaded table before splitting.
+        lightgbm: the per-task LightGBM baseline.
+        report_metrics: per task, the test metrics shown in the report's
+            main table, the first one also giving the relative gain (default:
+            AUC for binary, RMSE for regression, accuracy for multiclass).
+    """
+
+    name: str
+    dataset: str
+    experiment: dict[str, Any]
+    models: list[ModelVariant]
+    seeds: list[int] = dataclasses.field(default_factory=lambda: [0])
+    baseline: str = "single_task"
+    output_dir: str | None = None
+    data_dir: str | None = None
+    loader: LoaderConfig = dataclasses.field(default_factory=LoaderConfig)
+    subsample: SubsampleConfig | None = None
+    official_split: bool = True
+    derive: list[DerivedTokens] = dataclasses.field(default_factory=list)
+    lightgbm: LightGBMConfig = dataclasses.field(default_factory=LightGBMConfig)
+    report_metrics: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    raw: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False, init=False)
+
+    def __post_init__(self) -> None:
+        if not self.models:
+            raise ConfigError("models must list at least one model (including the baseline).")
+        names = [m.name for m in self.models]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ConfigError(f"models: names must be unique. Declared twice: {duplicates}")
+        if self.baseline not in names:
+            raise ConfigError(
+                f"baseline '{self.baseline}' is not one of the models {names}: the report compares "
+                "every model with it. Add it to 'models' or set 'baseline'.")
+        if not self.seeds:
+            raise ConfigError("seeds must list at least one seed.")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"seeds must be distinct. Received: {self.seeds}")
+
+    @property
+    def out(self) -> Path:
+        """The output folder."""
+        return Path(self.output_dir or f"runs/pipelines/{self.name}")
+
+    def experiment_raw(self, variant: ModelVariant | str, seed: int | None = None) -> dict[str, Any]:
+        """The raw experiment mapping of one model variant (and seed), before validation."""
+        if isinstance(variant, str):
+            variant = self.variant(variant)
+        raw = deep_merge(self.experiment, variant.experiment)
+        raw["model"] = copy.deepcopy(variant.model)
+        raw.setdefault("name", f"{self.name}_{variant.name}")
+        if seed is not None:
+            raw["seed"] = seed
+        return raw
+
+    def experiment_config(self, variant: ModelVariant | str, seed: int | None = None,
+                          raw: dict[str, Any] | None = None) -> ExperimentConfig:
+        """The validated experiment of one model variant (and seed).
+
+        Args:
+            variant: the model variant or its name.
+            seed: the run's seed (None: the experiment's).
+            raw: the raw experiment to validate instead of `experiment_raw(variant, seed)`
+                (a caller may adjust it first).
+
+        Raises:
+            ConfigError: naming the key, prefixed with the variant.
+        """
+        if isinstance(variant, str):
+            variant = self.variant(variant)
+        if raw is None:
+            raw = self.experiment_raw(variant, seed)
+        try:
+            return parse_config(raw)
+        except ConfigError as err:
+            raise ConfigError(f"models[{variant.name}]: {err}") from err
+
+    def variant(self, name: str) -> ModelVariant:
+        """The model variant called `name`."""
+        for variant in self.models:
+            if variant.name == name:
+                return variant
+        raise ConfigError(f"No model named '{name}'. Models: {[m.name for m in self.models]}")
+
+
+def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """A copy of `base` with `update` merged in: mappings key by key, anything else replaced."""
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def read_raw(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Reads a pipeline config file, resolving `extends:` chains.
+
+    Raises:
+        ConfigError: missing file, invalid YAML, not a mapping, or a cycle.
+    """
+    path = Path(path).resolve()
+    if path in _seen:
+        raise ConfigError(f"Config {path} extends itself (chain: {[str(p) for p in _seen]}).")
+    if not path.is_file():
+        raise ConfigError(f"Pipeline config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"Pipeline config {path} is not valid YAML: {err}") from err
+    if not isinstance(raw, dict):
+        raise ConfigError(f"Pipeline config {path} must be a mapping. Received: {raw!r}")
+    parent = raw.pop("extends", None)
+    if parent is None:
+        return raw
+    return deep_merge(read_raw(path.parent / parent, _seen + (path,)), raw)
+
+
+def parse_pipeline_config(raw: dict[str, Any]) -> PipelineConfig:
+    """Validates a raw pipeline config, including every model's experiment.
+
+    Raises:
+        ConfigError: naming the key that is unknown, missing or mistyped.
+    """
+    config = from_dict(PipelineConfig, raw)
+    config.raw = copy.deepcopy(raw)
+    for variant in config.models:
+        config.experiment_config(variant)
+    return config
+
+
+def load_pipeline_config(path: str | Path, overrides: list[str] | None = None) -> PipelineConfig:
+    """Reads, merges (`extends`), overrides (`key.path=value`) and validates a pipeline config.
+
+    Overrides address the pipeline config, e.g. `seeds=[1]`,
+    `experiment.training.epochs=3` or `models.1.model.num_experts=4`.
+    """
+    return parse_pipeline_config(apply_overrides(read_raw(path), overrides or []))
+
+
+def config_path(name: str, quick: bool = False) -> Path:
+    """The shipped config of pipeline `name`: `configs/pipeline_<name>[_quick].yaml`."""
+    path = CONFIG_DIR / f"pipeline_{name}{'_quick' if quick else ''}.yaml"
+    if not path.is_file():
+        shipped = sorted(p.stem.removeprefix("pipeline_") for p in CONFIG_DIR.glob("pipeline_*.yaml"))
+        raise ConfigError(f"No pipeline config {path}. Shipped pipelines: {shipped}")
+    return path
