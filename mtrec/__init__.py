@@ -18,6 +18,8 @@ from mtrec.features import (
 )
 from mtrec.layers import MLP, ExpertBank, FeatureEmbedding, MixtureOfExperts, SoftmaxGate, TaskTower
 from mtrec.models import MMoE, MODEL_KINDS, MultiTaskModel, SharedBottom, SingleTask
+from mtrec.recommend import Blend, BlendConfig, RecommendConfig, load_recommend_config
+from mtrec.retrieval import CandidateIndex, RetrievalConfig, train_retrieval
 from mtrec.scoring import predict_arrays, score_file, score_frame
 from mtrec.tasks import BinaryTask, MulticlassTask, RegressionTask, Task
 from mtrec.training.run import RunResult, train
@@ -34,6 +36,8 @@ __all__ = [
     "CategoricalFeature", "FeatureEncoder", "MultiCategoricalFeature", "NumericFeature", "parse_features",
     "MLP", "ExpertBank", "FeatureEmbedding", "MixtureOfExperts", "SoftmaxGate", "TaskTower",
     "MMoE", "MODEL_KINDS", "MultiTaskModel", "SharedBottom", "SingleTask",
+    "Blend", "BlendConfig", "RecommendConfig", "load_recommend_config",
+    "CandidateIndex", "RetrievalConfig", "train_retrieval",
     "predict_arrays", "score_file", "score_frame",
     "BinaryTask", "MulticlassTask", "RegressionTask", "Task",
     "RunResult", "train", "TrainedRun", "load_run",

@@ -127,14 +127,14 @@ class OutputConfig:
             absolute. Defaults to `"recommendations.parquet"`.
         gate_summary: add, per task gate, the top expert and its weight
             (gated models only). Defaults to `true`.
-        batch_users: users ranked per step. Defaults to `256`.
+        batch_users: users ranked per step. Defaults to `512`.
     """
 
     k: int = 100
     n: int = 10
     path: str = "recommendations.parquet"
     gate_summary: bool = True
-    batch_users: int = 256
+    batch_users: int = 512
 
     def __post_init__(self) -> None:
         for key in ("k", "n", "batch_users"):
