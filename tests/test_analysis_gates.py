@@ -166,6 +166,9 @@ def test_segment_labels_buckets_numbers_and_folds_rare_categories():
     ages = pd.Series(np.arange(100, dtype=float))
     labels = segment_labels(ages, bins=4)
     assert labels.nunique() == 4 and (labels.value_counts() == 25).all()
+    assert labels[0] == labels.cat.categories[0] == "(-0.001, 24.75]"  # buckets from low to high
+    table = gates_by_segment({"y0": _uniform(100, 2)}, labels)
+    assert list(table["segment"]) == list(labels.cat.categories)
     tickers = pd.Series(["a"] * 5 + ["b"] * 4 + ["c", "d", None])
     labels = segment_labels(tickers, max_segments=3)
     assert labels.value_counts().to_dict() == {"a": 5, "b": 4, "(other)": 3}

@@ -85,6 +85,11 @@ class GateAnalysis:
                     for g, v in level.gates.items()]
             parts += ["Expert utilization (mean gate weight):", "",
                       markdown_table(util, columns=["gate", *level.all_experts], digits=3), ""]
+            divergence = self.divergence[level.level]
+            if len(divergence) > 1:
+                parts += ["Jensen-Shannon divergence between the tasks' gates (0: same routing; "
+                          "at most log 2 = 0.693):", "",
+                          markdown_table(divergence.reset_index(names="gate").to_dict("records")), ""]
             verdict = "FIRED: " + "; ".join(alarm.reasons) if alarm.fired else "quiet"
             parts += [f"Collapse alarm: {verdict}", ""]
         return "\n".join(parts)

@@ -151,23 +151,36 @@ def plot_history(history: pd.DataFrame, columns: Sequence[str], ylabel: str, tit
     return fig
 
 
-def plot_correlation_sweep(summary: pd.DataFrame, metric: str = "test_loss",
-                           title: str | None = None) -> Figure:
-    """Mean test loss (error bars: std over seeds) against task correlation, one line per model.
+def plot_correlation_sweep(summary: pd.DataFrame, title: str | None = None) -> Figure:
+    """Test loss and its paired degradation against task correlation, one line per model.
 
     Args:
-        summary: columns `model`, `correlation`, `<metric>_mean`, `<metric>_std`
-            (`correlation_sweep.summarize`).
+        summary: `correlation_sweep.summarize` output (columns `model`,
+            `correlation`, `test_loss_mean`, `test_loss_std`, `degradation`,
+            `degradation_se`).
+
+    Returns:
+        Two panels: the mean test loss (bars: standard deviation over seeds),
+        and the loss increase over the same model and seed at the highest
+        correlation (bars: standard error). Lower is better in both.
     """
-    fig = Figure(figsize=(5.0, 3.4))
-    ax = fig.add_subplot()
+    fig = Figure(figsize=(9.0, 3.4))
+    left, right = fig.subplots(1, 2)
     for model, part in summary.groupby("model", sort=False):
         part = part.sort_values("correlation")
-        ax.errorbar(part["correlation"], part[f"{metric}_mean"], yerr=part[f"{metric}_std"].fillna(0),
-                    marker="o", capsize=3, label=model)
-    ax.set_xlabel("task correlation")
-    ax.set_ylabel(metric.replace("_", " "))
-    ax.set_title(title or "Test loss against task correlation")
-    ax.legend()
+        left.errorbar(part["correlation"], part["test_loss_mean"], yerr=part["test_loss_std"].fillna(0),
+                      marker="o", capsize=3, label=model)
+        right.errorbar(part["correlation"], part["degradation"], yerr=part["degradation_se"].fillna(0),
+                       marker="o", capsize=3, label=model)
+    left.set_ylabel("test loss (mean MSE of the tasks)")
+    left.set_title("Test loss (bars: std over seeds)")
+    right.axhline(0, color="black", linewidth=0.8)
+    right.set_ylabel("loss minus loss at the top correlation")
+    right.set_title("Degradation, paired by seed (bars: s.e.)")
+    for ax in (left, right):
+        ax.set_xlabel("task correlation")
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     return fig

@@ -29,7 +29,10 @@ def segment_labels(values: pd.Series | Sequence, bins: int = 5, max_segments: in
         max_segments: most segments kept.
 
     Returns:
-        A string Series of segment labels, aligned with `values`.
+        A categorical Series of string labels, aligned with `values`; its
+        categories are in display order (buckets from low to high, other
+        columns from the most to the least frequent value), with
+        `"(other)"` and `"(missing)"` last.
     """
     series = pd.Series(values).reset_index(drop=True)
     missing = series.isna()
@@ -38,13 +41,16 @@ def segment_labels(values: pd.Series | Sequence, bins: int = 5, max_segments: in
         buckets = pd.qcut(series[~missing], q=bins, duplicates="drop")
         labels = pd.Series(MISSING, index=series.index, dtype=object)
         labels[~missing] = buckets.astype(str)
-        return labels
-    labels = series.astype(object).where(~missing, MISSING).astype(str)
-    counts = labels.value_counts()
-    if len(counts) > max_segments:
-        keep = set(counts.index[:max_segments - 1])
-        labels = labels.where(labels.isin(keep), OTHER)
-    return labels
+        order = [str(c) for c in buckets.cat.categories]
+    else:
+        labels = series.astype(object).where(~missing, MISSING).astype(str)
+        counts = labels.value_counts()
+        if len(counts) > max_segments:
+            keep = set(counts.index[:max_segments - 1])
+            labels = labels.where(labels.isin(keep), OTHER)
+        order = [c for c in labels.value_counts().index if c not in (OTHER, MISSING)]
+    order += [c for c in (OTHER, MISSING) if (labels == c).any()]
+    return pd.Series(pd.Categorical(labels, categories=order))
 
 
 def gates_by_segment(gates: Mapping[str, np.ndarray], segments: pd.Series | Sequence,
@@ -59,13 +65,18 @@ def gates_by_segment(gates: Mapping[str, np.ndarray], segments: pd.Series | Sequ
     Returns:
         A long DataFrame: columns `gate`, `segment`, `rows`, `entropy` (the
         mean per-example entropy in the segment), then one column per
-        expert with the segment's mean weight. Segments in order of size.
+        expert with the segment's mean weight. Segments in the categories'
+        order for a categorical `segments`, else by size.
 
     Raises:
         ValueError: `segments` and the gates differ in length.
     """
-    labels = pd.Series(segments).reset_index(drop=True).astype(str)
-    order = labels.value_counts().index
+    labels = pd.Series(segments).reset_index(drop=True)
+    # A categorical (from `segment_labels`) keeps its order; anything else goes by size.
+    order = ([c for c in labels.cat.categories if (labels == c).any()]
+             if isinstance(labels.dtype, pd.CategoricalDtype) else list(labels.value_counts().index))
+    labels = labels.astype(str)
+    order = [str(c) for c in order]
     rows = []
     for gate, value in gates.items():
         g = check_gates(value, gate)
