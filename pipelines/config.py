@@ -171,6 +171,9 @@ class PipelineConfig:
             ("train"/"test"), test on its test rows and carve validation out
             of its train rows (the configured split's fractions, renormalized).
         derive: token columns built from the loaded table before splitting.
+        rescale: `{column: factor}`: columns multiplied by a factor after
+            loading (e.g. returns to percent, so that labels of ~0.01 do not
+            sit below the optimizer's step size); reports are in the new units.
         lightgbm: the per-task LightGBM baseline.
         report_metrics: per task, the test metrics shown in the report's
             main table, the first one also giving the relative gain (default:
@@ -189,6 +192,7 @@ class PipelineConfig:
     subsample: SubsampleConfig | None = None
     official_split: bool = True
     derive: list[DerivedTokens] = dataclasses.field(default_factory=list)
+    rescale: dict[str, float] = dataclasses.field(default_factory=dict)
     lightgbm: LightGBMConfig = dataclasses.field(default_factory=LightGBMConfig)
     report_metrics: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     raw: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False, init=False)

@@ -74,7 +74,7 @@ def prepare_fingerprint(config: PipelineConfig, data_dir: Path) -> str:
     return stamps.fingerprint(
         "prepare", config.dataset, str(data_dir.resolve()), dataclasses.asdict(config.loader),
         dataclasses.asdict(config.subsample) if config.subsample else None, config.official_split,
-        [dataclasses.asdict(d) for d in config.derive],
+        [dataclasses.asdict(d) for d in config.derive], config.rescale,
         (experiment.get("data") or {}).get("split"), (experiment.get("data") or {}).get("id_columns"),
         experiment.get("features"), experiment.get("tasks"),
         stamps.folder_stats(data_dir / config.dataset),
@@ -103,6 +103,22 @@ def subsample(frame: pd.DataFrame, rows: int, group: str | None, seed: int) -> p
     taken = order[: int(np.searchsorted(np.cumsum(counts[order]), rows)) + 1]
     mask = np.isin(codes, taken)
     return frame.loc[mask].reset_index(drop=True)
+
+
+def rescale(frame: pd.DataFrame, factors: dict[str, float]) -> pd.DataFrame:
+    """Multiplies columns by factors, in place.
+
+    Raises:
+        SchemaError: a column is missing or not numeric.
+    """
+    for column, factor in factors.items():
+        if column not in frame.columns:
+            raise SchemaError(f"rescale: column '{column}' is missing from the loaded table (renamed "
+                              f"upstream?).{closest(column, frame.columns)}")
+        if not pd.api.types.is_numeric_dtype(frame[column]):
+            raise SchemaError(f"rescale: column '{column}' is {frame[column].dtype}, not numeric.")
+        frame[column] = frame[column].astype("float64") * factor
+    return frame
 
 
 def derive_tokens(frame: pd.DataFrame, derived: list[DerivedTokens]) -> pd.DataFrame:
@@ -205,6 +221,7 @@ def run_prepare(config: PipelineConfig, data_dir: Path, force: bool = False,
     source = f"the {config.dataset} table"
     if len(frame) == 0:
         raise DataError(f"The loader returned no rows for {config.dataset} from {data_dir / config.dataset}.")
+    rescale(frame, config.rescale)
     derive_tokens(frame, config.derive)
     label_summary(experiment.tasks, frame, source)  # every label column present and valid, before splitting
     bar.update()

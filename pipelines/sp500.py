@@ -64,7 +64,8 @@ def reference_predictors(train: pd.DataFrame, test: pd.DataFrame) -> dict[str, d
     up_rate = float(train[DIRECTION].mean())
     past_return = test["ret_1d"].fillna(0.0).to_numpy()
     # Direction from today's return, as a probability so log loss stays defined (AUC only needs the order).
-    persistence_up = 1.0 / (1.0 + np.exp(-np.clip(past_return / 0.01, -30, 30)))
+    scale = past_return.std() or 1.0  # unit-free: returns may be fractions or percent
+    persistence_up = 1.0 / (1.0 + np.exp(-np.clip(past_return / scale, -30, 30)))
     means = train.groupby(TICKER)[[RETURN, DIRECTION, VOLATILITY]].mean()
     by_ticker = means.reindex(test[TICKER].to_numpy())
     overall = train[[RETURN, DIRECTION, VOLATILITY]].mean()
