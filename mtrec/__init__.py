@@ -10,6 +10,10 @@ The public API is re-exported here::
 
 __version__ = "0.1.0"
 
+from mtrec.analysis import (
+    CollapseThresholds, analyze_gates, analyze_run_gates, check_collapse, label_correlation,
+    transfer_between_runs, transfer_report,
+)
 from mtrec.config import ExperimentConfig, load_config, parse_config
 from mtrec.data import SplitConfig, make_splits, make_synthetic, read_table
 from mtrec.errors import ConfigError, DataError, MtrecError, NotFittedError, SchemaError
@@ -30,6 +34,8 @@ from mtrec.weighting import (
 )
 
 __all__ = [
+    "CollapseThresholds", "analyze_gates", "analyze_run_gates", "check_collapse", "label_correlation",
+    "transfer_between_runs", "transfer_report",
     "ExperimentConfig", "load_config", "parse_config",
     "SplitConfig", "make_splits", "make_synthetic", "read_table",
     "ConfigError", "DataError", "MtrecError", "NotFittedError", "SchemaError",
