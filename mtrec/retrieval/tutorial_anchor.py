@@ -38,20 +38,22 @@ TUTORIAL = {"user_id": "user_id", "item_id": "title", "rating": "rating", "embed
             "rating_layers": [256, 128], "epochs": 3, "batch_size": 8192, "eval_batch_size": 4096,
             "optimizer": "adagrad", "learning_rate": 0.1, "top_ks": [10, 50, 100]}
 
-#: Our settings, chosen on this split (see the README): side features in both towers, smaller
-#: batches and more epochs. Each is TUTORIAL updated with these keys.
+#: Side features of both towers, for the tuned rows.
 FEATURES = {
     "query_features": [{"name": "user_id"}, {"name": "age", "kind": "numeric"}, {"name": "gender"},
                        {"name": "occupation"}, {"name": "zip_prefix"}],
     "candidate_features": [{"name": "title"}, {"name": "genres", "kind": "multi_categorical"},
                            {"name": "release_year", "kind": "numeric"}],
 }
+#: The variations of the tutorial we tried (each is TUTORIAL updated with these keys), joint
+#: weights (1, 1). None beat its top-100 accuracy; smaller batches and more steps cut RMSE.
 TUNED: dict[str, dict[str, Any]] = {
+    "ids, batch 1024, 8 epochs": {"batch_size": 1024, "epochs": 8},
     "ids, 10 epochs": {"epochs": 10},
-    "ids, embedding 64, 6 epochs": {"embedding_dim": 64, "epochs": 6},
-    "features, 6 epochs": {**FEATURES, "epochs": 6},
-    "features, batch 1024, 8 epochs": {**FEATURES, "batch_size": 1024, "epochs": 8,
-                                       "query_layers": [64], "candidate_layers": [64]},
+    "ids, embedding 64": {"embedding_dim": 64},
+    "features": {**FEATURES},
+    "features, batch 1024, 8 epochs, layers 64": {**FEATURES, "batch_size": 1024, "epochs": 8,
+                                                  "query_layers": [64], "candidate_layers": [64]},
 }
 
 
@@ -101,9 +103,7 @@ def settings_to_run(only: str | None, match: str | None = None) -> list[tuple[st
                          {**TUTORIAL, "rating_weight": rating, "retrieval_weight": retrieval}))
     if only in (None, "tuned"):
         for name, extra in TUNED.items():
-            for weights in ((1.0, 1.0), (0.0, 1.0)):
-                rows.append((f"ours: {name} ({weights[0]:g}, {weights[1]:g})",
-                             {**TUTORIAL, **extra, "rating_weight": weights[0], "retrieval_weight": weights[1]}))
+            rows.append((f"ours: {name} (1, 1)", {**TUTORIAL, **extra}))
     return [row for row in rows if match is None or match in row[0]]
 
 
