@@ -199,6 +199,11 @@ class TwoTowerModel(tfrs.models.Model):
             rating = self.rating_model(tf.concat([query, candidate], axis=1))
         return query, candidate, rating
 
+    def train_step(self, inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        # The top-K and RMSE metrics are computed at evaluation only: log the losses alone,
+        # rather than metrics that would read 0 all through training.
+        return {k: v for k, v in super().train_step(inputs).items() if k.endswith("loss")}
+
     def compute_loss(self, features: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         query, candidate, rating = self(features)
         # Top-K over every candidate is costly and does not change training: evaluation only.
