@@ -131,20 +131,22 @@ def check_collapse_levels(levels: list[GateLevel],
     return [check_collapse(level, thresholds) for level in levels]
 
 
-def saturate_gates(model: Any, expert: int = 0, margin: float = 1.0) -> int:
+def saturate_gates(model: Any, expert: int = 0, margin: float = 2.0) -> int:
     """Induces an expert collapse: every gate starts out preferring one expert.
 
     Sets each `SoftmaxGate`'s kernel to zero and its bias to `margin` on
     `expert` (0 elsewhere), so each gate ignores its input. With a small
-    gate temperature the softmax saturates: a 1-logit lead at temperature
-    0.05 puts all but ~1e-8 of the weight on that expert, the gradient
-    through the saturated softmax vanishes, and training cannot undo it.
-    Useful to demonstrate and test the collapse alarm; never for a real model.
+    gate temperature the softmax saturates: a 2-logit lead at temperature
+    0.05 is a 40-logit lead, which leaves the other experts ~1e-17 of the
+    weight; the gradient through the saturated softmax (of that order) is
+    far below Adam's epsilon, so training cannot undo it. (A 1-logit lead,
+    ~1e-9, can leak: Adam rescales small gradients.) Useful to demonstrate
+    and test the collapse alarm; never for a real model.
 
     Args:
         model: a built gated model.
         expert: column index of the favoured expert in every gate.
-        margin: its logit lead, before the temperature.
+        margin: its logit lead, before the temperature. Defaults to `2.0`.
 
     Returns:
         How many gates were changed.

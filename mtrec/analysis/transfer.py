@@ -113,7 +113,7 @@ class TransferReport:
         table = markdown_table([
             {"task": r.task, "metric": r.metric + (" (lower is better)" if r.lower_is_better else ""),
              "multi-task": r.multi_task, "single-task": r.single_task,
-             "gain %": round(r.gain, 2), "negative transfer": "yes" if r.negative_transfer else ""}
+             "gain %": f"{r.gain:+.2f}", "negative transfer": "yes" if r.negative_transfer else ""}
             for r in self.rows])
         flagged = ", ".join(self.negative_tasks) or "none"
         return f"{table}\n\nΔm = {self.delta_m:+.2f}% over {len(self.rows)} tasks; negative transfer: {flagged}"
