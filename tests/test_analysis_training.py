@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from mtrec.analysis import (
-    analyze_gates, analyze_run_gates, check_collapse, collect_gates, gradient_cosines, saturate_gates,
+    GradientCosineLogger, analyze_gates, analyze_run_gates, check_collapse, collect_gates, gradient_cosines, saturate_gates,
 )
 from mtrec.cli import main
 from mtrec.config import apply_overrides, parse_config
@@ -149,6 +149,32 @@ def test_gates_command_prints_and_writes_plots(healthy, data_file, tmp_path, cap
     # A numeric column is cut into quantile buckets.
     by_x1 = analyze_run_gates(healthy.run_dir, data_file, by="x1", bins=3)
     assert len(set(by_x1.segments[""]["segment"])) == 3
+
+
+def test_fail_on_collapse_sets_the_exit_status(healthy, data_file, tmp_path, capsys):
+    args = ["gates", str(healthy.run_dir), str(data_file), "--out", str(tmp_path), "--fail-on-collapse"]
+    assert main(args) == 0
+    # A dominant-share threshold below every task's top share makes the alarm fire.
+    assert main([*args, "--dominant-share", "0.01"]) == 1
+    assert "Collapse alarm: FIRED" in capsys.readouterr().out
+
+
+def test_gradient_cosine_logger_records_before_training_and_every_k_batches():
+    config = _config("training.steps_per_execution=1")
+    prepared = prepare(config)
+    model = build_model(config, prepared.encoder.layout())
+    split = prepared.splits["train"]
+    model({k: v[:1] for k, v in split.features.items()})
+    compile_model(model, config)
+    sample = {k: v[:128] for k, v in split.features.items()}
+    logger = GradientCosineLogger(sample, {k: v[:128] for k, v in split.labels.items()}, every_batches=5)
+    model.fit(make_dataset(split.features, split.labels, 256, shuffle=True, seed=0), epochs=2, verbose=0,
+              callbacks=[logger], shuffle=False)
+    steps = [row["step"] for row in logger.history]
+    # 1,600 training rows in batches of 256: 7 batches per epoch, 14 in all.
+    assert steps[0] == 0 and logger.history[0]["epoch"] == -1
+    assert steps == [0, 5, 7, 10, 14]  # after batches 5 and 10, and at each epoch's end (7, 14)
+    assert all(-1 <= row["grad_cosine_y0_y1"] <= 1 for row in logger.history)
 
 
 def test_gates_command_errors_name_the_problem(healthy, data_file, tmp_path, capsys):
