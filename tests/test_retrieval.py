@@ -54,6 +54,8 @@ def test_retrieval_config_errors_name_the_key():
         parse_retrieval_config({"embeding_dim": 8})
     with pytest.raises(ConfigError, match="retrieval.query_features\\[0\\].kind"):
         parse_retrieval_config({"query_features": [{"name": "user_id", "kind": "text"}]})
+    with pytest.raises(ConfigError, match="retrieval.temperature must be > 0"):
+        parse_retrieval_config({"temperature": 0})
     with pytest.raises(ConfigError, match="both 0"):
         parse_retrieval_config({"rating_weight": 0, "retrieval_weight": 0})
 
@@ -104,7 +106,7 @@ CONFIG = RetrievalConfig(
     query_features=[TowerFeature("user_id"), TowerFeature("age", "numeric"), TowerFeature("occupation")],
     candidate_features=[TowerFeature("item_id"), TowerFeature("genres", "multi_categorical")],
     query_layers=[16], embedding_dim=8, epochs=25, batch_size=64, optimizer="adam", learning_rate=0.02,
-    rating_layers=[8], k=5, top_ks=[1, 5])
+    rating_layers=[8], k=5, top_ks=[1, 5], remove_accidental_hits=True)
 
 
 @pytest.fixture(scope="module")

@@ -74,6 +74,11 @@ class RetrievalConfig:
         eval_batch_size: evaluation batch.
         optimizer: `"adagrad"` (the tutorial's) or `"adam"`.
         learning_rate: Defaults to `0.1`.
+        remove_accidental_hits: in the in-batch softmax, do not count as
+            negatives the other rows of the batch that hold the positive's
+            own item (popular items repeat many times in a large batch).
+            Defaults to `False` (the tutorial's).
+        temperature: divides the retrieval logits; null for none.
         seed: TensorFlow's global seed and the shuffle seed.
         top_ks: the ks of the top-K accuracy reported on held-out interactions.
         k: default number of candidates a query returns.
@@ -98,6 +103,8 @@ class RetrievalConfig:
     eval_batch_size: int = 4096
     optimizer: Literal["adagrad", "adam"] = "adagrad"
     learning_rate: float = 0.1
+    remove_accidental_hits: bool = False
+    temperature: float | None = None
     seed: int = 42
     top_ks: list[int] = dataclasses.field(default_factory=lambda: [1, 5, 10, 50, 100])
     k: int = 100
@@ -118,6 +125,8 @@ class RetrievalConfig:
                               "nothing would be trained.")
         if self.rating_weight > 0 and not self.rating:
             raise ConfigError("retrieval.rating_weight > 0 needs retrieval.rating (the rating column).")
+        if self.temperature is not None and self.temperature <= 0:
+            raise ConfigError(f"retrieval.temperature must be > 0 or null. Received: {self.temperature}")
         if self.learning_rate <= 0:
             raise ConfigError(f"retrieval.learning_rate must be > 0. Received: {self.learning_rate}")
         for side, features, key in (("query", self.query_features, self.user_id),

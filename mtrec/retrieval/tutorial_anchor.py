@@ -48,6 +48,9 @@ FEATURES = {
 #: The variations of the tutorial we tried (each is TUTORIAL updated with these keys), joint
 #: weights (1, 1). None beat its top-100 accuracy; smaller batches and more steps cut RMSE.
 TUNED: dict[str, dict[str, Any]] = {
+    "remove accidental hits": {"remove_accidental_hits": True},
+    "remove accidental hits, 5 epochs": {"remove_accidental_hits": True, "epochs": 5},
+    "temperature 0.5": {"temperature": 0.5},
     "ids, batch 1024, 8 epochs": {"batch_size": 1024, "epochs": 8},
     "ids, 10 epochs": {"epochs": 10},
     "ids, embedding 64": {"embedding_dim": 64},

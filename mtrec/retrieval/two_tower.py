@@ -181,7 +181,8 @@ class TwoTowerModel(tfrs.models.Model):
         self.candidate_tower = candidate_tower
         self.retrieval_task = tfrs.tasks.Retrieval(
             metrics=tfrs.metrics.FactorizedTopK(
-                candidates=candidates.batch(128).map(candidate_tower), ks=tuple(config.top_ks)))
+                candidates=candidates.batch(128).map(candidate_tower), ks=tuple(config.top_ks)),
+            temperature=config.temperature)
         self.rating_model = None
         if config.rating:
             self.rating_model = tf.keras.Sequential(
@@ -190,6 +191,10 @@ class TwoTowerModel(tfrs.models.Model):
             self.rating_task = tfrs.tasks.Ranking(
                 loss=tf.keras.losses.MeanSquaredError(),
                 metrics=[tf.keras.metrics.RootMeanSquaredError()])
+        # Accidental-hit removal needs candidate ids, which would also switch the top-K metric
+        # to id matching: the training loss gets a task of its own.
+        self.training_task = tfrs.tasks.Retrieval(
+            temperature=config.temperature, remove_accidental_hits=config.remove_accidental_hits)
 
     def call(self, features: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor | None]:
         query = self.query_tower({k: features[k] for k in self.config.query_columns})
@@ -207,8 +212,15 @@ class TwoTowerModel(tfrs.models.Model):
     def compute_loss(self, features: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         query, candidate, rating = self(features)
         # Top-K over every candidate is costly and does not change training: evaluation only.
-        loss = self.config.retrieval_weight * self.retrieval_task(
-            query, candidate, compute_metrics=not training)
+        if training:
+            ids = None
+            if self.config.remove_accidental_hits:
+                # Integer ids: comparing a batch of strings with itself costs far more than hashes.
+                ids = tf.strings.to_hash_bucket_fast(features[self.config.item_id], 2**62)
+            loss = self.config.retrieval_weight * self.training_task(
+                query, candidate, candidate_ids=ids, compute_metrics=False)
+        else:
+            loss = self.config.retrieval_weight * self.retrieval_task(query, candidate)
         if rating is not None:
             loss += self.config.rating_weight * self.rating_task(
                 labels=features[self.config.rating], predictions=rating, compute_metrics=not training)
