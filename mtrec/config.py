@@ -292,6 +292,15 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
     Raises:
         ConfigError: the file is missing or not valid YAML, or a key is bad.
     """
+    return parse_config(apply_overrides(read_config_file(path), overrides or []))
+
+
+def read_config_file(path: str | Path) -> Any:
+    """Reads a YAML config file with `yaml.safe_load`.
+
+    Raises:
+        ConfigError: the file is missing, empty or not valid YAML.
+    """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"Config file not found: {path.resolve()}")
@@ -301,4 +310,4 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
         raise ConfigError(f"Config file {path} is not valid YAML: {err}") from err
     if raw is None:
         raise ConfigError(f"Config file {path} is empty.")
-    return parse_config(apply_overrides(raw, overrides or []))
+    return raw

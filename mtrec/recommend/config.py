@@ -15,9 +15,8 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 
-from mtrec.config import ExperimentConfig, apply_overrides, parse_config
+from mtrec.config import ExperimentConfig, apply_overrides, parse_config, read_config_file
 from mtrec.errors import ConfigError
 from mtrec.recommend.blend import BlendConfig
 from mtrec.retrieval.config import RetrievalConfig, parse_retrieval_config
@@ -251,13 +250,4 @@ def load_recommend_config(path: str | Path, overrides: list[str] | None = None) 
     Raises:
         ConfigError: a missing or invalid file, or a bad key.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"Config file not found: {path.resolve()}")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"Config file {path} is not valid YAML: {err}") from err
-    if raw is None:
-        raise ConfigError(f"Config file {path} is empty.")
-    return parse_recommend_config(apply_overrides(raw, overrides or []))
+    return parse_recommend_config(apply_overrides(read_config_file(path), overrides or []))
