@@ -15,7 +15,6 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Literal
 
-
 from mtrec.config import ExperimentConfig, apply_overrides, parse_config, read_config_file
 from mtrec.errors import ConfigError
 from mtrec.recommend.blend import BlendConfig
