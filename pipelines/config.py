@@ -32,6 +32,7 @@ import yaml
 from mtrec.config import ExperimentConfig, apply_overrides, parse_config
 from mtrec.errors import ConfigError
 from mtrec.utils.validation import from_dict
+from pipelines.target_stats import TargetStat
 
 #: Folder of the shipped pipeline configs.
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -117,16 +118,21 @@ class ModelVariant:
             model's constructor arguments).
         experiment: other experiment keys to deep-merge for this model only
             (e.g. `{training: {learning_rate: 0.002}}` or a task list).
+        seeds: this model's seeds (None: the pipeline's `seeds`), e.g. fewer
+            seeds for the models that only complete the comparison.
     """
 
     name: str
     model: dict[str, Any]
     experiment: dict[str, Any] = dataclasses.field(default_factory=dict)
+    seeds: list[int] | None = None
 
     def __post_init__(self) -> None:
         if not str(self.name).isidentifier():
             raise ConfigError(
                 f"models: a model's name must be an identifier (letters, digits, '_'). Received: {self.name!r}")
+        if self.seeds is not None and (not self.seeds or len(set(self.seeds)) != len(self.seeds)):
+            raise ConfigError(f"models[{self.name}].seeds must be distinct seeds. Received: {self.seeds}")
 
 
 @dataclasses.dataclass
@@ -171,6 +177,8 @@ class PipelineConfig:
             ("train"/"test"), test on its test rows and carve validation out
             of its train rows (the configured split's fractions, renormalized).
         derive: token columns built from the loaded table before splitting.
+        target_stats: per-group label statistics (a user's mean rating),
+            fit on the training split, out of fold on its rows.
         rescale: `{column: factor}`: columns multiplied by a factor after
             loading (e.g. returns to percent, so that labels of ~0.01 do not
             sit below the optimizer's step size); reports are in the new units.
@@ -193,6 +201,7 @@ class PipelineConfig:
     official_split: bool = True
     derive: list[DerivedTokens] = dataclasses.field(default_factory=list)
     rescale: dict[str, float] = dataclasses.field(default_factory=dict)
+    target_stats: list[TargetStat] = dataclasses.field(default_factory=list)
     lightgbm: LightGBMConfig = dataclasses.field(default_factory=LightGBMConfig)
     report_metrics: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     raw: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False, init=False)
@@ -250,6 +259,10 @@ class PipelineConfig:
             return parse_config(raw)
         except ConfigError as err:
             raise ConfigError(f"models[{variant.name}]: {err}") from err
+
+    def seeds_of(self, variant: ModelVariant) -> list[int]:
+        """The seeds a model is trained with."""
+        return list(variant.seeds if variant.seeds is not None else self.seeds)
 
     def variant(self, name: str) -> ModelVariant:
         """The model variant called `name`."""

@@ -250,7 +250,7 @@ def _cell(stats: dict[str, Any] | None, seeds: int) -> str:
     if not stats:
         return "-"
     text = format_value(stats["mean"])
-    return f"{text} ± {format_value(stats['sd'])}" if seeds > 1 else text
+    return f"{text} ± {stats['sd']:.4f}" if seeds > 1 else text
 
 
 def _gain(gain: dict[str, Any] | None) -> str:
@@ -273,6 +273,7 @@ def main_table(evaluation: dict[str, Any]) -> str:
             for metric in metrics:
                 row[f"{task} {metric}"] = _cell(entry["metrics"].get(task, {}).get(metric), seeds)
             row[f"{task} gain"] = _gain(entry.get("gain", {}).get(task)) if name != evaluation["baseline"] else ""
+        row["seeds"] = seeds if name in evaluation["models"] else ""
         seconds = [s for s in entry.get("seconds", []) if s is not None]
         row["s/run"] = f"{np.mean(seconds):.1f}" if seconds else ""
         row["params"] = entry.get("parameters") or ""
@@ -296,12 +297,11 @@ def all_metrics_table(evaluation: dict[str, Any]) -> str:
 def format_evaluation(evaluation: dict[str, Any]) -> str:
     """`evaluation.md`: the main table, how to read it, and all metrics."""
     rows = evaluation.get("rows") or {}
-    seeds = evaluation["seeds"]
     lines = [
         f"# {evaluation['pipeline']}: test metrics", "",
         f"Data: `{evaluation['dataset']}`, split {evaluation.get('split')}: "
         + ", ".join(f"{k} {v:,}" for k, v in rows.items() if v is not None) + " rows. "
-        + (f"Models: mean ± sd over seeds {seeds}." if len(seeds) > 1 else f"Models: seed {seeds[0]}."),
+        + "Models: mean ± sd over their seeds (column `seeds`).",
         "", main_table(evaluation), "",
         f"Gain: relative change of each task's first metric against `{evaluation['baseline']}` (mean over "
         "seeds), positive = better (for RMSE, lower); negative = negative transfer. `lightgbm`: one "

@@ -31,6 +31,7 @@ from mtrec.utils.atomic import write_json
 from mtrec.utils.validation import closest
 from pipelines import datasets, stamps
 from pipelines.config import DerivedTokens, PipelineConfig
+from pipelines.target_stats import add_target_stats
 
 SPLIT_NAMES = ("train", "valid", "test")
 OFFICIAL_SPLIT_COLUMN = "official_split"
@@ -75,6 +76,7 @@ def prepare_fingerprint(config: PipelineConfig, data_dir: Path) -> str:
         "prepare", config.dataset, str(data_dir.resolve()), dataclasses.asdict(config.loader),
         dataclasses.asdict(config.subsample) if config.subsample else None, config.official_split,
         [dataclasses.asdict(d) for d in config.derive], config.rescale,
+        [dataclasses.asdict(t) for t in config.target_stats],
         (experiment.get("data") or {}).get("split"), (experiment.get("data") or {}).get("id_columns"),
         experiment.get("features"), experiment.get("tasks"),
         stamps.folder_stats(data_dir / config.dataset),
@@ -228,6 +230,7 @@ def run_prepare(config: PipelineConfig, data_dir: Path, force: bool = False,
 
     bar.set_postfix_str("split")
     splits, described = split_rows(config, frame)
+    add_target_stats(frame, splits, config.target_stats)  # needs the split: fit on training rows only
     bar.update()
 
     bar.set_postfix_str("fit features")

@@ -86,7 +86,7 @@ def plan_runs(config: PipelineConfig) -> list[RunSpec]:
     code = stamps.source_hash(Path(__file__))
     runs = []
     for variant in config.models:
-        for seed in config.seeds:
+        for seed in config.seeds_of(variant):
             experiment = run_experiment(config, variant, seed)
             fp = stamps.fingerprint("train", experiment.to_dict(), data_stamp.get("fingerprint"),
                                     mtrec.__version__, code)
