@@ -9,9 +9,10 @@ Outputs, under `<output_dir>/`:
     lightgbm/         LightGBM's test predictions and its stamp (refit only
                       when the data or its settings change)
 
-Gain is the relative change of a task's first report metric against the
+Gain is the relative change (%) of a task's first report metric against the
 baseline model's mean, signed so that positive is better (for RMSE a lower
-value is a positive gain); a negative gain is negative transfer.
+value is a positive gain); a negative gain is negative transfer. For metrics
+that live near 0 (R², rank IC) it is the plain difference instead.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ from pipelines.train import PREDICTIONS, RunSpec, plan_runs, prediction_frame
 
 #: Metrics where a higher value is better; every other one is an error or a loss.
 HIGHER_IS_BETTER = ("auc", "r2", "accuracy", "rank_ic", "ic", "hit_rate")
+#: Metrics that live near 0, where a relative change means little: their gain is the difference.
+ABSOLUTE_GAIN = ("r2", "rank_ic", "ic")
 LIGHTGBM = "lightgbm"
 CONSTANT = "constant"
 
@@ -65,10 +68,15 @@ def report_metrics(config: PipelineConfig, tasks: list[Task]) -> dict[str, list[
 
 
 def relative_gain(value: float, reference: float, metric: str) -> float:
-    """Relative improvement of `value` over `reference` in percent, positive = better."""
-    if reference is None or value is None or not math.isfinite(reference) or reference == 0:
+    """Improvement of `value` over `reference`, positive = better: in percent, or the
+    difference for `ABSOLUTE_GAIN` metrics."""
+    if reference is None or value is None or not math.isfinite(reference):
         return float("nan")
     sign = 1.0 if metric in HIGHER_IS_BETTER else -1.0
+    if metric in ABSOLUTE_GAIN:
+        return sign * (value - reference)
+    if reference == 0:
+        return float("nan")
     return 100.0 * sign * (value - reference) / abs(reference)
 
 
@@ -230,7 +238,8 @@ def run_evaluate(config: PipelineConfig, data_fp: str, force: bool = False) -> d
             head = metrics[0]
             mine = entry["metrics"].get(task, {}).get(head, {}).get("mean")
             ref = base.get(task, {}).get(head, {}).get("mean")
-            entry["gain"][task] = {"metric": head, "percent": relative_gain(mine, ref, head)}
+            entry["gain"][task] = {"metric": head, "value": relative_gain(mine, ref, head),
+                                   "unit": "difference" if head in ABSOLUTE_GAIN else "percent"}
 
     manifest = stamps.read_stamp(prepared_paths(config).manifest) or {}
     evaluation = {
@@ -254,10 +263,10 @@ def _cell(stats: dict[str, Any] | None, seeds: int) -> str:
 
 
 def _gain(gain: dict[str, Any] | None) -> str:
-    value = (gain or {}).get("percent")
+    value = (gain or {}).get("value")
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
-    return f"{value:+.2f}%"
+    return f"{value:+.4f}" if gain.get("unit") == "difference" else f"{value:+.2f}%"
 
 
 def main_table(evaluation: dict[str, Any]) -> str:
@@ -304,7 +313,8 @@ def format_evaluation(evaluation: dict[str, Any]) -> str:
         + "Models: mean ± sd over their seeds (column `seeds`).",
         "", main_table(evaluation), "",
         f"Gain: relative change of each task's first metric against `{evaluation['baseline']}` (mean over "
-        "seeds), positive = better (for RMSE, lower); negative = negative transfer. `lightgbm`: one "
+        "seeds), positive = better (for RMSE, lower); negative = negative transfer; for R² and rank IC, "
+        "the difference. `lightgbm`: one "
         "LightGBM model per task on the same splits (early stopping on validation); `constant`: the "
         "training mean for every row.",
     ]

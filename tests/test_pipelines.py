@@ -158,6 +158,7 @@ def test_relative_gain_sign():
     assert ev.relative_gain(0.9, 1.0, "rmse") == pytest.approx(10.0)   # lower RMSE: positive gain
     assert ev.relative_gain(1.1, 1.0, "rmse") == pytest.approx(-10.0)  # negative transfer
     assert np.isnan(ev.relative_gain(0.9, float("nan"), "auc"))
+    assert ev.relative_gain(0.03, 0.01, "rank_ic") == pytest.approx(0.02)  # near 0: the difference
 
 
 def test_derive_tokens_and_subsample():
