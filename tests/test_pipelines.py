@@ -19,7 +19,7 @@ from conftest import shared_datasets
 from mtrec.errors import ConfigError, DataError, SchemaError
 from pipelines import config_path, load_pipeline_config, run_pipeline
 from pipelines import evaluate as ev
-from pipelines.config import DerivedTokens
+from pipelines.config import CONFIG_DIR, DerivedTokens
 from pipelines.prepare import derive_tokens, official_splits, prepared_paths, subsample
 from pipelines.sp500 import daily_rank_ic
 from pipelines.train import plan_runs
@@ -240,6 +240,15 @@ def test_missing_earlier_step_is_reported(tmp_path):
     config = _quick("hillstrom", tmp_path / "out")
     with pytest.raises(DataError, match="--step prepare"):
         run_pipeline(config, steps=("evaluate",), data_dir=data_dir, progress=False, echo=None)
+
+
+@pytest.mark.parametrize("path", sorted(CONFIG_DIR.glob("pipeline_*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_config_validates(path):
+    config = load_pipeline_config(path)
+    assert config.baseline in [m.name for m in config.models]
+    for variant in config.models:
+        experiment = config.experiment_config(variant, seed=config.seeds_of(variant)[0])
+        assert experiment.model.kind == variant.model["kind"]
 
 
 def test_bad_config_keys_are_named():
