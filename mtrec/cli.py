@@ -146,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_transfer)
 
     p = sub.add_parser("pipeline", help="run a batch pipeline on a real data set (prepare, train, evaluate)")
-    p.add_argument("name", help="census, movielens, hillstrom, sp500 or diabetes (configs/pipeline_NAME.yaml)")
+    p.add_argument("name", help="census, census_group2, census_dcn, movielens, hillstrom, sp500 or diabetes (configs/pipeline_NAME.yaml)")
     p.add_argument("-c", "--config", help="pipeline config (default: configs/pipeline_NAME.yaml)")
     p.add_argument("--quick", action="store_true", help="the quick mode: configs/pipeline_NAME_quick.yaml")
     p.add_argument("--step", default="all", choices=["all", "prepare", "train", "evaluate"],
