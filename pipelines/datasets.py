@@ -10,6 +10,7 @@ constant one (persistence, the historical mean).
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -43,19 +44,20 @@ class DatasetHooks:
     extra_columns: tuple[str, ...] = ()
 
 
+#: Data set folder -> the module of this package that defines its `HOOKS`.
+HOOK_MODULES = {"sp500_stocks_5yr": "sp500"}
+
+
 def hooks_for(dataset: str) -> DatasetHooks:
     """The hooks of a data set folder (none for most)."""
-    if dataset == "sp500_stocks_5yr":
-        from pipelines import sp500
-        return sp500.HOOKS
-    return DatasetHooks()
+    module = HOOK_MODULES.get(dataset)
+    return importlib.import_module(f"pipelines.{module}").HOOKS if module else DatasetHooks()
 
 
 def hook_sources(dataset: str) -> list[Path]:
     """Source files of a data set's hooks (part of the evaluate step's fingerprint)."""
-    if dataset == "sp500_stocks_5yr":
-        return [Path(__file__).with_name("sp500.py")]
-    return []
+    module = HOOK_MODULES.get(dataset)
+    return [Path(__file__).with_name(f"{module}.py")] if module else []
 
 
 def loader_for(dataset: str) -> Callable[..., pd.DataFrame]:
@@ -64,12 +66,8 @@ def loader_for(dataset: str) -> Callable[..., pd.DataFrame]:
     Raises:
         ConfigError: no loader for that folder (the message lists the ones there are).
     """
-    try:
-        from mtrec.data.datasets import LOADERS
-    except ImportError as err:
-        raise ConfigError(
-            f"dataset '{dataset}': the data-set loaders (mtrec.data.datasets) are not available: {err}"
-        ) from err
+    from mtrec.data.datasets import LOADERS
+
     if dataset not in LOADERS:
         raise ConfigError(f"dataset '{dataset}' has no loader in mtrec.data.datasets.LOADERS."
                           f"{closest(dataset, LOADERS)} Data sets with a loader: {sorted(LOADERS)}")

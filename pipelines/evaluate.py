@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mtrec.analysis.transfer import lower_is_better
 from mtrec.data.io import write_parquet
 from mtrec.errors import ConfigError, DataError
 from mtrec.features import FeatureEncoder
@@ -39,10 +40,8 @@ from pipelines.config import PipelineConfig
 from pipelines.prepare import prepared_paths, read_split
 from pipelines.train import PREDICTIONS, RunSpec, plan_runs, prediction_frame
 
-#: Metrics where a higher value is better; every other one is an error or a loss.
-HIGHER_IS_BETTER = ("auc", "r2", "accuracy", "rank_ic", "ic", "hit_rate")
 #: Metrics that live near 0, where a relative change means little: their gain is the difference.
-ABSOLUTE_GAIN = ("r2", "rank_ic", "ic")
+ABSOLUTE_GAIN = ("r2", "rank_ic")
 LIGHTGBM = "lightgbm"
 CONSTANT = "constant"
 
@@ -69,10 +68,14 @@ def report_metrics(config: PipelineConfig, tasks: list[Task]) -> dict[str, list[
 
 def relative_gain(value: float, reference: float, metric: str) -> float:
     """Improvement of `value` over `reference`, positive = better: in percent, or the
-    difference for `ABSOLUTE_GAIN` metrics."""
+    difference for `ABSOLUTE_GAIN` metrics.
+
+    Raises:
+        DataError: the metric's direction is unknown (`mtrec.analysis.transfer.lower_is_better`).
+    """
     if reference is None or value is None or not math.isfinite(reference):
         return float("nan")
-    sign = 1.0 if metric in HIGHER_IS_BETTER else -1.0
+    sign = -1.0 if lower_is_better(metric) else 1.0
     if metric in ABSOLUTE_GAIN:
         return sign * (value - reference)
     if reference == 0:

@@ -32,8 +32,8 @@ from mtrec.utils.validation import closest
 
 #: Metrics where a smaller value is better.
 LOWER_IS_BETTER = frozenset({"rmse", "mae", "mse", "logloss", "crossentropy", "loss"})
-#: Metrics where a larger value is better.
-HIGHER_IS_BETTER = frozenset({"auc", "accuracy", "r2"})
+#: Metrics where a larger value is better (rank_ic: the S&P 500 pipeline's daily rank correlation).
+HIGHER_IS_BETTER = frozenset({"auc", "accuracy", "r2", "rank_ic"})
 #: The default metric of a task: the first of these its report has.
 PRIMARY_METRICS = ("auc", "accuracy", "rmse")
 
