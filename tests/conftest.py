@@ -21,6 +21,21 @@ def shared_datasets() -> Path | None:
     return default if default.is_dir() else None
 
 
+def built_model(config):
+    """Prepares `config`'s data and builds its model on one training row.
+
+    Returns:
+        `(model, prepared)`: the built, uncompiled model and the prepared data.
+    """
+    from mtrec.training.prepare import prepare
+    from mtrec.training.run import build_model
+
+    prepared = prepare(config)
+    model = build_model(config, prepared.encoder.layout())
+    model({k: v[:1] for k, v in prepared.splits["train"].features.items()})
+    return model, prepared
+
+
 @pytest.fixture
 def layout():
     """A feature layout with numeric columns, a shared table and a multi-valued feature."""

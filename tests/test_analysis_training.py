@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 
+from conftest import built_model
 from mtrec.analysis import (
     GradientCosineLogger, analyze_gates, analyze_run_gates, check_collapse, collect_gates, gradient_cosines, saturate_gates,
 )
@@ -74,10 +75,8 @@ def test_alarm_is_quiet_on_a_healthy_model_and_fires_on_an_induced_collapse(heal
     # saturated softmax; its gradient vanishes, so training keeps every task on expert 0.
     config = _config("model.gate_temperature=0.05")
     keras.utils.set_random_seed(0)
-    prepared = prepare(config)
-    model = build_model(config, prepared.encoder.layout())
+    model, prepared = built_model(config)
     train_split = prepared.splits["train"]
-    model({k: v[:1] for k, v in train_split.features.items()})
     assert saturate_gates(model, expert=0, margin=2.0) == 2
     compile_model(model, config)
     model.fit(make_dataset(train_split.features, train_split.labels, 256, shuffle=True, seed=0),
@@ -91,10 +90,8 @@ def test_alarm_is_quiet_on_a_healthy_model_and_fires_on_an_induced_collapse(heal
 def test_gradient_cosine_is_one_for_identical_tasks_and_minus_one_for_opposed_ones():
     # A shared bottom whose two towers hold the same weights: both tasks predict the same.
     config = _config("model={kind: shared_bottom, bottom_units: [16], tower_units: [4]}")
-    prepared = prepare(config)
-    model = build_model(config, prepared.encoder.layout())
+    model, prepared = built_model(config)
     split = prepared.splits["train"]
-    model({k: v[:1] for k, v in split.features.items()})
     model.towers[1].set_weights(model.towers[0].get_weights())
     x = {k: v[:256] for k, v in split.features.items()}
     y0 = split.labels["y0"][:256]
@@ -161,10 +158,8 @@ def test_fail_on_collapse_sets_the_exit_status(healthy, data_file, tmp_path, cap
 
 def test_gradient_cosine_logger_records_before_training_and_every_k_batches():
     config = _config("training.steps_per_execution=1")
-    prepared = prepare(config)
-    model = build_model(config, prepared.encoder.layout())
+    model, prepared = built_model(config)
     split = prepared.splits["train"]
-    model({k: v[:1] for k, v in split.features.items()})
     compile_model(model, config)
     sample = {k: v[:128] for k, v in split.features.items()}
     logger = GradientCosineLogger(sample, {k: v[:128] for k, v in split.labels.items()}, every_batches=5)

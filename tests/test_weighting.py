@@ -195,16 +195,14 @@ def test_each_strategy_trains_logs_weights_and_reloads(weighting, tmp_path):
 
 
 def test_every_k_steps_applies_the_gradient_method_on_one_step_in_k(tmp_path):
-    from mtrec.training.run import build_model, compile_model
+    from conftest import built_model
     from mtrec.data.tf_dataset import make_dataset
-    from mtrec.training.prepare import prepare
+    from mtrec.training.run import compile_model
     from mtrec.weighting import WeightingLogger
 
     config = _config("weighting={kind: pcgrad, every_k_steps: 3}", "training.steps_per_execution=4")
-    prepared = prepare(config)
+    model, prepared = built_model(config)
     split = prepared.splits["train"]
-    model = build_model(config, prepared.encoder.layout())
-    model({k: v[:1] for k, v in split.features.items()})
     compile_model(model, config)
     strategy = config.weighting.build().attach(model, split.features, seed=1)
     model.fit(make_dataset(split.features, split.labels, 64), epochs=2, verbose=0,
