@@ -97,21 +97,21 @@ def rank_candidates(run, candidates: pd.DataFrame, tables: Tables, config: Recom
     """
     user, item = config.data.user_id, config.data.item_id
     blend = Blend(config.blend)
-    user_ids = candidates[user].unique()
     step = config.output.batch_users
     parts = []
     task_columns: list[str] = []
     started = time.perf_counter()
-    with tqdm(total=len(user_ids), unit="users", desc="ranking", disable=not progress) as bar:
-        for start in range(0, len(user_ids), step):
-            chunk = candidates[candidates[user].isin(user_ids[start:start + step])]
+    # `step` users per batch, in first-seen order, cut in one pass over the candidates.
+    batch_of_row = pd.factorize(candidates[user])[0] // step
+    with tqdm(total=candidates[user].nunique(), unit="users", desc="ranking", disable=not progress) as bar:
+        for _, chunk in candidates.groupby(batch_of_row, sort=False):
             rows = with_features(chunk, tables, user, item)
             scores = score_candidates(run, rows, blend, gate_summary=config.output.gate_summary)
             extra = scores.drop(columns=[c for c in scores.columns if c in chunk.columns])
             task_columns = [c for c in extra.columns if c != "score" and not c.startswith("gate_")]
             scored = pd.concat([chunk.reset_index(drop=True), extra.reset_index(drop=True)], axis=1)
             parts.append(top_n(scored.rename(columns={"rank": "retrieval_rank"}), user, "score", config.output.k))
-            bar.update(min(step, len(user_ids) - start))
+            bar.update(chunk[user].nunique())
     seconds = time.perf_counter() - started
     return pd.concat(parts, ignore_index=True), seconds, task_columns
 

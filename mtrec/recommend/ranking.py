@@ -72,10 +72,11 @@ def score_candidates(run: TrainedRun, rows: pd.DataFrame, blend: Blend, gate_sum
         The id columns, one column per task output (and `<task>_conditional`
         for chained tasks), `score`, and the gate columns; in row order.
     """
-    scores = score_frame(run, rows, batch_size=batch_size)
+    features = run.encoder.transform(rows)  # once, for the scores and the gates
+    scores = score_frame(run, rows, batch_size=batch_size, features=features)
     scores["score"] = blend(scores)
     if gate_summary and getattr(run.model, "gated", False):
-        gates = gate_weights(run.model, run.encoder.transform(rows))
+        gates = gate_weights(run.model, features)
         for key, weights in gates.items():
             name = key.replace("/", "_")
             scores[f"gate_{name}_expert"] = weights.argmax(axis=1).astype("int16")

@@ -74,10 +74,19 @@ def _frames(path: Path, batch_size: int, columns: list[str]):
             yield table.iloc[start:start + batch_size]
 
 
-def score_frame(run: TrainedRun, frame: pd.DataFrame, batch_size: int | None = None) -> pd.DataFrame:
-    """Scores a DataFrame in memory: id columns, then one column per task."""
+def score_frame(run: TrainedRun, frame: pd.DataFrame, batch_size: int | None = None,
+                features: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
+    """Scores a DataFrame in memory: id columns, then one column per task.
+
+    Args:
+        run: the trained run.
+        frame: rows with the run's feature and id columns.
+        batch_size: rows per forward pass (default: the run's scoring batch size).
+        features: `run.encoder.transform(frame)`, when the caller already has it.
+    """
     batch_size = batch_size or run.config.scoring.batch_size
-    features = run.encoder.transform(frame)
+    if features is None:
+        features = run.encoder.transform(frame)
     predictions = predict_arrays(run.model, features, batch_size)
     return _output_frame(run, frame, predictions)
 
