@@ -28,7 +28,9 @@ import numpy as np
 
 from mtrec.errors import ConfigError
 from mtrec.types import Tensor
-from mtrec.weighting.gradients import check_gradient_backend, flatten, split_variables, task_losses, unflatten
+from mtrec.weighting.gradients import (
+    check_gradient_backend, densify, flatten, split_variables, task_losses, unflatten,
+)
 
 
 class WeightingStrategy:
@@ -241,12 +243,8 @@ class GradientWeighting(WeightingStrategy):
         shared_vars = [variables[i] for i in self._shared_index]
         shared_set = set(self._shared_index)
 
-        def dense(grads):
-            return [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
-                    for g, v in zip(grads, variables)]
-
         def heavy():
-            per_task = [dense(tape.gradient(losses[t], variables)) for t in range(n)]
+            per_task = [densify(tape.gradient(losses[t], variables), variables) for t in range(n)]
             matrix = tf.stack([flatten([g[i] for i in self._shared_index]) for g in per_task])
             shared, weights = self.combine(matrix, stacked)
             shared = unflatten(shared, shared_vars)
@@ -263,7 +261,7 @@ class GradientWeighting(WeightingStrategy):
             weights = tf.stop_gradient(self.light_weights())
             # output_gradients weights each recorded loss: d(sum_t w_t L_t) in one pass.
             grads = tape.gradient(losses, variables, output_gradients=[weights[t] for t in range(n)])
-            return dense(grads), weights
+            return densify(grads, variables), weights
 
         if self.every_k_steps == 1:
             grads, weights = heavy()
@@ -271,8 +269,7 @@ class GradientWeighting(WeightingStrategy):
             grads, weights = tf.cond(tf.equal(self._step % self.every_k_steps, 0), heavy, light)
         self._step.assign_add(1)
         if extra is not None:  # e.g. SoftSharing's L2 tie: added as is
-            grads = [g + (0.0 if e is None else tf.convert_to_tensor(e))
-                     for g, e in zip(grads, tape.gradient(extra, variables))]
+            grads = [g + e for g, e in zip(grads, densify(tape.gradient(extra, variables), variables))]
         return grads, weights
 
     def get_config(self) -> dict[str, Any]:
