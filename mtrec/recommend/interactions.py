@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 
 from mtrec.data.io import read_table
-from mtrec.errors import DataError, SchemaError
+from mtrec.errors import DataError
 from mtrec.recommend.config import HoldoutConfig, RecommendDataConfig
-from mtrec.utils.validation import closest
+from mtrec.utils.validation import require_columns
 
 
 @dataclasses.dataclass
@@ -27,13 +27,6 @@ class Tables:
     interactions: pd.DataFrame
     users: pd.DataFrame
     items: pd.DataFrame
-
-
-def _require(frame: pd.DataFrame, columns: list[str], source: str) -> None:
-    for column in columns:
-        if column not in frame.columns:
-            raise SchemaError(f"Column '{column}' is missing from {source}.{closest(column, frame.columns)} "
-                              f"Columns present: {list(frame.columns)}")
 
 
 def load_tables(config: RecommendDataConfig) -> Tables:
@@ -66,9 +59,9 @@ def check_tables(tables: Tables, config: RecommendDataConfig,
     for frame, source in zip((interactions, users, items), sources):
         if frame.empty:
             raise DataError(f"{source} has no rows.")
-    _require(interactions, [config.user_id, config.item_id, config.rating], str(sources[0]))
-    _require(users, [config.user_id], str(sources[1]))
-    _require(items, [config.item_id], str(sources[2]))
+    require_columns(interactions, [config.user_id, config.item_id, config.rating], str(sources[0]))
+    require_columns(users, [config.user_id], str(sources[1]))
+    require_columns(items, [config.item_id], str(sources[2]))
     if config.like not in interactions.columns:
         interactions = interactions.assign(
             **{config.like: (interactions[config.rating] >= config.like_threshold).astype("int64")})
@@ -95,7 +88,7 @@ def holdout_split(interactions: pd.DataFrame, config: HoldoutConfig, user_id: st
     if config.kind == "random":
         held = rng.random(len(interactions)) < config.fraction
     else:
-        _require(interactions, [config.time_column], "the interactions (data.holdout.time_column)")
+        require_columns(interactions, [config.time_column], "the interactions (data.holdout.time_column)")
         order = interactions.assign(_tie=rng.random(len(interactions)))
         order = order.sort_values([user_id, config.time_column, "_tie"], kind="stable")
         position = order.groupby(user_id, sort=False).cumcount().to_numpy()

@@ -51,16 +51,17 @@ def _train(args: argparse.Namespace) -> None:
     from mtrec.retrieval import export, two_tower
     from mtrec.retrieval.config import parse_retrieval_config
     from mtrec.utils.atomic import write_json
+    from mtrec.utils.validation import require_columns
 
     config = parse_retrieval_config(json.loads(Path(args.config).read_text()))
     train = read_table(args.train)
     items = read_table(args.items)
     test = read_table(args.test) if args.test else None
     needed = config.query_columns + config.candidate_columns + ([config.rating] if config.rating else [])
-    two_tower.check_columns(train, needed, args.train)
-    two_tower.check_columns(items, config.candidate_columns, args.items)
+    require_columns(train, needed, args.train)
+    require_columns(items, config.candidate_columns, args.items)
     if test is not None:
-        two_tower.check_columns(test, needed, args.test)
+        require_columns(test, needed, args.test)
 
     out = Path(args.out)
     staging = _staging(out)

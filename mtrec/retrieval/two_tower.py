@@ -23,20 +23,10 @@ import pandas as pd  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_recommenders as tfrs  # noqa: E402
 
-from mtrec.errors import SchemaError  # noqa: E402
 from mtrec.retrieval.config import RetrievalConfig, TowerFeature  # noqa: E402
-from mtrec.utils.validation import closest  # noqa: E402
 
 
 # --------------------------------------------------------------------------- inputs
-
-
-def check_columns(frame: pd.DataFrame, columns: list[str], source: str) -> None:
-    """Raises SchemaError naming the first of `columns` missing from `frame`."""
-    for column in columns:
-        if column not in frame.columns:
-            raise SchemaError(f"Column '{column}' is missing from {source}.{closest(column, frame.columns)} "
-                              f"Columns present: {list(frame.columns)}")
 
 
 def fit_tower_state(features: list[TowerFeature], frame: pd.DataFrame) -> dict[str, Any]:

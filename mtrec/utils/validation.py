@@ -14,7 +14,7 @@ import typing
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal, TypeVar, Union
 
-from mtrec.errors import ConfigError
+from mtrec.errors import ConfigError, SchemaError
 
 T = TypeVar("T")
 
@@ -23,6 +23,20 @@ def closest(name: str, choices: Iterable[str]) -> str:
     """Returns " Did you mean 'x'?" for the closest choice, or "" when none is close."""
     match = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.6)
     return f" Did you mean '{match[0]}'?" if match else ""
+
+
+def require_columns(frame: Any, columns: Iterable[str], source: str) -> None:
+    """Raises SchemaError naming the first of `columns` missing from the table `frame`.
+
+    Args:
+        frame: a DataFrame (anything with `.columns`).
+        columns: the columns needed.
+        source: where the table came from, for the message (a path, a description).
+    """
+    for column in columns:
+        if column not in frame.columns:
+            raise SchemaError(f"Column '{column}' is missing from {source}.{closest(column, frame.columns)} "
+                              f"Columns present: {list(frame.columns)}")
 
 
 def check_keys(data: Mapping[str, Any], allowed: Iterable[str], where: str) -> None:
