@@ -182,3 +182,11 @@ def test_retrieve_command_writes_candidates_per_user(trained, tmp_path):
     pd.DataFrame({"usr": [1]}).to_parquet(bad)
     assert main(["retrieve", str(out), "--users", str(bad), str(tmp_path / "y.parquet")]) == 2
     json.loads((out / "retrieval.json").read_text())  # the config is readable JSON
+
+
+def test_seen_items_outside_the_catalogue_do_not_hide_another_users_item():
+    from mtrec.retrieval.index import seen_pair_codes
+
+    # User 1 saw an item missing from the 3-item catalogue (code -1); user 0 saw item 0.
+    codes = seen_pair_codes(np.array([0, 1, 1]), np.array([0, -1, 1]), 3)
+    assert codes.tolist() == [0, 4]  # (0, 0) and (1, 1); not 2, which is user 0's item 2

@@ -89,7 +89,7 @@ class CandidateIndex:
         seen_users = _strings(seen[config.user_id])
         user_code = {user: i for i, user in enumerate(pd.unique(seen_users))}
         seen_items = np.array([item_code.get(v.encode("utf-8"), -1) for v in _strings(seen[config.item_id])])
-        pairs = np.unique(seen_users.map(user_code).to_numpy("int64") * len(items) + seen_items)
+        pairs = seen_pair_codes(seen_users.map(user_code).to_numpy("int64"), seen_items, len(items))
         seen_count = seen_users.value_counts().to_dict()
         states = json.loads((directory / "towers.json").read_text())["query"]
         means = {f.name: float(states[f.name]["mean"]) for f in config.query_features if f.kind == "numeric"}
@@ -170,6 +170,16 @@ class CandidateIndex:
             config.item_id: self.items[out["_item"].to_numpy()],
             "retrieval_score": out["retrieval_score"].to_numpy("float32"),
         })
+
+
+def seen_pair_codes(user_codes: np.ndarray, item_codes: np.ndarray, num_items: int) -> np.ndarray:
+    """The seen (user, item) pairs as sorted unique int64 codes `user * num_items + item`.
+
+    Items missing from the catalogue (code -1) are dropped: they are never
+    retrieved, and `user * num_items - 1` would name the previous user's last item.
+    """
+    known = item_codes >= 0
+    return np.unique(user_codes[known] * num_items + item_codes[known])
 
 
 def _contains(sorted_values: np.ndarray, values: np.ndarray) -> np.ndarray:
