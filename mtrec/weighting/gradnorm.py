@@ -93,5 +93,4 @@ class GradNorm(GradientWeighting):
         return tf.linalg.matvec(grads, weights, transpose_a=True), weights
 
     def get_config(self) -> dict[str, Any]:
-        return {"kind": self.kind, "alpha": self.alpha, "learning_rate": self.learning_rate,
-                "every_k_steps": self.every_k_steps}
+        return {**super().get_config(), "alpha": self.alpha, "learning_rate": self.learning_rate}

@@ -122,5 +122,4 @@ class MGDA(GradientWeighting):
         return ops.sum(weights[:, None] * grads, axis=0), weights
 
     def get_config(self) -> dict[str, Any]:
-        return {"kind": self.kind, "normalization": self.normalization, "iterations": self.iterations,
-                "every_k_steps": self.every_k_steps}
+        return {**super().get_config(), "normalization": self.normalization, "iterations": self.iterations}
