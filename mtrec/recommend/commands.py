@@ -14,18 +14,16 @@ def _default_run_dir(name: str) -> Path:
 
 def _cmd_retrieval_train(args: argparse.Namespace) -> int:
     from mtrec.recommend.config import load_recommend_config
-    from mtrec.recommend.interactions import holdout_split, load_tables, with_features
-    from mtrec.retrieval import train_retrieval
+    from mtrec.recommend.interactions import holdout_split, load_tables
+    from mtrec.recommend.pipeline import fit_retrieval
 
     config = load_recommend_config(args.config, args.overrides)
     run_dir = Path(args.run_dir) if args.run_dir else _default_run_dir(config.name)
     tables = load_tables(config.data)
-    user, item = config.data.user_id, config.data.item_id
-    train, heldout = holdout_split(tables.interactions, config.data.holdout, user)
+    train, heldout = holdout_split(tables.interactions, config.data.holdout, config.data.user_id)
     print(f"Training retrieval on {len(train):,} interactions (held out: {len(heldout):,}) "
           f"in a Keras 2 process -> {run_dir / 'retrieval'}", flush=True)
-    metrics = train_retrieval(config.retrieval, with_features(train, tables, user, item), tables.items,
-                              run_dir / "retrieval", test=with_features(heldout, tables, user, item))
+    metrics = fit_retrieval(config, tables, train, heldout, run_dir / "retrieval")
     print(json.dumps(metrics.get("test", {}), indent=2))
     print(f"Retrieval directory: {run_dir / 'retrieval'}")
     return 0
@@ -47,7 +45,7 @@ def _cmd_retrieve(args: argparse.Namespace) -> int:
 
 def _cmd_recommend(args: argparse.Namespace) -> int:
     from mtrec.recommend.config import load_recommend_config
-    from mtrec.recommend.pipeline import recommend
+    from mtrec.recommend.pipeline import format_evaluation, recommend
 
     config = load_recommend_config(args.config, args.overrides)
     if args.output:
@@ -56,11 +54,11 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
     result = recommend(config, run_dir, progress=not args.no_progress, reuse_retrieval=args.reuse_retrieval,
                        verbose=args.verbose)
     timings = result.timings
-    print((run_dir / "evaluation.md").read_text())
+    print(format_evaluation(result.evaluation))
     print(f"Ranked {result.recommendations[config.data.user_id].nunique():,} users x {config.output.k} "
           f"candidates in {timings['rank_seconds']:.1f} s ({timings['ranking_rows_per_second']:,.0f} rows/s); "
           f"retrieval for all users {timings['retrieve_seconds']:.1f} s.")
-    print(f"Recommendations: {json.loads((run_dir / 'run.json').read_text())['output']}")
+    print(f"Recommendations: {result.output}")
     return 0
 
 

@@ -53,12 +53,14 @@ class RecommendResult:
         recommendations: the written table (top n per user).
         evaluation: the offline metrics (`evaluation.json`).
         timings: seconds per stage and ranking rows/s.
+        output: where the recommendations were written.
     """
 
     run_dir: Path
     recommendations: pd.DataFrame
     evaluation: dict[str, Any]
     timings: dict[str, float]
+    output: Path
 
 
 def retrieve_candidates(index: CandidateIndex, users: pd.DataFrame, train: pd.DataFrame,
@@ -189,6 +191,18 @@ def recommend(config: RecommendConfig, run_dir: str | Path, tables: Tables | Non
         raise
 
 
+def fit_retrieval(config: RecommendConfig, tables: Tables, train_rows: pd.DataFrame, heldout: pd.DataFrame,
+                  retrieval_dir: Path, verbose: int = 2) -> dict[str, Any]:
+    """Trains the two-tower stage on the training interactions, evaluated on the held-out ones.
+
+    Returns:
+        The retrieval metrics (`mtrec.retrieval.train_retrieval`).
+    """
+    user, item = config.data.user_id, config.data.item_id
+    return train_retrieval(config.retrieval, with_features(train_rows, tables, user, item), tables.items,
+                           retrieval_dir, test=with_features(heldout, tables, user, item), verbose=verbose)
+
+
 def _recommend(config: RecommendConfig, run_dir: Path, tables: Tables | None, progress: bool,
                reuse_retrieval: bool, verbose: int) -> RecommendResult:
     from mtrec.recommend.interactions import check_tables
@@ -210,8 +224,7 @@ def _recommend(config: RecommendConfig, run_dir: Path, tables: Tables | None, pr
     if not (reuse_retrieval and (retrieval_dir / "index").is_dir()):
         print(f"[1/4] retrieval: training the two-tower model ({len(train_rows):,} interactions) "
               "in a Keras 2 process", flush=True)
-        train_retrieval(config.retrieval, with_features(train_rows, tables, user, item), tables.items,
-                        retrieval_dir, test=with_features(heldout, tables, user, item), verbose=verbose)
+        fit_retrieval(config, tables, train_rows, heldout, retrieval_dir, verbose=verbose)
     timings["retrieval_train_seconds"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
@@ -248,5 +261,5 @@ def _recommend(config: RecommendConfig, run_dir: Path, tables: Tables | None, pr
     write_text(run_dir / "evaluation.md", format_evaluation(evaluation))
     write_json(run_dir / "run.json", {"status": "completed", "output": str(output),
                                       "rows": len(recommendations), "timings": evaluation["timings"]})
-    return RecommendResult(run_dir, recommendations, evaluation, timings)
+    return RecommendResult(run_dir, recommendations, evaluation, timings, output)
 
