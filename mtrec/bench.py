@@ -64,6 +64,27 @@ def handwritten_mmoe(num_features: int, num_experts: int = 8, expert_units: int 
     return keras.Model(inputs, outputs)
 
 
+def mtrec_mmoe(num_features: int, training: TrainingConfig) -> MMoE:
+    """The benchmarks' mtrec model, compiled with `training`'s settings.
+
+    MMoE with 8 experts of 16 units and towers of 8 on `num_features` numeric
+    inputs, two regression tasks `y0` and `y1`.
+    """
+    layout = {"numeric_dim": num_features, "tables": {}, "categorical": {}, "multi_categorical": {}}
+    model = MMoE([RegressionTask("y0"), RegressionTask("y1")], layout,
+                 num_experts=8, expert_units=[16], tower_units=[8])
+    model.compile_for_tasks(keras.optimizers.Adam(training.learning_rate),
+                            steps_per_execution=training.steps_per_execution,
+                            jit_compile=training.jit_compile)
+    return model
+
+
+def machine_info() -> dict[str, Any]:
+    """CPUs, Python, Keras and backend: what a benchmark's numbers depend on."""
+    return {"cpus": os.cpu_count(), "python": platform.python_version(),
+            "keras": keras.__version__, "backend": keras.backend.backend()}
+
+
 def _steady_rate(rows: int, seconds: list[float]) -> float:
     steady = seconds[1:] if len(seconds) > 1 else seconds
     return rows / (sum(steady) / len(steady))
@@ -80,12 +101,7 @@ def run_benchmark(rows: int = 200_000, num_features: int = 100, epochs: int = 3,
 
     # mtrec, default settings.
     keras.utils.set_random_seed(seed)
-    layout = {"numeric_dim": num_features, "tables": {}, "categorical": {}, "multi_categorical": {}}
-    model = MMoE([RegressionTask("y0"), RegressionTask("y1")], layout,
-                 num_experts=8, expert_units=[16], tower_units=[8])
-    model.compile_for_tasks(keras.optimizers.Adam(training.learning_rate),
-                            steps_per_execution=training.steps_per_execution,
-                            jit_compile=training.jit_compile)
+    model = mtrec_mmoe(num_features, training)
     timer = EpochTimer()
     model.fit(make_dataset({"numeric": x}, y, batch_size, shuffle=True, seed=seed),
               epochs=epochs, callbacks=[timer], verbose=0)
@@ -124,8 +140,7 @@ def run_benchmark(rows: int = 200_000, num_features: int = 100, epochs: int = 3,
             "score_vs_keras_defaults": mtrec_score / base_score_default,
             "score_vs_same_batch": mtrec_score / base_score_same,
         },
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "keras": keras.__version__, "backend": keras.backend.backend()},
+        "machine": machine_info(),
     }
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import time
 from typing import Any
@@ -32,11 +31,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from mtrec.bench import machine_info, mtrec_mmoe  # noqa: E402
 from mtrec.config import TrainingConfig  # noqa: E402
 from mtrec.data.synthetic import make_synthetic  # noqa: E402
 from mtrec.data.tf_dataset import make_dataset  # noqa: E402
-from mtrec.models import MMoE  # noqa: E402
-from mtrec.tasks import RegressionTask  # noqa: E402
 from mtrec.utils.atomic import write_json  # noqa: E402
 from mtrec.utils.tables import markdown_table  # noqa: E402
 from mtrec.weighting import WEIGHTING_KINDS, WeightingLogger  # noqa: E402
@@ -72,18 +70,13 @@ def run_benchmark(rows: int = 200_000, num_features: int = 100, repeats: int = 5
     y = {f"y{t}": frame[f"y{t}"].to_numpy("float32")[:, None] for t in range(2)}
     training = TrainingConfig()
     steps = -(-rows // training.batch_size)
-    layout = {"numeric_dim": num_features, "tables": {}, "categorical": {}, "multi_categorical": {}}
     dataset = make_dataset(x, y, training.batch_size, shuffle=True, seed=seed)
 
     runs = []
     for label, kind, params in tqdm(variants, desc="build + first epoch"):
         keras.utils.set_random_seed(seed)
-        model = MMoE([RegressionTask("y0"), RegressionTask("y1")], layout,
-                     num_experts=8, expert_units=[16], tower_units=[8])
+        model = mtrec_mmoe(num_features, training)
         model({k: v[:1] for k, v in x.items()})
-        model.compile_for_tasks(keras.optimizers.Adam(training.learning_rate),
-                                steps_per_execution=training.steps_per_execution,
-                                jit_compile=training.jit_compile)
         strategy = WEIGHTING_KINDS[kind](**params).attach(model, x, training.learning_rate, seed)
         callbacks = [WeightingLogger(strategy)]
         first = _epoch_seconds(model, dataset, callbacks)[0]
@@ -119,9 +112,7 @@ def run_benchmark(rows: int = 200_000, num_features: int = 100, repeats: int = 5
         "batch_size": training.batch_size, "steps_per_execution": training.steps_per_execution,
         "model": "mmoe: 8 experts x 16, towers 8, 2 regression tasks",
         "results": results,
-        "machine": {"cpus": os.cpu_count(), "load_average_after": os.getloadavg(),
-                    "python": platform.python_version(), "keras": keras.__version__,
-                    "backend": keras.backend.backend()},
+        "machine": {**machine_info(), "load_average_after": os.getloadavg()},
     }
 
 
