@@ -24,7 +24,7 @@ from mtrec.errors import ConfigError
 from mtrec.features import parse_features
 from mtrec.models import MODEL_KINDS, MultiTaskModel
 from mtrec.tasks import Task, tasks_from_config
-from mtrec.utils.validation import check_keys, choice, coerce, from_dict, to_dict
+from mtrec.utils.validation import check_keys, choice, coerce, from_config, get_config
 from mtrec.weighting import WeightingConfig, parse_weighting
 
 SECTIONS = ("name", "seed", "data", "features", "tasks", "model", "training", "scoring", "weighting")
@@ -171,18 +171,18 @@ class ExperimentConfig:
     #: Task weighting strategy (`weighting:`; static `Task.weight` by default).
     weighting: WeightingConfig = dataclasses.field(default_factory=WeightingConfig)
 
-    def to_dict(self) -> dict[str, Any]:
+    def get_config(self) -> dict[str, Any]:
         """The resolved config as plain values (defaults filled in), for the run directory."""
         return {
             "name": self.name,
             "seed": self.seed,
-            "data": to_dict(self.data),
-            "features": [to_dict(f) for f in self.features],
-            "tasks": [t.to_config() for t in self.tasks],
+            "data": get_config(self.data),
+            "features": [get_config(f) for f in self.features],
+            "tasks": [t.get_config() for t in self.tasks],
             "model": {"kind": self.model.kind, **self.model.params},
-            "training": to_dict(self.training),
-            "scoring": to_dict(self.scoring),
-            "weighting": self.weighting.to_dict(),
+            "training": get_config(self.training),
+            "scoring": get_config(self.scoring),
+            "weighting": self.weighting.get_config(),
         }
 
 
@@ -237,12 +237,12 @@ def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
             raise ConfigError(f"Missing required config key '{key}'.")
     name = coerce(raw.get("name", "experiment"), str, "name")
     seed = coerce(raw.get("seed", 42), int, "seed")
-    data = from_dict(DataConfig, raw.get("data"), "data")
+    data = from_config(DataConfig, raw.get("data"), "data")
     features = parse_features(raw["features"], "features")
     tasks = tasks_from_config(raw["tasks"], "tasks")
     model = _parse_model(raw["model"])
-    training = from_dict(TrainingConfig, raw.get("training"), "training")
-    scoring = from_dict(ScoringConfig, raw.get("scoring"), "scoring")
+    training = from_config(TrainingConfig, raw.get("training"), "training")
+    scoring = from_config(ScoringConfig, raw.get("scoring"), "scoring")
     weighting = parse_weighting(raw.get("weighting"), "weighting")
 
     feature_names = {f.name for f in features}

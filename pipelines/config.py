@@ -31,7 +31,7 @@ import yaml
 
 from mtrec.config import ExperimentConfig, apply_overrides, parse_config
 from mtrec.errors import ConfigError
-from mtrec.utils.validation import from_dict
+from mtrec.utils.validation import from_config
 from pipelines.target_stats import TargetStat
 
 #: Folder of the shipped pipeline configs.
@@ -312,7 +312,7 @@ def parse_pipeline_config(raw: dict[str, Any]) -> PipelineConfig:
     Raises:
         ConfigError: naming the key that is unknown, missing or mistyped.
     """
-    config = from_dict(PipelineConfig, raw)
+    config = from_config(PipelineConfig, raw)
     config.raw = copy.deepcopy(raw)
     for variant in config.models:
         config.experiment_config(variant)

@@ -144,7 +144,7 @@ def lightgbm_predictions(config: PipelineConfig, tasks: list[Task], frames: dict
     folder = config.out / LIGHTGBM
     fp = stamps.fingerprint("lightgbm", data_fp, dataclasses.asdict(config.lightgbm),
                             [dataclasses.asdict(d) for d in config.derive],
-                            [t.to_config() for t in tasks], stamps.source_hash(Path(gbdt.__file__)))
+                            [t.get_config() for t in tasks], stamps.source_hash(Path(gbdt.__file__)))
     stamp, path = folder / "lightgbm.json", folder / PREDICTIONS
     if not force and stamps.is_current(stamp, fp, [path]):
         info = stamps.read_stamp(stamp) or {}

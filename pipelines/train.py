@@ -88,7 +88,7 @@ def plan_runs(config: PipelineConfig) -> list[RunSpec]:
     for variant in config.models:
         for seed in config.seeds_of(variant):
             experiment = run_experiment(config, variant, seed)
-            fp = stamps.fingerprint("train", experiment.to_dict(), data_stamp.get("fingerprint"),
+            fp = stamps.fingerprint("train", experiment.get_config(), data_stamp.get("fingerprint"),
                                     mtrec.__version__, code)
             runs.append(RunSpec(variant, seed, config.out / "runs" / variant.name / f"seed{seed}",
                                 experiment, fp))

@@ -23,7 +23,7 @@ def test_quickstart_config_parses_with_defaults():
     assert config.training.steps_per_execution >= 1
     assert [t.name for t in config.tasks] == ["y0", "y1"]
     # The resolved config parses back to itself.
-    assert parse_config(config.to_dict()).to_dict() == config.to_dict()
+    assert parse_config(config.get_config()).get_config() == config.get_config()
 
 
 def test_config_files_mirror_the_quickstart():

@@ -161,7 +161,7 @@ def test_values_compare_as_strings_and_missing_is_a_category():
     test = pd.DataFrame({"item": pd.Series(["5", "7", None, "8"], dtype=object)})
     np.testing.assert_array_equal(encoder.transform(test)["item"], [3, 4, 2, 1])
     np.testing.assert_array_equal(encoder.transform(pd.DataFrame({"item": [7, 5]}))["item"], [4, 3])
-    assert list(encoder.to_config()["tables"]["item"]["vocabulary"]) == ["<missing>", "5", "7"]
+    assert list(encoder.get_config()["tables"]["item"]["vocabulary"]) == ["<missing>", "5", "7"]
 
 
 def test_shared_table_vocabulary_is_the_union():
@@ -438,7 +438,7 @@ def test_save_load_round_trip_gives_identical_output(tmp_path, mixed_train):
     assert loaded.layout() == encoder.layout()
     assert loaded.input_columns == encoder.input_columns
     assert loaded.last_oov_counts_ == encoder.last_oov_counts_
-    assert_same_arrays(FeatureEncoder.from_config(encoder.to_config()).transform(test), expected)
+    assert_same_arrays(FeatureEncoder.from_config(encoder.get_config()).transform(test), expected)
     # The file is plain, readable JSON.
     state = json.loads(path.read_text())
     assert state["tables"]["item_id"]["features"] == ["item_id", "last_item_id"]

@@ -11,7 +11,7 @@ import yaml
 
 from mtrec.data.splits import SplitConfig, Splits, make_splits
 from mtrec.errors import ConfigError, DataError, SchemaError
-from mtrec.utils.validation import from_dict
+from mtrec.utils.validation import from_config
 
 
 def frame_of(n: int, **columns) -> pd.DataFrame:
@@ -215,7 +215,7 @@ def test_time_split_type_mismatches():
 def test_defaults_and_from_yaml():
     assert SplitConfig() == SplitConfig(kind="random", fractions=[0.8, 0.1, 0.1], seed=2018)
     raw = yaml.safe_load("{kind: time, column: date, valid_start: 2017-01-01, test_start: 2017-07-01}")
-    config = from_dict(SplitConfig, raw, "data.split")
+    config = from_config(SplitConfig, raw, "data.split")
     assert (config.valid_start, config.test_start) == ("2017-01-01", "2017-07-01")
 
 
@@ -249,8 +249,8 @@ def test_fractions_within_tolerance_are_accepted():
     assert config.fractions == [0.7, 0.2, 0.1000004]
 
 
-def test_from_dict_reports_the_key_path():
+def test_from_config_reports_the_key_path():
     with pytest.raises(ConfigError, match=r"Unknown config key 'data.split.sed'. Did you mean 'seed'"):
-        from_dict(SplitConfig, {"sed": 1}, "data.split")
+        from_config(SplitConfig, {"sed": 1}, "data.split")
     with pytest.raises(ConfigError, match=r"'data.split.seed' must be an integer"):
-        from_dict(SplitConfig, {"seed": "x"}, "data.split")
+        from_config(SplitConfig, {"seed": "x"}, "data.split")

@@ -15,7 +15,7 @@ from mtrec.data.synthetic import (
     synthetic_task_weights,
 )
 from mtrec.errors import ConfigError
-from mtrec.utils.validation import from_dict
+from mtrec.utils.validation import from_config
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -143,15 +143,15 @@ def test_bad_arguments_name_the_argument(kwargs, name):
         make_synthetic(**arguments)
 
 
-def test_config_from_dict_and_errors():
-    config = from_dict(SyntheticConfig, {"n_rows": 500, "correlation": 1, "num_tasks": 3},
+def test_config_from_config_and_errors():
+    config = from_config(SyntheticConfig, {"n_rows": 500, "correlation": 1, "num_tasks": 3},
                        "data.synthetic")
     assert config.correlation == 1.0
     frame = make_synthetic(**dataclasses.asdict(config))
     assert frame.shape == (500, 103)
     with pytest.raises(ConfigError, match=r"'data.synthetic.correlation' must be a number in \[-1, 1\]"):
-        from_dict(SyntheticConfig, {"correlation": -2}, "data.synthetic")
+        from_config(SyntheticConfig, {"correlation": -2}, "data.synthetic")
     with pytest.raises(ConfigError, match=r"Unknown config key 'data.synthetic.rows'"):
-        from_dict(SyntheticConfig, {"rows": 5}, "data.synthetic")
+        from_config(SyntheticConfig, {"rows": 5}, "data.synthetic")
     with pytest.raises(ConfigError, match=r"'data.synthetic.num_features' must be at least num_tasks"):
         SyntheticConfig(num_features=1)

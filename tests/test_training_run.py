@@ -190,7 +190,7 @@ def test_auxiliary_task_trains_but_is_not_scored_or_selected_on(tmp_path):
     frame = make_synthetic(1500, correlation=0.9, seed=7)
     config = _config("tasks.1.auxiliary=true", "data.id_columns=[]")
     with pytest.raises(ConfigError, match="val_y1_rmse"):
-        train(parse_config(apply_overrides(config.to_dict(), ["training.early_stopping.monitor=val_y1_rmse"])),
+        train(parse_config(apply_overrides(config.get_config(), ["training.early_stopping.monitor=val_y1_rmse"])),
               tmp_path / "x", frame=frame)
     result = train(config, tmp_path / "aux", frame=frame)
     assert "val_main_loss" in pd.read_csv(result.run_dir / "metrics.csv").columns

@@ -139,11 +139,11 @@ def test_gradient_methods_refuse_other_backends(monkeypatch):
 # -- config ----------------------------------------------------------------------
 def test_weighting_config_defaults_round_trip_and_errors():
     config = _config()
-    assert config.weighting.kind == "static" and config.to_dict()["weighting"] == {"kind": "static"}
+    assert config.weighting.kind == "static" and config.get_config()["weighting"] == {"kind": "static"}
     config = _config("weighting={kind: gradnorm, every_k_steps: 4}")
-    assert config.to_dict()["weighting"] == {"kind": "gradnorm", "alpha": 1.5, "learning_rate": 0.025,
+    assert config.get_config()["weighting"] == {"kind": "gradnorm", "alpha": 1.5, "learning_rate": 0.025,
                                              "every_k_steps": 4}
-    assert parse_config(config.to_dict()).to_dict() == config.to_dict()
+    assert parse_config(config.get_config()).get_config() == config.get_config()
     cases = {
         "weighting={kind: gradnorm, alpah: 2}": r"weighting\.alpah.*Did you mean 'alpha'",
         "weighting={kind: pcgard}": r"weighting\.kind.*Did you mean 'pcgrad'",

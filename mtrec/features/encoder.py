@@ -33,7 +33,7 @@ from mtrec.features.specs import (
 )
 from mtrec.features.vocabulary import Vocabulary, factorize_strings
 from mtrec.utils.atomic import write_json
-from mtrec.utils.validation import closest, to_dict
+from mtrec.utils.validation import closest, get_config
 
 FORMAT = "mtrec.FeatureEncoder"
 VERSION = 1
@@ -299,7 +299,7 @@ class FeatureEncoder:
             "multi_categorical": {s.name: s.table_name for s in self.multi_categorical_features},
         }
 
-    def to_config(self) -> dict[str, Any]:
+    def get_config(self) -> dict[str, Any]:
         """The specs and, when fitted, the fitted state, as JSON-able, readable values.
 
         Returns:
@@ -310,14 +310,14 @@ class FeatureEncoder:
             but sent to OOV), or `hash_buckets`) and `lengths`.
         """
         config: dict[str, Any] = {"format": FORMAT, "version": VERSION,
-                                  "features": [to_dict(s) for s in self.specs]}
+                                  "features": [get_config(s) for s in self.specs]}
         if not self.is_fitted:
             return config
-        config["numeric"] = [state.to_config() for state in self.numeric_]
+        config["numeric"] = [state.get_config() for state in self.numeric_]
         config["numeric_columns"] = list(self.numeric_columns_)
         config["tables"] = {
             table: {"features": [s.name for s in members], "embedding_dim": members[0].embedding_dim,
-                    **self.vocabularies_[table].to_config()}
+                    **self.vocabularies_[table].get_config()}
             for table, members in self.table_features.items()
         }
         config["lengths"] = dict(self.lengths_)
@@ -325,7 +325,7 @@ class FeatureEncoder:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> FeatureEncoder:
-        """Rebuilds an encoder (fitted when the config holds fitted state) from `to_config`'s output.
+        """Rebuilds an encoder (fitted when the config holds fitted state) from `get_config`'s output.
 
         Raises:
             DataError: the mapping is not a FeatureEncoder state.
@@ -355,8 +355,8 @@ class FeatureEncoder:
         return encoder
 
     def save(self, path: str | os.PathLike) -> None:
-        """Writes `to_config()` as JSON, atomically."""
-        write_json(path, self.to_config())
+        """Writes `get_config()` as JSON, atomically."""
+        write_json(path, self.get_config())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> FeatureEncoder:

@@ -107,13 +107,13 @@ class NumericColumn:
                 f"{int(bad.sum())} value(s) <= -1 in {source}, e.g. {values[bad][:3].tolist()}; "
                 f"log1p needs values > -1. Shift or clean the column, or set log1p: false.")
 
-    def to_config(self) -> dict[str, Any]:
+    def get_config(self) -> dict[str, Any]:
         """JSON-able state."""
         return dataclasses.asdict(self)
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> NumericColumn:
-        """Rebuilds from `to_config`'s output."""
+        """Rebuilds from `get_config`'s output."""
         return cls(**config)
 
 

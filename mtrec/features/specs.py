@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Literal, Union
 
 from mtrec.errors import ConfigError
-from mtrec.utils.validation import choice, from_dict
+from mtrec.utils.validation import choice, from_config
 
 NUMERIC_KEY = "numeric"
 """Key of the numeric matrix in `FeatureEncoder.transform`'s output; no feature may use it."""
@@ -174,7 +174,7 @@ def parse_features(items: Any, where: str = "features") -> list[FeatureSpec]:
                 raise ConfigError(
                     f"Missing required config key '{path}.kind' (one of {list(FEATURE_KINDS)}).")
             kind = choice(item["kind"], list(FEATURE_KINDS), f"{path}.kind")
-            spec = from_dict(FEATURE_KINDS[kind], item, path)
+            spec = from_config(FEATURE_KINDS[kind], item, path)
         else:
             raise ConfigError(
                 f"Config key '{path}' must be a mapping with 'name' and 'kind' "

@@ -211,7 +211,7 @@ class Vocabulary:
             unseen[where] = (rest != MISSING) & (self._excluded_index.get_indexer(rest) < 0)
         return ids, unseen
 
-    def to_config(self) -> dict[str, Any]:
+    def get_config(self) -> dict[str, Any]:
         """JSON-able state: `{value: count}` in id order, and the excluded values."""
         if self.hash_buckets is not None:
             return {"hash_buckets": self.hash_buckets}
@@ -219,7 +219,7 @@ class Vocabulary:
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Vocabulary:
-        """Rebuilds a Vocabulary from `to_config`'s output."""
+        """Rebuilds a Vocabulary from `get_config`'s output."""
         if config.get("hash_buckets") is not None:
             return cls.hashed(int(config["hash_buckets"]))
         vocabulary = config.get("vocabulary", {})

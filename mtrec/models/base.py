@@ -149,7 +149,7 @@ class MultiTaskModel(keras.Model):
     def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
-            "tasks": [t.to_config() for t in self.tasks],
+            "tasks": [t.get_config() for t in self.tasks],
             "feature_layout": copy.deepcopy(self.feature_layout),
             "tower_units": self.tower_units,
             "tower_activation": self.tower_activation,

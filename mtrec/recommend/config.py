@@ -19,7 +19,7 @@ from mtrec.config import ExperimentConfig, apply_overrides, parse_config, read_c
 from mtrec.errors import ConfigError
 from mtrec.recommend.blend import BlendConfig
 from mtrec.retrieval.config import RetrievalConfig, parse_retrieval_config
-from mtrec.utils.validation import check_keys, closest, coerce, from_dict, to_dict
+from mtrec.utils.validation import check_keys, closest, coerce, from_config, get_config
 
 SECTIONS = ("name", "seed", "data", "retrieval", "negatives", "ranking", "blend", "output", "evaluation")
 
@@ -171,12 +171,12 @@ class RecommendConfig:
     output: OutputConfig
     evaluation: EvaluationConfig
 
-    def to_dict(self) -> dict[str, Any]:
+    def get_config(self) -> dict[str, Any]:
         """The resolved config (defaults filled in), for the run directory."""
-        return {"name": self.name, "seed": self.seed, "data": to_dict(self.data),
-                "retrieval": self.retrieval.to_dict(), "negatives": to_dict(self.negatives),
-                "ranking": self.ranking.to_dict(), "blend": to_dict(self.blend),
-                "output": to_dict(self.output), "evaluation": to_dict(self.evaluation)}
+        return {"name": self.name, "seed": self.seed, "data": get_config(self.data),
+                "retrieval": self.retrieval.get_config(), "negatives": get_config(self.negatives),
+                "ranking": self.ranking.get_config(), "blend": get_config(self.blend),
+                "output": get_config(self.output), "evaluation": get_config(self.evaluation)}
 
 
 def score_columns(ranking: ExperimentConfig) -> list[str]:
@@ -205,7 +205,7 @@ def parse_recommend_config(raw: dict[str, Any]) -> RecommendConfig:
         raise ConfigError("Missing required config key 'ranking' (features, tasks, model, training).")
     name = coerce(raw.get("name", "recommend"), str, "name")
     seed = coerce(raw.get("seed", 42), int, "seed")
-    data = from_dict(RecommendDataConfig, raw.get("data"), "data")
+    data = from_config(RecommendDataConfig, raw.get("data"), "data")
     retrieval = parse_retrieval_config(raw.get("retrieval"), "retrieval")
     ranking_raw = raw["ranking"]
     if not isinstance(ranking_raw, dict):
@@ -223,11 +223,11 @@ def parse_recommend_config(raw: dict[str, Any]) -> RecommendConfig:
             ranking.data.id_columns.append(key)
     config = RecommendConfig(
         name=name, seed=seed, data=data, retrieval=retrieval,
-        negatives=from_dict(NegativesConfig, raw.get("negatives"), "negatives"),
+        negatives=from_config(NegativesConfig, raw.get("negatives"), "negatives"),
         ranking=ranking,
-        blend=from_dict(BlendConfig, raw.get("blend"), "blend"),
-        output=from_dict(OutputConfig, raw.get("output"), "output"),
-        evaluation=from_dict(EvaluationConfig, raw.get("evaluation"), "evaluation"),
+        blend=from_config(BlendConfig, raw.get("blend"), "blend"),
+        output=from_config(OutputConfig, raw.get("output"), "output"),
+        evaluation=from_config(EvaluationConfig, raw.get("evaluation"), "evaluation"),
     )
     scores = score_columns(ranking)
     for column in config.blend.weights:

@@ -182,7 +182,7 @@ def recommend(config: RecommendConfig, run_dir: str | Path, tables: Tables | Non
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_text(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
+    write_text(run_dir / "config.yaml", yaml.safe_dump(config.get_config(), sort_keys=False))
     write_json(run_dir / "run.json", {"status": "running", "started": dt.datetime.now().isoformat(timespec="seconds")})
     try:
         return _recommend(config, run_dir, tables, progress, reuse_retrieval, verbose)

@@ -65,7 +65,7 @@ def train_retrieval(
     out_dir = Path(out_dir)
     with tempfile.TemporaryDirectory(prefix="mtrec-retrieval-") as tmp:
         tmp_path = Path(tmp)
-        (tmp_path / "retrieval.json").write_text(json.dumps(config.to_dict()))
+        (tmp_path / "retrieval.json").write_text(json.dumps(config.get_config()))
         train.to_parquet(tmp_path / "train.parquet", index=False)
         items.to_parquet(tmp_path / "items.parquet", index=False)
         args = ["train", "--config", tmp_path / "retrieval.json", "--train", tmp_path / "train.parquet",

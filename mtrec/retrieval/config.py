@@ -22,7 +22,7 @@ import dataclasses
 from typing import Any, Literal
 
 from mtrec.errors import ConfigError
-from mtrec.utils.validation import from_dict, to_dict
+from mtrec.utils.validation import from_config, get_config
 
 
 @dataclasses.dataclass
@@ -148,9 +148,9 @@ class RetrievalConfig:
         """Columns the candidate tower reads."""
         return [f.name for f in self.candidate_features]
 
-    def to_dict(self) -> dict[str, Any]:
+    def get_config(self) -> dict[str, Any]:
         """Plain values (every default filled in), for JSON/YAML."""
-        return to_dict(self)
+        return get_config(self)
 
 
 def parse_retrieval_config(raw: dict[str, Any] | None, where: str = "retrieval") -> RetrievalConfig:
@@ -159,4 +159,4 @@ def parse_retrieval_config(raw: dict[str, Any] | None, where: str = "retrieval")
     Raises:
         ConfigError: an unknown, mistyped or out-of-range key, named by its path.
     """
-    return from_dict(RetrievalConfig, raw, where)
+    return from_config(RetrievalConfig, raw, where)

@@ -80,7 +80,7 @@ def _train(args: argparse.Namespace) -> None:
         model, states, two_tower.tower_inputs(items, config.candidate_features, states["candidate"]),
         item_ids, staging, k=config.k)
     write_json(staging / "towers.json", states)
-    write_json(staging / "retrieval.json", config.to_dict())
+    write_json(staging / "retrieval.json", config.get_config())
     write_json(staging / "metrics.json", metrics)
     users = train[config.query_columns].drop_duplicates(config.user_id, keep="last")
     write_parquet(users.reset_index(drop=True), staging / "users.parquet")

@@ -10,7 +10,7 @@ from mtrec.tasks.binary import BinaryTask
 from mtrec.tasks.masking import MaskedLoss, MaskedMetric
 from mtrec.tasks.multiclass import MulticlassTask
 from mtrec.tasks.regression import RegressionTask
-from mtrec.utils.validation import choice, from_dict
+from mtrec.utils.validation import choice, from_config
 
 TASK_KINDS: dict[str, type[Task]] = {
     cls.kind: cls for cls in (BinaryTask, RegressionTask, MulticlassTask)
@@ -32,7 +32,7 @@ def task_from_config(config: Task | dict[str, Any], where: str = "task") -> Task
         raise ConfigError(f"Missing required config key '{where}.kind' (one of {sorted(TASK_KINDS)}).")
     kind = choice(config["kind"], sorted(TASK_KINDS), f"{where}.kind")
     body = {k: v for k, v in config.items() if k != "kind"}
-    return from_dict(TASK_KINDS[kind], body, where)
+    return from_config(TASK_KINDS[kind], body, where)
 
 
 def tasks_from_config(items: list, where: str = "tasks") -> list[Task]:

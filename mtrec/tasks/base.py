@@ -89,7 +89,7 @@ class Task:
         """Turns the head's output into the scoring table's column(s)."""
         return {self.name: np.asarray(predictions, dtype="float32").reshape(-1)}
 
-    def to_config(self) -> dict[str, Any]:
+    def get_config(self) -> dict[str, Any]:
         """Returns the task's config, `kind` included."""
         return {"kind": self.kind, **dataclasses.asdict(self)}
 

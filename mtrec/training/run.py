@@ -177,7 +177,7 @@ def train(
             f"training.early_stopping.monitor '{early.monitor}' is not a validation metric of "
             f"this run.{closest(early.monitor, monitor_names(config))} "
             f"Choices: {monitor_names(config)}")
-    write_text(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
+    write_text(run_dir / "config.yaml", yaml.safe_dump(config.get_config(), sort_keys=False))
     _write_status(run_dir, "running", started=dt.datetime.now().isoformat(timespec="seconds"))
     started = time.perf_counter()
     try:

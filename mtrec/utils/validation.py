@@ -116,7 +116,7 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
     if origin is Literal:
         return choice(value, args, where)
     if dataclasses.is_dataclass(tp):
-        return from_dict(tp, value, where)
+        return from_config(tp, value, where)
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
             raise ConfigError(
@@ -152,7 +152,7 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
     return value
 
 
-def from_dict(cls: type[T], data: Any, where: str = "") -> T:
+def from_config(cls: type[T], data: Any, where: str = "") -> T:
     """Builds dataclass `cls` from a mapping, checking keys and types.
 
     Fields without a default are required. A dataclass may define
@@ -185,12 +185,12 @@ def from_dict(cls: type[T], data: Any, where: str = "") -> T:
     return cls(**kwargs)
 
 
-def to_dict(obj: Any) -> Any:
+def get_config(obj: Any) -> Any:
     """Converts a (nested) dataclass back into plain YAML-able values."""
     if dataclasses.is_dataclass(obj):
-        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return {f.name: get_config(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, (list, tuple)):
-        return [to_dict(v) for v in obj]
+        return [get_config(v) for v in obj]
     if isinstance(obj, dict):
-        return {k: to_dict(v) for k, v in obj.items()}
+        return {k: get_config(v) for k, v in obj.items()}
     return obj

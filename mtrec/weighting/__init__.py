@@ -57,7 +57,7 @@ class WeightingConfig:
         """A fresh strategy instance (each training run needs its own)."""
         return WEIGHTING_KINDS[self.kind](**self.params)
 
-    def to_dict(self) -> dict[str, Any]:
+    def get_config(self) -> dict[str, Any]:
         """The section as plain values, every default filled in."""
         return self.build().get_config()
 
