@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 
 from mtrec.errors import DataError, SchemaError
 from mtrec.utils.atomic import atomic_path
-from mtrec.utils.validation import closest
+from mtrec.utils.validation import require_columns, short_list
 
 PathLike = str | os.PathLike
 TablePath = PathLike | Sequence[PathLike]
@@ -43,8 +43,6 @@ SUPPORTED = PARQUET_SUFFIXES + CSV_SUFFIXES
 
 #: Rows read from a CSV file to infer its schema in `read_schema`.
 CSV_SCHEMA_ROWS = 1000
-
-_MAX_LISTED = 40
 
 
 # --------------------------------------------------------------------------- paths
@@ -87,7 +85,7 @@ def _check_exists(path: Path) -> None:
         if close:
             message += f" Similar names in {parent}: {close}."
         elif names:
-            message += f" {parent} holds: {_short_list(names)}."
+            message += f" {parent} holds: {short_list(names)}."
         else:
             message += f" {parent} is empty."
     else:
@@ -117,16 +115,9 @@ def _parquet_files(folder: Path) -> list[Path]:
         names = sorted(p.name for p in folder.iterdir())
         raise DataError(
             f"Folder {folder.resolve()} holds no Parquet files (*.parquet, *.pq). "
-            f"It holds: {_short_list(names) if names else 'nothing'}."
+            f"It holds: {short_list(names) if names else 'nothing'}."
         )
     return files
-
-
-def _short_list(names: Sequence[str]) -> str:
-    names = list(names)
-    if len(names) <= _MAX_LISTED:
-        return str(names)
-    return f"{names[:_MAX_LISTED]} ... ({len(names) - _MAX_LISTED} more)"
 
 
 def _dataset(folder: Path) -> ds.Dataset:
@@ -148,18 +139,6 @@ def _reading(path: Path, as_what: str) -> Iterator[None]:
     except (pa.ArrowException, OSError, ValueError, UnicodeDecodeError,
             pd.errors.ParserError) as err:
         raise DataError(f"Cannot read {path.resolve()} as {as_what}: {err}") from err
-
-
-def _check_columns(columns: Sequence[str] | None, present: Sequence[str], path: Path) -> None:
-    if columns is None:
-        return
-    present = list(present)
-    for column in columns:
-        if column not in present:
-            raise SchemaError(
-                f"Column '{column}' is missing from {path.resolve()}.{closest(column, present)} "
-                f"Columns present: {_short_list(present)}."
-            )
 
 
 def _dedupe(columns: Sequence[str] | None) -> list[str] | None:
@@ -232,9 +211,9 @@ def _check_same_columns(first: Path, first_names: Sequence[str], other: Path,
     extra = [c for c in other_names if c not in first_names]
     detail = []
     if missing:
-        detail.append(f"lacks {_short_list(missing)}")
+        detail.append(f"lacks {short_list(missing)}")
     if extra:
-        detail.append(f"has extra {_short_list(extra)}")
+        detail.append(f"has extra {short_list(extra)}")
     if not detail:
         detail.append("has the same columns in another order")
     raise SchemaError(
@@ -249,7 +228,7 @@ def _check_same_columns(first: Path, first_names: Sequence[str], other: Path,
 def _read_one(path: Path, columns: list[str] | None) -> pd.DataFrame:
     kind = _check_file(path)
     if kind == "csv":
-        _check_columns(columns, _csv_header(path), path)
+        require_columns(_csv_header(path), columns or (), path.resolve())
         with _reading(path, "CSV"):
             frame = pd.read_csv(path, sep=_csv_sep(path), usecols=columns)
         if len(frame) == 0:
@@ -258,12 +237,12 @@ def _read_one(path: Path, columns: list[str] | None) -> pd.DataFrame:
     if kind == "parquet":
         with _reading(path, "Parquet"):
             schema = pq.read_schema(path)
-        _check_columns(columns, schema.names, path)
+        require_columns(schema.names, columns or (), path.resolve())
         with _reading(path, "Parquet"):
             table = pq.read_table(path, columns=columns)
     else:
         dataset = _dataset(path)
-        _check_columns(columns, dataset.schema.names, path)
+        require_columns(dataset.schema.names, columns or (), path.resolve())
         with _reading(path, "a folder of Parquet files"):
             table = dataset.to_table(columns=columns)
     if table.num_rows == 0:
@@ -308,6 +287,20 @@ def read_table(path: TablePath, columns: Sequence[str] | None = None) -> pd.Data
     return pd.concat(frames, ignore_index=True)
 
 
+def _parquet_sources(path: TablePath, csv_message: Callable[[Path], str]) -> Iterator[tuple[Path, str]]:
+    """Each path of `path` with its kind ("parquet" or "parquet_dir"), checked as it comes.
+
+    Raises:
+        DataError: a path is missing, empty or of unknown type, or is CSV (the
+            message is `csv_message(path)`: what the caller cannot do with CSV).
+    """
+    for p in _paths(path):
+        kind = _check_file(p)
+        if kind == "csv":
+            raise DataError(csv_message(p))
+        yield p, kind
+
+
 def count_rows(path: TablePath) -> int:
     """Number of rows of Parquet files, from their metadata (no data is read).
 
@@ -322,13 +315,10 @@ def count_rows(path: TablePath) -> int:
             has no row count short of reading it).
     """
     total = 0
-    for p in _paths(path):
-        kind = _check_file(p)
-        if kind == "csv":
-            raise DataError(
-                f"Cannot count the rows of {p.resolve()} without reading it: only Parquet "
-                f"files store a row count. Use len(read_table(...)) instead."
-            )
+    sources = _parquet_sources(path, lambda p: (
+        f"Cannot count the rows of {p.resolve()} without reading it: only Parquet "
+        f"files store a row count. Use len(read_table(...)) instead."))
+    for p, kind in sources:
         if kind == "parquet":
             with _reading(p, "Parquet"):
                 total += pq.ParquetFile(p).metadata.num_rows
@@ -362,22 +352,17 @@ def iter_parquet_batches(path: TablePath, batch_size: int,
         raise ValueError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}")
     columns = _dedupe(columns)
     sources = []
-    for p in _paths(path):
-        kind = _check_file(p)
-        if kind == "csv":
-            raise DataError(
-                f"iter_parquet_batches reads Parquet only, and {p.resolve()} is CSV. "
-                f"Use read_table for CSV files, or convert it with write_parquet."
-            )
-        if kind == "parquet":
+    for p, kind in _parquet_sources(path, lambda p: (
+            f"iter_parquet_batches reads Parquet only, and {p.resolve()} is CSV. "
+            f"Use read_table for CSV files, or convert it with write_parquet.")):
+        dataset = _dataset(p) if kind == "parquet_dir" else None
+        if dataset is None:
             with _reading(p, "Parquet"):
                 names = pq.read_schema(p).names
-            sources.append((p, kind, None))
         else:
-            dataset = _dataset(p)
             names = dataset.schema.names
-            sources.append((p, kind, dataset))
-        _check_columns(columns, names, p)
+        sources.append((p, kind, dataset))
+        require_columns(names, columns or (), p.resolve())
     return _iter_batches(sources, batch_size, columns)
 
 
@@ -500,7 +485,7 @@ class ParquetBatchWriter:
             if missing or extra:
                 raise SchemaError(
                     f"Batch for {self.path.resolve()} does not match the file's columns: "
-                    f"missing {missing}, extra {extra}. File columns: {_short_list(names)}."
+                    f"missing {missing}, extra {extra}. File columns: {short_list(names)}."
                 )
             table = table.select(names)
         if table.schema.equals(self.schema, check_metadata=False):

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from mtrec.errors import ConfigError, DataError, SchemaError
-from mtrec.utils.validation import choice, closest
+from mtrec.utils.validation import choice, require_columns
 
 SPLIT_KINDS = ("random", "group", "time")
 SPLIT_NAMES = ("train", "valid", "test")
@@ -221,12 +221,8 @@ def _parse_cutoff(value: Any, where: str) -> pd.Timestamp | float:
 
 def _column(df: pd.DataFrame, config: SplitConfig) -> pd.Series:
     name = config.column
-    if name not in df.columns:
-        present = [str(c) for c in df.columns]
-        raise SchemaError(
-            f"Split column '{name}' ({_WHERE}.column, kind '{config.kind}') is missing from the "
-            f"table.{closest(str(name), present)} Columns present: {present}."
-        )
+    require_columns(df, [name], "the table",
+                    note=f" (the split column: {_WHERE}.column, kind '{config.kind}')")
     column = df[name]
     if isinstance(column, pd.DataFrame):
         raise SchemaError(f"Split column '{name}' appears more than once in the table.")

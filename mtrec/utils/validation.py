@@ -25,18 +25,35 @@ def closest(name: str, choices: Iterable[str]) -> str:
     return f" Did you mean '{match[0]}'?" if match else ""
 
 
-def require_columns(frame: Any, columns: Iterable[str], source: str) -> None:
+#: The most names `short_list` shows before it says how many more there are.
+MAX_LISTED = 60
+
+
+def short_list(names: Iterable[Any]) -> str:
+    """`names` as a list for a message, cut after `MAX_LISTED` with how many more there are."""
+    names = list(names)
+    if len(names) <= MAX_LISTED:
+        return str(names)
+    return f"{names[:MAX_LISTED]} ... ({len(names) - MAX_LISTED} more)"
+
+
+def require_columns(frame: Any, columns: Iterable[str], source: Any, *, note: str = "") -> None:
     """Raises SchemaError naming the first of `columns` missing from the table `frame`.
 
+    The message names the column, the source, the closest present column and the
+    columns present.
+
     Args:
-        frame: a DataFrame (anything with `.columns`).
+        frame: a DataFrame (anything with `.columns`), or the present column names.
         columns: the columns needed.
         source: where the table came from, for the message (a path, a description).
+        note: said right after the source, e.g. `" (renamed upstream?)"`.
     """
+    present = list(frame.columns) if hasattr(frame, "columns") else list(frame)
     for column in columns:
-        if column not in frame.columns:
-            raise SchemaError(f"Column '{column}' is missing from {source}.{closest(column, frame.columns)} "
-                              f"Columns present: {list(frame.columns)}")
+        if column not in present:
+            raise SchemaError(f"Column '{column}' is missing from {source}{note}.{closest(column, present)} "
+                              f"Columns present: {short_list(present)}.")
 
 
 def check_keys(data: Mapping[str, Any], allowed: Iterable[str], where: str) -> None:
