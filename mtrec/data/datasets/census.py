@@ -28,14 +28,7 @@ import os
 
 import pandas as pd
 
-from mtrec.data.datasets.common import (
-    Batch,
-    check_fraction,
-    check_nrows,
-    dataset_folder,
-    find_raw_file,
-    read_csv,
-)
+from mtrec.data.datasets.common import Batch, check_loader_args, dataset_folder, find_raw_file, read_csv
 
 FOLDER = "census_income_kdd"
 TEST_FILES = ("census-income.test.gz", "census-income.test")
@@ -132,8 +125,7 @@ def load_census(data_dir: str | os.PathLike | None = None, *, nrows: int | None 
     frame[["income", "never_married"]].mean()
     ```
     """
-    nrows = check_nrows(nrows)
-    max_malformed_fraction = check_fraction(max_malformed_fraction)
+    nrows, max_malformed_fraction = check_loader_args(nrows, max_malformed_fraction)
     folder = dataset_folder(data_dir, FOLDER)
     test_path = find_raw_file(folder, TEST_FILES)
     train_path = next((folder / n for n in TRAIN_FILES if (folder / n).is_file()), None)

@@ -35,7 +35,7 @@ import pyarrow.csv as pcsv
 from tqdm.auto import tqdm
 
 from mtrec.errors import DataError, SchemaError
-from mtrec.utils.validation import closest
+from mtrec.utils.validation import closest, require_columns
 
 #: Environment variable naming the folder that holds the data-set folders.
 DATA_DIR_ENV = "MTREC_DATA_DIR"
@@ -148,17 +148,20 @@ def find_raw_file(folder: Path, names: Sequence[str]) -> Path:
 # --------------------------------------------------------------------------- arguments
 
 
-def check_nrows(nrows: Any) -> int | None:
-    """Checks the `nrows` argument of a loader: None or a positive integer."""
-    if nrows is None:
-        return None
-    if isinstance(nrows, bool) or not isinstance(nrows, (int, np.integer)) or nrows < 1:
-        raise ValueError(f"`nrows` must be a positive integer or None. Received: nrows={nrows!r}")
-    return int(nrows)
+def check_loader_args(nrows: Any, max_malformed_fraction: Any) -> tuple[int | None, float]:
+    """Checks a loader's `nrows` (None or a positive integer), then its
+    `max_malformed_fraction` (a number in [0, 1]).
 
+    Returns:
+        `(nrows, max_malformed_fraction)` as `int | None` and `float`.
 
-def check_fraction(max_malformed_fraction: Any) -> float:
-    """Checks the `max_malformed_fraction` argument of a loader: a number in [0, 1]."""
+    Raises:
+        ValueError: naming the argument and the value received.
+    """
+    if nrows is not None:
+        if isinstance(nrows, bool) or not isinstance(nrows, (int, np.integer)) or nrows < 1:
+            raise ValueError(f"`nrows` must be a positive integer or None. Received: nrows={nrows!r}")
+        nrows = int(nrows)
     value = max_malformed_fraction
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
             or not 0 <= float(value) <= 1:
@@ -166,7 +169,7 @@ def check_fraction(max_malformed_fraction: Any) -> float:
             f"`max_malformed_fraction` must be a number in [0, 1]. "
             f"Received: max_malformed_fraction={value!r}"
         )
-    return float(value)
+    return nrows, float(value)
 
 
 # --------------------------------------------------------------------------- malformed rows
@@ -357,21 +360,6 @@ def read_header(path: Path, delimiter: str, encoding: str = "utf8") -> list[str]
     return [name.strip().strip('"') for name in text.split(delimiter)]
 
 
-def check_columns(path: Path, present: Sequence[str], expected: Sequence[str]) -> None:
-    """Fails when a column the loader needs is not in the file's header.
-
-    Raises:
-        SchemaError: names the first missing column, suggests the closest present
-            one ("renamed upstream?") and lists the header.
-    """
-    for column in expected:
-        if column not in present:
-            raise SchemaError(
-                f"Column '{column}' is missing from {path.resolve()} (renamed upstream?)."
-                f"{closest(column, present)} Columns present: {list(present)}."
-            )
-
-
 def read_csv(path: Path, *, columns: Sequence[str], convert: Callable[[Batch], pd.DataFrame],
              header: bool, delimiter: str = ",", encoding: str = "utf8", quoting: bool = True,
              strip: bool = False, nrows: int | None = None,
@@ -407,7 +395,7 @@ def read_csv(path: Path, *, columns: Sequence[str], convert: Callable[[Batch], p
     columns = list(columns)
     if header:
         names = read_header(path, delimiter, encoding)
-        check_columns(path, names, columns)
+        require_columns(names, columns, path.resolve(), note=" (renamed upstream?)")
         read_options = pcsv.ReadOptions(column_names=names, skip_rows=1, encoding=encoding,
                                         block_size=_BLOCK_SIZE)
     else:
@@ -463,3 +451,28 @@ def read_csv(path: Path, *, columns: Sequence[str], convert: Callable[[Batch], p
                         f"{' (only a header)' if header and malformed.count == 0 else ''}.")
     return pd.concat(parts, ignore_index=True)
 
+
+def read_raw(data_dir: str | os.PathLike | None, folder: str, files: Sequence[str], *,
+             nrows: Any = None, max_malformed_fraction: Any = 0.001,
+             **options: Any) -> tuple[Path, pd.DataFrame]:
+    """Reads the raw file of a data set whose rows come from one file: the body of a loader.
+
+    Checks `nrows` and `max_malformed_fraction` (`check_loader_args`), finds the
+    first of `files` in the data set's folder (`dataset_folder`, `find_raw_file`)
+    and reads it with `read_csv`.
+
+    Args:
+        data_dir: the folder holding the data-set folders; `None` means
+            `default_data_dir()`.
+        folder: the data set's folder name.
+        files: accepted file names, preferred first.
+        nrows, max_malformed_fraction: the loader's arguments, checked here.
+        **options: the other arguments of `read_csv` (`columns`, `convert`,
+            `header`, ...).
+
+    Returns:
+        The path read (for later messages) and the typed rows.
+    """
+    nrows, max_malformed_fraction = check_loader_args(nrows, max_malformed_fraction)
+    path = find_raw_file(dataset_folder(data_dir, folder), files)
+    return path, read_csv(path, nrows=nrows, max_malformed_fraction=max_malformed_fraction, **options)

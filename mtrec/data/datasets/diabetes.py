@@ -22,14 +22,7 @@ import os
 
 import pandas as pd
 
-from mtrec.data.datasets.common import (
-    Batch,
-    check_fraction,
-    check_nrows,
-    dataset_folder,
-    find_raw_file,
-    read_csv,
-)
+from mtrec.data.datasets.common import Batch, read_raw
 
 FOLDER = "diabetes_130_us_hospitals"
 FILES = ("diabetic_data.csv.gz", "diabetic_data.csv")
@@ -113,9 +106,6 @@ def load_diabetes(data_dir: str | os.PathLike | None = None, *, nrows: int | Non
     frame.groupby("age")["readmit_30d"].mean()
     ```
     """
-    nrows = check_nrows(nrows)
-    max_malformed_fraction = check_fraction(max_malformed_fraction)
-    path = find_raw_file(dataset_folder(data_dir, FOLDER), FILES)
-    frame = read_csv(path, columns=RAW_COLUMNS, convert=_convert, header=True, nrows=nrows,
-                     max_malformed_fraction=max_malformed_fraction)
+    _, frame = read_raw(data_dir, FOLDER, FILES, columns=RAW_COLUMNS, convert=_convert, header=True,
+                        nrows=nrows, max_malformed_fraction=max_malformed_fraction)
     return frame[ID_COLUMNS + CATEGORICAL_FEATURES + NUMERIC_FEATURES + LABEL_COLUMNS]

@@ -14,14 +14,7 @@ import os
 
 import pandas as pd
 
-from mtrec.data.datasets.common import (
-    Batch,
-    check_fraction,
-    check_nrows,
-    dataset_folder,
-    find_raw_file,
-    read_csv,
-)
+from mtrec.data.datasets.common import Batch, read_raw
 
 FOLDER = "hillstrom_email_marketing"
 FILES = ("hillstrom.csv.gz", "hillstrom.csv")
@@ -91,9 +84,6 @@ def load_hillstrom(data_dir: str | os.PathLike | None = None, *, nrows: int | No
     frame.groupby("segment")["visit"].mean()   # the e-mail's effect on visits
     ```
     """
-    nrows = check_nrows(nrows)
-    max_malformed_fraction = check_fraction(max_malformed_fraction)
-    path = find_raw_file(dataset_folder(data_dir, FOLDER), FILES)
-    frame = read_csv(path, columns=COLUMNS, convert=_convert, header=True, nrows=nrows,
-                     max_malformed_fraction=max_malformed_fraction)
+    _, frame = read_raw(data_dir, FOLDER, FILES, columns=COLUMNS, convert=_convert, header=True,
+                        nrows=nrows, max_malformed_fraction=max_malformed_fraction)
     return frame[COLUMNS]

@@ -20,11 +20,11 @@ import pandas as pd
 
 from mtrec.data.datasets.common import (
     Batch,
-    check_fraction,
-    check_nrows,
+    check_loader_args,
     dataset_folder,
     find_raw_file,
     read_csv,
+    read_raw,
 )
 from mtrec.errors import DataError
 
@@ -96,10 +96,9 @@ def _convert_items(batch: Batch) -> pd.DataFrame:
 
 def _side_table(data_dir: str | os.PathLike | None, names: tuple[str, ...], fields: list[str],
                 convert, max_malformed_fraction: float) -> pd.DataFrame:
-    folder = dataset_folder(data_dir, FOLDER)
-    path = find_raw_file(folder, names)
-    table = read_csv(path, columns=fields, convert=convert, header=False, delimiter="|",
-                     encoding="latin-1", quoting=False, max_malformed_fraction=max_malformed_fraction)
+    path, table = read_raw(data_dir, FOLDER, names, columns=fields, convert=convert, header=False,
+                           delimiter="|", encoding="latin-1", quoting=False,
+                           max_malformed_fraction=max_malformed_fraction)
     key = fields[0]
     duplicated = table[key].duplicated()
     if duplicated.any():
@@ -123,8 +122,7 @@ def load_movielens_users(data_dir: str | os.PathLike | None = None, *,
         DataError: the folder or u.user is missing or unreadable, a user id
             repeats, or too many rows are malformed.
     """
-    return _side_table(data_dir, USERS_FILES, _USER_FIELDS, _convert_users,
-                       check_fraction(max_malformed_fraction))
+    return _side_table(data_dir, USERS_FILES, _USER_FIELDS, _convert_users, max_malformed_fraction)
 
 
 def load_movielens_items(data_dir: str | os.PathLike | None = None, *,
@@ -144,8 +142,7 @@ def load_movielens_items(data_dir: str | os.PathLike | None = None, *,
         DataError: the folder or u.item is missing or unreadable, an item id
             repeats, or too many rows are malformed.
     """
-    return _side_table(data_dir, ITEMS_FILES, _ITEM_FIELDS, _convert_items,
-                       check_fraction(max_malformed_fraction))
+    return _side_table(data_dir, ITEMS_FILES, _ITEM_FIELDS, _convert_items, max_malformed_fraction)
 
 
 # --------------------------------------------------------------------------- ratings
@@ -186,10 +183,8 @@ def load_movielens(data_dir: str | os.PathLike | None = None, *, nrows: int | No
     ratings["like"].mean()                      # about 0.55
     ```
     """
-    nrows = check_nrows(nrows)
-    max_malformed_fraction = check_fraction(max_malformed_fraction)
-    folder = dataset_folder(data_dir, FOLDER)
-    path = find_raw_file(folder, RATINGS_FILES)
+    nrows, max_malformed_fraction = check_loader_args(nrows, max_malformed_fraction)
+    path = find_raw_file(dataset_folder(data_dir, FOLDER), RATINGS_FILES)
     users = load_movielens_users(data_dir, max_malformed_fraction=max_malformed_fraction)
     items = load_movielens_items(data_dir, max_malformed_fraction=max_malformed_fraction)
 

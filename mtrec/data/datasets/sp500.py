@@ -33,20 +33,13 @@ import os
 import numpy as np
 import pandas as pd
 
-from mtrec.data.datasets.common import (
-    Batch,
-    MalformedRows,
-    check_fraction,
-    check_nrows,
-    dataset_folder,
-    find_raw_file,
-    read_csv,
-)
+from mtrec.data.datasets.common import Batch, MalformedRows, check_loader_args, read_raw
 from mtrec.errors import DataError
 
 FOLDER = "sp500_stocks_5yr"
 FILES = ("all_stocks_5yr.csv.gz", "all_stocks_5yr.csv")
 RAW_COLUMNS = ["date", "open", "high", "low", "close", "volume", "Name"]
+_READ_COLUMNS = [c for c in RAW_COLUMNS if c != "open"]  # no feature uses the opening price
 
 #: Trading days of history a row needs (the longest lag), and of future its labels use.
 MAX_LAG = 20
@@ -164,12 +157,10 @@ def load_sp500(data_dir: str | os.PathLike | None = None, *, nrows: int | None =
     frame.groupby("date")[["ret_1d", "next_return"]].corr(method="spearman")
     ```
     """
-    nrows = check_nrows(nrows)
-    max_malformed_fraction = check_fraction(max_malformed_fraction)
-    path = find_raw_file(dataset_folder(data_dir, FOLDER), FILES)
-    prices = read_csv(path, columns=["date", "high", "low", "close", "volume", "Name"],
-                      convert=_convert, header=True, nrows=nrows,
-                      max_malformed_fraction=max_malformed_fraction)
+    nrows, max_malformed_fraction = check_loader_args(nrows, max_malformed_fraction)
+    path, prices = read_raw(data_dir, FOLDER, FILES, columns=_READ_COLUMNS,
+                            convert=_convert, header=True, nrows=nrows,
+                            max_malformed_fraction=max_malformed_fraction)
     repeated = prices.duplicated(["ticker", "date"]).to_numpy()
     if repeated.any():
         malformed = MalformedRows(path)
