@@ -65,7 +65,28 @@ class NumericFeature:
 
 
 @dataclasses.dataclass(frozen=True)
-class CategoricalFeature:
+class _EmbeddedFeature:
+    """What every feature looked up in an embedding table has (see `CategoricalFeature`).
+
+    The subclasses give `kind` its value and may add fields after these.
+    """
+
+    name: str
+    kind: str
+    table: str | None = None
+    embedding_dim: int = 8
+    min_count: int = 1
+    max_vocab_size: int | None = None
+    hash_buckets: int | None = None
+
+    @property
+    def table_name(self) -> str:
+        """The embedding table this feature reads (its own name by default)."""
+        return self.table or self.name
+
+
+@dataclasses.dataclass(frozen=True)
+class CategoricalFeature(_EmbeddedFeature):
     """A single-valued categorical column, looked up in an embedding table.
 
     Args:
@@ -83,22 +104,11 @@ class CategoricalFeature:
             `None`.
     """
 
-    name: str
     kind: Literal["categorical"] = "categorical"
-    table: str | None = None
-    embedding_dim: int = 8
-    min_count: int = 1
-    max_vocab_size: int | None = None
-    hash_buckets: int | None = None
-
-    @property
-    def table_name(self) -> str:
-        """The embedding table this feature reads (its own name by default)."""
-        return self.table or self.name
 
 
 @dataclasses.dataclass(frozen=True)
-class MultiCategoricalFeature:
+class MultiCategoricalFeature(_EmbeddedFeature):
     """A multi-valued categorical column: lists, or strings joined by `separator`.
 
     Encoded as `(n, length)` ids padded with 0; the model mean-pools them.
@@ -115,20 +125,9 @@ class MultiCategoricalFeature:
             `CategoricalFeature`.
     """
 
-    name: str
     kind: Literal["multi_categorical"] = "multi_categorical"
     separator: str = "|"
     max_length: int | None = None
-    table: str | None = None
-    embedding_dim: int = 8
-    min_count: int = 1
-    max_vocab_size: int | None = None
-    hash_buckets: int | None = None
-
-    @property
-    def table_name(self) -> str:
-        """The embedding table this feature reads (its own name by default)."""
-        return self.table or self.name
 
 
 FeatureSpec = Union[NumericFeature, CategoricalFeature, MultiCategoricalFeature]
