@@ -12,14 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mtrec.data.io import (
-    ParquetBatchWriter,
-    count_rows,
-    iter_parquet_batches,
-    read_schema,
-    read_table,
-    write_parquet,
-)
+from mtrec.data.io import ParquetBatchWriter, count_rows, iter_parquet_batches, read_schema, read_table, write_parquet
 from mtrec.errors import DataError, SchemaError
 
 
