@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 from tqdm.auto import tqdm
 
-from mtrec.errors import DataError, SchemaError
+from mtrec.errors import DataError
 from mtrec.utils.validation import closest, require_columns
 
 #: Environment variable naming the folder that holds the data-set folders.
