@@ -126,6 +126,10 @@ class MultiTaskModel(keras.Model):
         `"<level>/shared"`) for stacked models; values are float arrays of
         shape `(num_examples, num_experts)` whose rows sum to 1.
 
+        The forward pass is compiled once per model (Keras' own predict
+        loop: a `tf.function` on TensorFlow, `jax.jit` on JAX) and reused by
+        later calls; it prints nothing.
+
         Args:
             inputs: the encoded feature dict (`FeatureEncoder.transform`).
             batch_size: rows per forward pass.
@@ -134,17 +138,16 @@ class MultiTaskModel(keras.Model):
             TypeError: the model has no gates.
         """
         if not self.gated:
-            raise TypeError(f"{type(self).__name__} has no gates; gated models: MMoE (and later OMoE, CGC, PLE).")
-        num_rows = len(next(iter(inputs.values())))
+            raise TypeError(f"{type(self).__name__} has no gates; gated models: MMoE, OMoE, CGC, PLE.")
+        inputs = dict(inputs)
         if not self.built:
             self({k: v[:1] for k, v in inputs.items()})
-        parts: dict[str, list[np.ndarray]] = {}
-        for start in range(0, num_rows, batch_size):
-            batch = {k: v[start:start + batch_size] for k, v in inputs.items()}
-            _, gates = self._task_representations(batch, training=False)
-            for key, value in gates.items():
-                parts.setdefault(key, []).append(keras.ops.convert_to_numpy(value))
-        return {key: np.concatenate(values, axis=0) for key, values in parts.items()}
+        reader = self.__dict__.get("_gate_reader")
+        if reader is None:
+            # Kept out of Keras' attribute tracking: the reader is not part of the model's state.
+            reader = self.__dict__["_gate_reader"] = _GateReader(self)
+        gates = reader.predict(inputs, batch_size=batch_size, verbose=0)
+        return {key: np.asarray(value) for key, value in gates.items()}
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -155,3 +158,14 @@ class MultiTaskModel(keras.Model):
             "tower_activation": self.tower_activation,
             "tower_dropout": self.tower_dropout,
         }
+
+
+class _GateReader(keras.Model):
+    """A view of a gated model whose outputs are its gates, so `predict` compiles the gate pass."""
+
+    def __init__(self, model: MultiTaskModel) -> None:
+        super().__init__(name=f"{model.name}_gates")
+        self.source = model
+
+    def call(self, inputs: dict[str, Tensor], training: bool | None = None) -> dict[str, Tensor]:
+        return self.source._task_representations(inputs, training=False)[1]
