@@ -13,7 +13,6 @@ Modules:
     two_tower    towers and the TFRS model (Keras 2 process only)
     export       SavedModels of the towers and the index (Keras 2 process only)
     runner       `python -m mtrec.retrieval.runner`, the child process's entry point
-    tutorial_anchor  the TFRS multitask tutorial reproduced on ML-100K (a benchmark)
 
 Importing `two_tower` or `export` in a Keras 3 process raises
 KerasVersionError with the command to use instead.

@@ -1,6 +1,6 @@
 """The TFRS multitask tutorial reproduced on ML-100K with mtrec's two-tower model, and tuned settings beside it.
 
-Run: `python -m mtrec.retrieval.tutorial_anchor [--seeds 42 43 44] [--only tutorial]`
+Run from the checkout: `python -m benchmarks.retrieval_anchor [--seeds 42 43 44] [--only tutorial]`
 (it starts its own Keras 2 process). Prints a table and writes
 `bench_results/retrieval_anchor.json`.
 
@@ -22,14 +22,13 @@ split here is a different random 80/20 split drawn by the same rule.
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import json
-import platform
 import sys
-import time
-from pathlib import Path
 from typing import Any
+
+import numpy as np
+
+from benchmarks.harness import Stopwatch, argument_parser, machine_info, report
+from mtrec.retrieval.legacy import legacy_keras_enabled, run_legacy_module
 
 #: The tutorial's published numbers: (rating weight, retrieval weight) -> (top-100 accuracy, RMSE).
 PUBLISHED = {(1.0, 1.0): (0.235, 1.110), (1.0, 0.0): (0.060, 1.113), (0.0, 1.0): (0.233, 3.688)}
@@ -62,7 +61,6 @@ TUNED: dict[str, dict[str, Any]] = {
 
 def tutorial_split(num_rows: int, seed: int = 42) -> tuple[Any, Any]:
     """The tutorial's shuffle of row positions: (first 80%, next 20%)."""
-    import numpy as np
     import tensorflow as tf
 
     tf.random.set_seed(seed)
@@ -88,13 +86,12 @@ def run_setting(name: str, settings: dict[str, Any], train, test, items, seed: i
     from mtrec.retrieval.config import parse_retrieval_config
 
     config = parse_retrieval_config({**settings, "seed": seed})
-    started = time.perf_counter()
-    model, states = two_tower.build_model(config, train, items)
-    two_tower.fit(model, train, states, verbose=0)
-    seconds = time.perf_counter() - started
+    with Stopwatch() as clock:
+        model, states = two_tower.build_model(config, train, items)
+        two_tower.fit(model, train, states, verbose=0)
     metrics = two_tower.evaluate(model, test, states)
     return {"setting": name, "seed": seed, "rating_weight": config.rating_weight,
-            "retrieval_weight": config.retrieval_weight, "train_seconds": round(seconds, 1), **metrics}
+            "retrieval_weight": config.retrieval_weight, "train_seconds": round(clock.wall, 1), **metrics}
 
 
 def settings_to_run(only: str | None, match: str | None = None) -> list[tuple[str, dict[str, Any]]]:
@@ -112,8 +109,6 @@ def settings_to_run(only: str | None, match: str | None = None) -> list[tuple[st
 
 def summarize(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Mean and standard deviation over seeds, per setting, beside the published numbers."""
-    import numpy as np
-
     table = []
     for name in dict.fromkeys(r["setting"] for r in results):
         rows = [r for r in results if r["setting"] == name]
@@ -132,39 +127,27 @@ def summarize(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return table
 
 
-def format_table(table: list[dict[str, Any]]) -> str:
-    """The summary as a Markdown table."""
-    lines = ["| setting | seeds | top-100 acc | published | RMSE | published | train s |",
-             "|---|---|---|---|---|---|---|"]
-    for row in table:
-        pub_acc = f"{row['published_top_100']:.3f}" if row["published_top_100"] is not None else "-"
-        pub_rmse = f"{row['published_rmse']:.3f}" if row["published_rmse"] is not None else "-"
-        lines.append(
-            f"| {row['setting']} | {row['seeds']} | {row['top_100_accuracy']:.3f} ± {row['top_100_std']:.3f} "
-            f"| {pub_acc} | {row['rmse']:.3f} ± {row['rmse_std']:.3f} | {pub_rmse} | {row['train_seconds']:.1f} |")
-    return "\n".join(lines)
+def table_rows(table: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The summary's rows as printed: mean ± standard deviation beside the published number."""
+    return [{"setting": row["setting"], "seeds": row["seeds"],
+             "top-100 acc": f"{row['top_100_accuracy']:.3f} ± {row['top_100_std']:.3f}",
+             "published top-100": row["published_top_100"],
+             "RMSE": f"{row['rmse']:.3f} ± {row['rmse_std']:.3f}", "published RMSE": row["published_rmse"],
+             "train s": f"{row['train_seconds']:.1f}"} for row in table]
 
 
 def main(argv: list[str] | None = None) -> int:
     """Runs the anchor (restarting in a Keras 2 process when needed)."""
-    from mtrec.retrieval.legacy import legacy_keras_enabled, run_legacy_module
-
     argv = sys.argv[1:] if argv is None else argv
     if not legacy_keras_enabled():
-        run_legacy_module("mtrec.retrieval.tutorial_anchor", argv)
+        run_legacy_module("benchmarks.retrieval_anchor", argv)
         return 0
-    parser = argparse.ArgumentParser(prog="python -m mtrec.retrieval.tutorial_anchor", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argument_parser("retrieval_anchor", __doc__)
     parser.add_argument("--seeds", type=int, nargs="+", default=[42], help="model seeds (the split is fixed)")
     parser.add_argument("--only", choices=["tutorial", "tuned"], help="run only these rows")
     parser.add_argument("--match", help="run only the settings whose name contains this, e.g. '(1, 1)'")
     parser.add_argument("--data-dir", help="folder holding movielens_100k/ (default: MTREC_DATA_DIR)")
-    parser.add_argument("--output", default="bench_results/retrieval_anchor.json")
     args = parser.parse_args(argv)
-
-    import tensorflow as tf
-
-    from mtrec.utils.atomic import write_json
 
     ratings, items = load_tables(args.data_dir)
     train_rows, test_rows = tutorial_split(len(ratings))
@@ -179,14 +162,12 @@ def main(argv: list[str] | None = None) -> int:
                   f"({row['train_seconds']:.0f} s)", flush=True)
             results.append(row)
     table = summarize(results)
-    print(format_table(table))
-    write_json(args.output, {
+    report(None, table_rows(table), {
         "split": "tutorial rule (tf.random.set_seed(42); shuffle(100_000, seed=42)) on u.data order; 80,000/20,000",
-        "machine": {"python": platform.python_version(), "tensorflow": tf.__version__},
+        "machine": machine_info(),
         "settings": {name: settings for name, settings in settings_to_run(args.only, args.match)},
         "summary": table, "runs": results,
-    })
-    print(f"Wrote {Path(args.output)}")
+    }, args.out, digits=3)
     return 0
 
 

@@ -16,30 +16,26 @@ intent where clicks were not observed (the selection-bias argument of
 Ma et al. 2018). The AUC of the true conditional on clicked rows is the
 ceiling. Sparse clicks (`click_rate_shift` -2.5) are where ESMM should help.
 
-    python -m mtrec.bench_esmm [--rows 20000] [--seeds 3] [--out bench_results/esmm.json]
+    python -m benchmarks.esmm [--rows 20000] [--seeds 3] [--out bench_results/esmm.json]
 
 Prints a table and writes JSON.
 """
 
 from __future__ import annotations
 
-import argparse
-import os
-import tempfile
+import itertools
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
+import pandas as pd
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from mtrec.config import parse_config  # noqa: E402
-from mtrec.data.funnel import make_funnel  # noqa: E402
-from mtrec.training.evaluation import roc_auc  # noqa: E402
-from mtrec.training.run import RunResult, predict_split, train  # noqa: E402
-from mtrec.utils.atomic import write_json  # noqa: E402
-from mtrec.utils.tables import markdown_table  # noqa: E402
+from benchmarks.harness import argument_parser, report, run_each
+from mtrec.config import parse_config
+from mtrec.data.funnel import make_funnel
+from mtrec.training.evaluation import roc_auc
+from mtrec.training.predict import predict_arrays
+from mtrec.training.run import RunResult, train
 
 _TRAINING = {"epochs": 30, "batch_size": 256, "learning_rate": 0.003, "verbose": 0,
              "early_stopping": {"monitor": "val_purchase_auc", "patience": 4}}
@@ -61,11 +57,10 @@ def _config(tasks: list[dict[str, Any]], model: dict[str, Any], seed: int,
 
 def _predict(result: RunResult, frame: pd.DataFrame) -> dict[str, np.ndarray]:
     features = result.prepared.encoder.transform(frame)
-    return {k: v.ravel() for k, v in predict_split(result.model, features, 16384).items()}
+    return {k: v.ravel() for k, v in predict_arrays(result.model, features, 16384).items()}
 
 
-def run_once(rows: int, click_rate_shift: float, seed: int, work: Path,
-             esmm_monitor: str = "val_purchase_auc") -> dict[str, Any]:
+def run_once(rows: int, click_rate_shift: float, seed: int, esmm_monitor: str, work: Path) -> dict[str, Any]:
     """Trains ESMM and the naive model on one funnel and returns their AUCs."""
     frame = make_funnel(rows, click_rate_shift=click_rate_shift, seed=seed)
     frame["fold"] = np.random.default_rng(seed).choice(3, size=rows, p=[0.7, 0.1, 0.2])
@@ -106,23 +101,17 @@ def run_once(rows: int, click_rate_shift: float, seed: int, work: Path,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mtrec.bench_esmm", description=__doc__.split("\n")[0])
+    parser = argument_parser("esmm", __doc__)
     parser.add_argument("--rows", type=int, default=20000)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--shifts", type=float, nargs="+", default=[-1.0, -2.5],
                         help="click logit offsets (more negative: sparser clicks)")
     parser.add_argument("--esmm-monitor", default="val_purchase_auc",
                         help="ESMM's early-stopping metric (the naive model watches its own purchase AUC)")
-    parser.add_argument("--out", default="bench_results/esmm.json")
     args = parser.parse_args(argv)
 
-    results = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for shift in args.shifts:
-            for seed in range(1, args.seeds + 1):
-                results.append(run_once(args.rows, shift, seed, Path(tmp), args.esmm_monitor))
-                print({k: round(v, 4) if isinstance(v, float) else v for k, v in results[-1].items()},
-                      flush=True)
+    results = run_each(((args.rows, shift, seed, args.esmm_monitor)
+                        for shift, seed in itertools.product(args.shifts, range(1, args.seeds + 1))), run_once)
     table = pd.DataFrame(results)
     summary = table.groupby("click_rate_shift").mean(numeric_only=True).drop(columns="seed")
     names = {"click_rate_shift": "click shift", "clicked_train_rows": "clicked train rows",
@@ -130,11 +119,9 @@ def main(argv: list[str] | None = None) -> int:
              "ceiling_auc_clicked": "true-p AUC (clicked)",
              "esmm_auc_all_impressions": "ESMM AUC (all, intent)",
              "naive_auc_all_impressions": "naive AUC (all, intent)", "joint_exceeds_click": "joint > click"}
-    print(markdown_table(summary.reset_index()[list(names)].rename(columns=names).to_dict(orient="records")))
-    write_json(args.out, {"rows": args.rows, "seeds": args.seeds, "esmm_monitor": args.esmm_monitor,
-                          "runs": results,
-                          "mean": summary.reset_index().to_dict(orient="records")})
-    print(f"Wrote {args.out}")
+    report(None, summary.reset_index()[list(names)].rename(columns=names).to_dict(orient="records"),
+           {"rows": args.rows, "seeds": args.seeds, "esmm_monitor": args.esmm_monitor, "runs": results,
+            "mean": summary.reset_index().to_dict(orient="records")}, args.out)
     return 0
 
 

@@ -13,31 +13,24 @@ repeats of the ratio to static weights in the same repeat, and the median
 CPU time of the process per step (less sensitive to other processes than
 wall time) with its ratio to static weights'.
 
-    python -m mtrec.bench_weighting [--rows 200000] [--repeats 5] [--out bench_results/weighting.json]
+    python -m benchmarks.weighting [--rows 200000] [--repeats 5] [--out bench_results/weighting.json]
 
 Prints a table and writes JSON.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
-import time
 from typing import Any
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import keras
+from tqdm import tqdm
 
-import keras  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from mtrec.bench import machine_info, mtrec_mmoe  # noqa: E402
-from mtrec.config import TrainingConfig  # noqa: E402
-from mtrec.data.synthetic import make_synthetic  # noqa: E402
-from mtrec.data.tf_dataset import make_dataset  # noqa: E402
-from mtrec.utils.atomic import write_json  # noqa: E402
-from mtrec.utils.tables import markdown_table  # noqa: E402
-from mtrec.weighting import WEIGHTING_KINDS, WeightingLogger  # noqa: E402
+from benchmarks.harness import Stopwatch, argument_parser, machine_info, reference_mmoe, report, synthetic_arrays
+from mtrec.config import TrainingConfig
+from mtrec.data.tf_dataset import make_dataset
+from mtrec.weighting import WEIGHTING_KINDS, WeightingLogger
 
 #: (label, kind, params) of every variant; the first is the reference.
 VARIANTS: list[tuple[str, str, dict[str, Any]]] = [
@@ -53,11 +46,11 @@ VARIANTS: list[tuple[str, str, dict[str, Any]]] = [
 ]
 
 
-def _epoch_seconds(model: keras.Model, dataset: Any, callbacks: list) -> tuple[float, float]:
-    """(wall seconds, CPU seconds of this process) of one training epoch."""
-    start, cpu = time.perf_counter(), time.process_time()
-    model.fit(dataset, epochs=1, verbose=0, callbacks=callbacks)
-    return time.perf_counter() - start, time.process_time() - cpu
+def _epoch(model: keras.Model, dataset: Any, callbacks: list) -> Stopwatch:
+    """The wall and CPU seconds of one training epoch."""
+    with Stopwatch() as clock:
+        model.fit(dataset, epochs=1, verbose=0, callbacks=callbacks, shuffle=False)  # the dataset shuffles
+    return clock
 
 
 def run_benchmark(rows: int = 200_000, num_features: int = 100, repeats: int = 5,
@@ -65,9 +58,7 @@ def run_benchmark(rows: int = 200_000, num_features: int = 100, repeats: int = 5
     """Trains every variant (or those whose label starts with one of `only`; static always); returns the measurements."""
     variants = [v for i, v in enumerate(VARIANTS)
                 if i == 0 or not only or any(v[0].startswith(o) for o in only)]
-    frame = make_synthetic(rows, num_features=num_features, correlation=0.5, seed=seed)
-    x = {"numeric": frame[[f"x{i}" for i in range(num_features)]].to_numpy("float32")}
-    y = {f"y{t}": frame[f"y{t}"].to_numpy("float32")[:, None] for t in range(2)}
+    x, y = synthetic_arrays(rows, num_features, correlation=0.5, seed=seed)
     training = TrainingConfig()
     steps = -(-rows // training.batch_size)
     dataset = make_dataset(x, y, training.batch_size, shuffle=True, seed=seed)
@@ -75,19 +66,19 @@ def run_benchmark(rows: int = 200_000, num_features: int = 100, repeats: int = 5
     runs = []
     for label, kind, params in tqdm(variants, desc="build + first epoch"):
         keras.utils.set_random_seed(seed)
-        model = mtrec_mmoe(num_features, training)
+        model = reference_mmoe(num_features, training)
         model({k: v[:1] for k, v in x.items()})
         strategy = WEIGHTING_KINDS[kind](**params).attach(model, x, training.learning_rate, seed)
         callbacks = [WeightingLogger(strategy)]
-        first = _epoch_seconds(model, dataset, callbacks)[0]
+        first = _epoch(model, dataset, callbacks).wall
         runs.append({"label": label, "model": model, "callbacks": callbacks, "first": first,
                      "seconds": [], "cpu_seconds": []})
 
     for repeat in tqdm(range(repeats), desc="timed epochs"):
         for run in (runs if repeat % 2 == 0 else runs[::-1]):
-            wall, cpu = _epoch_seconds(run["model"], dataset, run["callbacks"])
-            run["seconds"].append(wall)
-            run["cpu_seconds"].append(cpu)
+            clock = _epoch(run["model"], dataset, run["callbacks"])
+            run["seconds"].append(clock.wall)
+            run["cpu_seconds"].append(clock.cpu)
 
     reference = runs[0]["seconds"]
     results = []
@@ -117,12 +108,11 @@ def run_benchmark(rows: int = 200_000, num_features: int = 100, repeats: int = 5
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argument_parser("weighting", __doc__)
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--features", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--only", nargs="*", help="variants to time besides static (label prefixes, e.g. pcgrad)")
-    parser.add_argument("--out", default="bench_results/weighting.json")
     args = parser.parse_args(argv)
     result = run_benchmark(args.rows, args.features, args.repeats, only=args.only)
     table = [{"strategy": r["variant"], "ms/step (fastest)": r["ms_per_step_min"],
@@ -132,13 +122,11 @@ def main(argv: list[str] | None = None) -> int:
               "CPU ms/step": r["cpu_ms_per_step_median"], "x static (CPU)": r["cpu_ratio_to_static"],
               "first epoch s": r["first_epoch_s"]} for r in result["results"]]
     machine = result["machine"]
-    print(f"MMoE, {args.rows:,} rows x {args.features} features, batch {result['batch_size']}, "
-          f"{result['steps_per_epoch']} steps/epoch, {args.repeats} timed epochs each, "
-          f"{machine['cpus']} CPUs, {machine['backend']} "
-          f"(load average after: {machine['load_average_after'][0]:.1f})")
-    print(markdown_table(table, digits=2))
-    write_json(args.out, result)
-    print(f"Wrote {args.out}")
+    title = (f"MMoE, {args.rows:,} rows x {args.features} features, batch {result['batch_size']}, "
+             f"{result['steps_per_epoch']} steps/epoch, {args.repeats} timed epochs each, "
+             f"{machine['cpus']} CPUs, {machine['backend']} "
+             f"(load average after: {machine['load_average_after'][0]:.1f})")
+    report(title, table, result, args.out, digits=2)
     return 0
 
 

@@ -7,7 +7,7 @@ R² (mean over seeds, ± standard deviation) and the constant predictor's,
 which is 0 by construction. Gated models get 8 experts of 16 units (CGC/PLE:
 4 shared + 2 per task per level) so their capacities are comparable.
 
-    python -m mtrec.bench_family [--correlations 0.5 0.9] [--seeds 3] [--models mmoe ple ...]
+    python -m benchmarks.family [--correlations 0.5 0.9] [--seeds 3] [--models mmoe ple ...]
         [--out bench_results/family.json]
 
 Prints a Markdown table and writes JSON.
@@ -15,22 +15,16 @@ Prints a Markdown table and writes JSON.
 
 from __future__ import annotations
 
-import argparse
-import os
-import tempfile
-import time
+import itertools
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from mtrec.config import apply_overrides, parse_config  # noqa: E402
-from mtrec.quickstart import QUICKSTART_CONFIG  # noqa: E402
-from mtrec.training.run import train  # noqa: E402
-from mtrec.utils.atomic import write_json  # noqa: E402
-from mtrec.utils.tables import markdown_table  # noqa: E402
+from benchmarks.harness import Stopwatch, argument_parser, report, run_each
+from mtrec.config import apply_overrides, parse_config
+from mtrec.quickstart import QUICKSTART_CONFIG
+from mtrec.training.run import train
 
 EXPERTS = {"num_experts": 8, "expert_units": [16]}
 PLE_EXPERTS = {"num_shared_experts": 4, "num_task_experts": 2, "expert_units": [16]}
@@ -54,11 +48,11 @@ def run_one(label: str, correlation: float, seed: int, work: Path) -> dict[str, 
         f"data.synthetic.correlation={correlation}", f"data.synthetic.seed={seed}", f"seed={seed}",
         "training.verbose=0"])
     raw["model"] = {**MODELS[label], "tower_units": [8]}
-    started = time.perf_counter()
-    result = train(parse_config(raw), work / f"{label}-{correlation}-{seed}")
+    with Stopwatch() as clock:
+        result = train(parse_config(raw), work / f"{label}-{correlation}-{seed}")
     test = result.report["test"]
     return {"model": label, "correlation": correlation, "seed": seed,
-            "seconds": round(time.perf_counter() - started, 1),
+            "seconds": round(clock.wall, 1),
             "parameters": result.report["model"]["parameters"],
             **{f"{task}_r2": test[task]["r2"] for task in ("y0", "y1")}}
 
@@ -79,25 +73,16 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mtrec.bench_family", description=__doc__.split("\n")[0])
+    parser = argument_parser("family", __doc__)
     parser.add_argument("--correlations", type=float, nargs="+", default=[0.5, 0.9])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
-    parser.add_argument("--out", default="bench_results/family.json")
     args = parser.parse_args(argv)
 
-    runs = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for label in args.models:
-            for corr in args.correlations:
-                for seed in range(1, args.seeds + 1):
-                    runs.append(run_one(label, corr, seed, Path(tmp)))
-                    print(runs[-1], flush=True)
+    runs = run_each(itertools.product(args.models, args.correlations, range(1, args.seeds + 1)), run_one)
     table = summarize(runs)
-    print(markdown_table(table))
-    write_json(args.out, {"correlations": args.correlations, "seeds": args.seeds, "runs": runs,
-                          "summary": table})
-    print(f"Wrote {args.out}")
+    report(None, table, {"correlations": args.correlations, "seeds": args.seeds, "runs": runs, "summary": table},
+           args.out)
     return 0
 
 
