@@ -7,13 +7,13 @@ import pandas as pd
 import pytest
 
 from mtrec.analysis.collapse import CollapseThresholds, check_collapse
-from mtrec.analysis.gate_levels import group_gates
 from mtrec.analysis.gate_stats import (
     check_gates, divergence_matrix, effective_experts, effective_experts_used, expert_utilization,
     gate_divergence, gate_entropy, js_divergence, summarize_gates,
 )
 from mtrec.analysis.segments import gates_by_segment, segment_labels
 from mtrec.errors import ConfigError
+from mtrec.training.gates import group_gates
 
 
 def _uniform(n, k):

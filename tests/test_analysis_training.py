@@ -52,7 +52,7 @@ def test_run_records_gate_stats_and_gradient_cosines_per_epoch(healthy):
 
 
 def _valid_sample(result, rows):
-    from mtrec.analysis.callbacks import sample_rows
+    from mtrec.training.analysis_loggers import sample_rows
     return sample_rows(result.prepared.splits["valid"].features, rows)
 
 

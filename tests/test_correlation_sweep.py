@@ -33,3 +33,19 @@ def test_degradation_is_paired_by_seed():
     assert summary.loc[("mmoe", 0.5), "test_loss_mean"] == pytest.approx(0.3 + 0.5 + 0.02 + 0.005)
     assert summary.loc[("mmoe", 0.5), "test_loss_std"] == pytest.approx(np.std([0.32, 1.33], ddof=1))
     assert summary.loc[("mmoe", 0.5), "runs"] == 2
+
+
+def test_sweep_run_honours_weighting_and_val_main_loss():
+    # The sweep trains through `fit_model`, the core of `mtrec train`: a `weighting:` section and
+    # early stopping on `val_main_loss` work there as in a training run.
+    from mtrec.analysis.correlation_sweep import fit_and_score
+    from mtrec.config import apply_overrides
+
+    raw = apply_overrides(sweep_config("mmoe", 0.5, 0, rows=400, epochs=3), [
+        "weighting.kind=uncertainty", "training.early_stopping.monitor=val_main_loss"])
+    result = fit_and_score(parse_config(raw))
+    history = result["history"]
+    assert result["epochs"] == len(history["val_main_loss"]) == 3
+    # Uncertainty weighting learns its weights: they leave 1.0 after the first epoch.
+    assert history["y0_weight"][-1] != pytest.approx(1.0) and history["y1_weight"][-1] != pytest.approx(1.0)
+    assert set(result["test"]) == {"y0", "y1"}

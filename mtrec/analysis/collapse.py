@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from mtrec.analysis.gate_levels import GateLevel, group_gates
 from mtrec.analysis.gate_stats import check_gates
 from mtrec.errors import ConfigError
+from mtrec.training.gates import GateLevel, group_gates
 
 
 @dataclasses.dataclass

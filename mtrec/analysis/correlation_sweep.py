@@ -70,41 +70,31 @@ def sweep_config(model: str, correlation: float, seed: int, rows: int, epochs: i
 
 
 def fit_and_score(config: Any) -> dict[str, Any]:
-    """Trains one sweep run in memory and returns its test metrics by task and its epoch count.
+    """Trains one sweep run in memory and returns its test metrics by task, epoch count and history.
 
-    The training itself is `mtrec`'s (same data split, encoder, model,
-    compile settings and early stopping with best weights restored) but no
-    run directory is written, which halves the cost of the many small runs.
+    The training is `mtrec.training.run.fit_model`, the core of `mtrec
+    train` (same data split, encoder, model, compile settings, task
+    weighting, `val_main_loss` and early stopping with best weights
+    restored), but no run directory is written, which halves the cost of the
+    many small runs.
+
+    Returns:
+        `{"test": {task: metrics}, "epochs": n, "history": Keras history}`.
     """
     import keras
-    import numpy as np
 
-    from mtrec.data.tf_dataset import make_dataset
     from mtrec.training.evaluation import evaluate_predictions
+    from mtrec.training.predict import predict_arrays
     from mtrec.training.prepare import prepare
-    from mtrec.training.run import build_model, compile_model, monitor_mode
+    from mtrec.training.run import fit_model
 
     keras.utils.set_random_seed(config.seed)
     prepared = prepare(config)
-    train, valid, test = (prepared.splits[k] for k in ("train", "valid", "test"))
-    model = build_model(config, prepared.encoder.layout())
-    model({k: v[:1] for k, v in train.features.items()})
-    compile_model(model, config)
-    early = config.training.early_stopping
-    callbacks, validation = [], None
-    if early is not None and len(valid):
-        validation = make_dataset(valid.features, valid.labels, config.scoring.batch_size)
-        callbacks.append(keras.callbacks.EarlyStopping(
-            monitor=early.monitor, mode=monitor_mode(early.monitor, early.mode), patience=early.patience,
-            min_delta=early.min_delta, restore_best_weights=True))
-    history = model.fit(make_dataset(train.features, train.labels, config.training.batch_size,
-                                     shuffle=True, seed=config.seed),
-                        validation_data=validation, epochs=config.training.epochs, shuffle=False,
-                        callbacks=callbacks, verbose=0)
-    # An eager forward pass: no predict function to trace for a few thousand rows.
-    predictions = {k: np.asarray(v) for k, v in model(test.features, training=False).items()}
+    fitted = fit_model(config, prepared)
+    test = prepared.splits["test"]
+    predictions = predict_arrays(fitted.model, test.features, config.scoring.batch_size)
     return {"test": evaluate_predictions(config.tasks, test.labels, predictions),
-            "epochs": len(history.history["loss"])}
+            "epochs": len(fitted.history["loss"]), "history": fitted.history}
 
 
 def run_sweep(

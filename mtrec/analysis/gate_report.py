@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 
 from mtrec.analysis.collapse import CollapseAlarm, CollapseThresholds, check_collapse
-from mtrec.analysis.gate_levels import GateLevel, collect_gates
 from mtrec.analysis.gate_stats import divergence_matrix, summarize_gates
 from mtrec.analysis.segments import gates_by_segment, segment_column, segment_labels
 from mtrec.errors import ConfigError
+from mtrec.training.gates import GateLevel, collect_gates
 from mtrec.utils.atomic import write_json
 from mtrec.utils.tables import markdown_table
 

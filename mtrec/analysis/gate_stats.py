@@ -23,6 +23,9 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from mtrec.training.gates import entropy
+
+
 #: How far a gate row may sum from 1 before it is refused.
 _ROW_SUM_TOLERANCE = 1e-3
 
@@ -55,13 +58,6 @@ def check_gates(gates: np.ndarray, name: str = "gates") -> np.ndarray:
         raise ValueError(f"Gate weights '{name}': every row must sum to 1; one sums to "
                          f"{sums[np.abs(sums - 1).argmax()]:.4f}.")
     return array
-
-
-def entropy(distributions: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Shannon entropy (natural log) along `axis`, with `0 log 0 = 0`."""
-    p = np.asarray(distributions, dtype="float64")
-    terms = np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0)
-    return -terms.sum(axis=axis)
 
 
 def expert_utilization(gates: np.ndarray) -> np.ndarray:

@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from mtrec.analysis.gate_levels import GateLevel, group_gates
-from mtrec.analysis.gate_stats import check_gates, entropy
+from mtrec.analysis.gate_stats import check_gates
 from mtrec.analysis.transfer import TransferReport
+from mtrec.training.gates import GateLevel, entropy, group_gates
 from mtrec.utils.atomic import atomic_path
 
 

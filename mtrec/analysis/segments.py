@@ -7,8 +7,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from mtrec.analysis.gate_stats import check_gates, entropy
+from mtrec.analysis.gate_stats import check_gates
 from mtrec.errors import SchemaError
+from mtrec.training.gates import entropy
 from mtrec.utils.validation import closest
 
 MISSING = "(missing)"

@@ -14,33 +14,9 @@ from tqdm.auto import tqdm
 
 from mtrec.data.io import ParquetBatchWriter, count_rows, iter_parquet_batches, read_schema, read_table
 from mtrec.errors import SchemaError
-from mtrec.models import MultiTaskModel
+from mtrec.training.predict import predict_arrays
 from mtrec.training.trained_run import TrainedRun, load_run
 from mtrec.utils.validation import closest
-
-
-def predict_arrays(model: MultiTaskModel, features: dict[str, np.ndarray],
-                   batch_size: int = 16384) -> dict[str, np.ndarray]:
-    """Runs the model over encoded features in large batches.
-
-    Calls the compiled predict step directly on each slice rather than
-    building an input pipeline per call, which is what makes scoring fast.
-
-    Args:
-        model: a trained model.
-        features: encoded features (`FeatureEncoder.transform`).
-        batch_size: rows per forward pass.
-
-    Returns:
-        Predictions by task name.
-    """
-    n = len(next(iter(features.values())))
-    parts: dict[str, list[np.ndarray]] = {}
-    for start in range(0, n, batch_size):
-        batch = {k: v[start:start + batch_size] for k, v in features.items()}
-        for name, value in model.predict_on_batch(batch).items():
-            parts.setdefault(name, []).append(np.asarray(value))
-    return {name: np.concatenate(values) for name, values in parts.items()}
 
 
 @dataclasses.dataclass

@@ -1,8 +1,8 @@
-"""Callbacks that record gate statistics and gradient cosines while a model trains.
+"""Callbacks that record gate statistics and gradient cosines while a model trains (`training.analysis`).
 
 Both add their values to the epoch's Keras logs, so when they come before
 `TaskMetricsLogger` and `TensorBoard` in the callback list (as in
-`mtrec.training.run`), the values land in `metrics.json` / `metrics.csv`
+`mtrec.training.run.fit_model`), the values land in `metrics.json` / `metrics.csv`
 and in TensorBoard's scalars, epoch by epoch: a collapse, or tasks whose
 gradients start to conflict, is visible over time. Each callback also keeps
 its own `history` (a list of dicts) for notebooks.
@@ -24,8 +24,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from mtrec.analysis.gate_levels import collect_gates
-from mtrec.analysis.gate_stats import entropy
+from mtrec.training.gates import collect_gates, entropy
 
 logger = logging.getLogger(__name__)
 
@@ -188,7 +187,7 @@ class GradientCosineLogger(keras.callbacks.Callback):
             logs.update(values)
 
 
-def training_callbacks(settings: Any, model: Any, train_split: Any, valid_split: Any) -> list:
+def analysis_callbacks(settings: Any, model: Any, train_split: Any, valid_split: Any) -> list:
     """The analysis callbacks a run's `training.analysis` settings ask for.
 
     Args:

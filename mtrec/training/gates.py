@@ -1,4 +1,7 @@
-"""Gate weights grouped by level, with the name of every expert each gate weighs.
+"""Gate weights grouped by level, with the name of every expert each gate weighs, and their entropy.
+
+What the training loggers record (`mtrec.training.analysis_loggers`) and the
+gate analysis builds on (`mtrec.analysis`).
 
 `MultiTaskModel.gate_weights` returns a flat dict: `{task: (n, experts)}`
 for MMoE/OMoE/CGC and `{"level<l>/<task or shared>": ...}` for PLE. The
@@ -48,6 +51,13 @@ class GateLevel:
     def key(self, gate: str) -> str:
         """The gate's key in `gate_weights` (`"level0/y0"` or `"y0"`)."""
         return f"{self.level}/{gate}" if self.level else gate
+
+
+def entropy(distributions: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Shannon entropy (natural log) along `axis`, with `0 log 0 = 0`."""
+    p = np.asarray(distributions, dtype="float64")
+    terms = np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0)
+    return -terms.sum(axis=axis)
 
 
 def _ple_expert_names(model: Any, level: int, gate: str, width: int) -> list[str] | None:

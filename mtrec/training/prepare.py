@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -111,7 +110,3 @@ def prepare(config: ExperimentConfig, frame: pd.DataFrame | None = None,
         )
     return PreparedData(encoder=encoder, splits=encoded)
 
-
-def describe(prepared: PreparedData) -> dict[str, Any]:
-    """Row counts per split, for the run's report."""
-    return {name: len(split) for name, split in prepared.splits.items()}

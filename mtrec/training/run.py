@@ -27,22 +27,22 @@ from pathlib import Path
 from typing import Any
 
 import keras
-import numpy as np
 import pandas as pd
 import yaml
 
-from mtrec.analysis.callbacks import training_callbacks
 from mtrec.config import ExperimentConfig
 from mtrec.data.tf_dataset import make_dataset
 from mtrec.errors import ConfigError, MtrecError
 from mtrec.models import MultiTaskModel
+from mtrec.training.analysis_loggers import analysis_callbacks
 from mtrec.training.callbacks import MainLossLogger, SingleTaskLogNames, TaskMetricsLogger
 from mtrec.training.evaluation import evaluate_predictions
+from mtrec.training.predict import predict_arrays
 from mtrec.training.prepare import PreparedData, prepare
 from mtrec.training.report import format_report
 from mtrec.utils.atomic import atomic_path, write_json, write_text
 from mtrec.utils.validation import closest
-from mtrec.weighting import WeightingLogger
+from mtrec.weighting import WeightingLogger, WeightingStrategy
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +63,22 @@ class RunResult:
     model: MultiTaskModel
     prepared: PreparedData
     report: dict[str, Any]
+    history: dict[str, list[float]]
+
+
+@dataclasses.dataclass
+class FitResult:
+    """What `fit_model` returns.
+
+    Attributes:
+        model: the trained model (best validation weights when early stopping ran).
+        weighting: the attached task weighting strategy.
+        history: Keras history (per-epoch logs: losses, metrics, `val_main_loss`,
+            `<task>_weight`, and the `training.analysis` values).
+    """
+
+    model: MultiTaskModel
+    weighting: WeightingStrategy
     history: dict[str, list[float]]
 
 
@@ -105,6 +121,16 @@ def monitor_names(config: ExperimentConfig) -> list[str]:
 _MAXIMIZED = ("auc", "accuracy")
 
 
+def check_monitor(config: ExperimentConfig) -> None:
+    """Raises ConfigError when early stopping watches a metric this run does not log."""
+    early = config.training.early_stopping
+    if early is not None and early.monitor not in monitor_names(config):
+        raise ConfigError(
+            f"training.early_stopping.monitor '{early.monitor}' is not a validation metric of "
+            f"this run.{closest(early.monitor, monitor_names(config))} "
+            f"Choices: {monitor_names(config)}")
+
+
 def monitor_mode(monitor: str, mode: str) -> str:
     """Resolves early stopping's "auto" mode from the metric name (Keras cannot see through MaskedMetric)."""
     if mode != "auto":
@@ -137,13 +163,6 @@ def _write_status(run_dir: Path, status: str, **extra: Any) -> None:
     })
 
 
-def predict_split(model: MultiTaskModel, features: dict[str, np.ndarray],
-                  batch_size: int) -> dict[str, np.ndarray]:
-    """Predictions for a whole split, by task."""
-    outputs = model.predict(make_dataset(features, batch_size=batch_size), verbose=0)
-    return {k: np.asarray(v) for k, v in outputs.items()}
-
-
 def train(
     config: ExperimentConfig,
     run_dir: str | Path,
@@ -171,12 +190,7 @@ def train(
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     resuming = _check_run_dir(run_dir, overwrite)
-    early = config.training.early_stopping
-    if early is not None and early.monitor not in monitor_names(config):
-        raise ConfigError(
-            f"training.early_stopping.monitor '{early.monitor}' is not a validation metric of "
-            f"this run.{closest(early.monitor, monitor_names(config))} "
-            f"Choices: {monitor_names(config)}")
+    check_monitor(config)
     write_text(run_dir / "config.yaml", yaml.safe_dump(config.get_config(), sort_keys=False))
     _write_status(run_dir, "running", started=dt.datetime.now().isoformat(timespec="seconds"))
     started = time.perf_counter()
@@ -191,13 +205,32 @@ def train(
     return result
 
 
-def _train(config: ExperimentConfig, run_dir: Path, frame: pd.DataFrame | None,
-           resuming: bool) -> RunResult:
-    keras.utils.set_random_seed(config.seed)
-    prepared = prepare(config, frame)
-    prepared.encoder.save(run_dir / "features.json")
-    train_split, valid_split, test_split = (prepared.splits[k] for k in ("train", "valid", "test"))
+def fit_model(config: ExperimentConfig, prepared: PreparedData,
+              callbacks: list[keras.callbacks.Callback] | None = None) -> FitResult:
+    """Builds, compiles and fits the configured model on encoded splits: the core of `train`.
 
+    Everything the config asks of training happens here: the task weighting
+    (`weighting:`), `val_main_loss` (the main tasks' weighted validation
+    loss), the `training.analysis` loggers and early stopping with the best
+    weights restored. Nothing is written to disk; `train` adds the run
+    directory's callbacks, the correlation sweep calls this directly.
+    Seed first (`keras.utils.set_random_seed(config.seed)`) for a repeatable fit.
+
+    Args:
+        config: the experiment.
+        prepared: the fitted encoder and encoded splits (`prepare`).
+        callbacks: further callbacks, run after the loggers that add values
+            to the epoch logs and before early stopping.
+
+    Returns:
+        A FitResult: the model, its weighting strategy and the history.
+
+    Raises:
+        ConfigError: early stopping watches a metric this run does not log,
+            or `training.analysis` asks for what the model cannot give.
+    """
+    check_monitor(config)
+    train_split, valid_split = prepared.splits["train"], prepared.splits["valid"]
     model = build_model(config, prepared.encoder.layout())
     model({k: v[:1] for k, v in train_split.features.items()})  # build: checkpoints need variables
     compile_model(model, config)
@@ -206,28 +239,22 @@ def _train(config: ExperimentConfig, run_dir: Path, frame: pd.DataFrame | None,
     weighting = config.weighting.build().attach(model, train_split.features, training.learning_rate,
                                                 config.seed)
     main = {t.name: float(t.weight) for t in config.tasks if not t.auxiliary}
-    callbacks: list[keras.callbacks.Callback] = [
+    all_callbacks: list[keras.callbacks.Callback] = [
         SingleTaskLogNames(model.task_names),  # first: "val_auc" -> "val_<task>_auc" for one task
         MainLossLogger(main),  # the loggers and early stopping below read its value
         WeightingLogger(weighting),  # <task>_weight per epoch, before the loggers
         # Gate statistics / gradient cosines (training.analysis) go into the same logs.
-        *training_callbacks(training.analysis, model, train_split, valid_split),
-        TaskMetricsLogger(run_dir, model.task_names),
-        keras.callbacks.BackupAndRestore(str(run_dir / "checkpoints")),
-        keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False,
-                                    profile_batch=0),
+        *analysis_callbacks(training.analysis, model, train_split, valid_split),
+        *(callbacks or []),
     ]
     has_valid = len(valid_split) > 0
     if training.early_stopping is not None and has_valid:
         es = training.early_stopping
         # With auxiliary tasks, "val_loss" would let them steer model selection.
         monitor = "val_main_loss" if es.monitor == "val_loss" and len(main) < len(config.tasks) else es.monitor
-        callbacks.append(keras.callbacks.EarlyStopping(
+        all_callbacks.append(keras.callbacks.EarlyStopping(
             monitor=monitor, mode=monitor_mode(monitor, es.mode), patience=es.patience, min_delta=es.min_delta,
             restore_best_weights=True, verbose=1 if training.verbose else 0))
-    if resuming:
-        logger.warning("Resuming from the checkpoint in %s", run_dir / "checkpoints")
-
     history = model.fit(
         make_dataset(train_split.features, train_split.labels, training.batch_size,
                      shuffle=True, seed=config.seed),
@@ -235,26 +262,48 @@ def _train(config: ExperimentConfig, run_dir: Path, frame: pd.DataFrame | None,
                                      config.scoring.batch_size) if has_valid else None,
         epochs=training.epochs,
         shuffle=False,  # the dataset reshuffles itself, with the run's seed
-        callbacks=callbacks,
+        callbacks=all_callbacks,
         verbose=training.verbose,
     )
+    return FitResult(model, weighting, history.history)
 
+
+def _train(config: ExperimentConfig, run_dir: Path, frame: pd.DataFrame | None,
+           resuming: bool) -> RunResult:
+    keras.utils.set_random_seed(config.seed)
+    prepared = prepare(config, frame)
+    prepared.encoder.save(run_dir / "features.json")
+    if resuming:
+        logger.warning("Resuming from the checkpoint in %s", run_dir / "checkpoints")
+    fitted = fit_model(config, prepared, callbacks=[
+        TaskMetricsLogger(run_dir, [t.name for t in config.tasks]),
+        keras.callbacks.BackupAndRestore(str(run_dir / "checkpoints")),
+        keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False, profile_batch=0),
+    ])
+    model = fitted.model
     with atomic_path(run_dir / "model.keras", suffix=".keras") as tmp:
         model.save(tmp)
 
+    train_labels = prepared.splits["train"].labels
     report: dict[str, Any] = {"rows": {k: len(v) for k, v in prepared.splits.items()}}
-    for name, split in (("valid", valid_split), ("test", test_split)):
+    for name in ("valid", "test"):
+        split = prepared.splits[name]
         if len(split):
-            predictions = predict_split(model, split.features, config.scoring.batch_size)
-            report[name] = evaluate_predictions(config.tasks, split.labels, predictions,
-                                                train_split.labels)
+            predictions = predict_arrays(model, split.features, config.scoring.batch_size)
+            report[name] = evaluate_predictions(config.tasks, split.labels, predictions, train_labels)
     report["model"] = {"kind": config.model.kind, "parameters": int(model.count_params())}
     write_json(run_dir / "report.json", report)
     write_text(run_dir / "report.md", format_report(report, title=f"{config.name} ({config.model.kind})"))
-    return RunResult(run_dir, model, prepared, report, history.history)
+    return RunResult(run_dir, model, prepared, report, fitted.history)
 
 
-def default_run_dir(config: ExperimentConfig, root: str | os.PathLike = "runs") -> Path:
-    """`runs/<name>/<model>-<timestamp>`."""
+def default_run_dir(config: Any, root: str | os.PathLike = "runs") -> Path:
+    """A new run directory named after the config and the time.
+
+    `<root>/<name>/<model>-<timestamp>` for an `ExperimentConfig`,
+    `<root>/<name>/<timestamp>` for any other config with a `name` (the
+    recommend job's).
+    """
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path(root) / config.name / f"{config.model.kind}-{stamp}"
+    label = f"{config.model.kind}-" if isinstance(config, ExperimentConfig) else ""
+    return Path(root) / config.name / f"{label}{stamp}"
