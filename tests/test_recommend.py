@@ -1,4 +1,4 @@
-"""Recommendations: blend, top N, ranking metrics, holdout, ranking rows, and the pipeline end to end."""
+"""Recommendations: blend, top N, ranking metrics, holdout, ranking rows, and the recommend job end to end."""
 
 import json
 
@@ -194,15 +194,15 @@ E2E = {
 
 
 @pytest.fixture(scope="module")
-def pipeline_run(tmp_path_factory):
+def recommend_run(tmp_path_factory):
     tables = _tables()
     run_dir = tmp_path_factory.mktemp("recommend")
     result = recommend(parse_recommend_config(E2E), run_dir, tables=tables, progress=False, verbose=0)
     return result, tables
 
 
-def test_recommendations_schema_and_row_counts(pipeline_run):
-    result, tables = pipeline_run
+def test_recommendations_schema_and_row_counts(recommend_run):
+    result, tables = recommend_run
     recs = pd.read_parquet(result.run_dir / "recommendations.parquet")
     assert list(recs.columns[:9]) == ["user_id", "rank", "item_id", "click", "rating", "like",
                                       "like_conditional", "score", "retrieval_score"]
@@ -220,8 +220,8 @@ def test_recommendations_schema_and_row_counts(pipeline_run):
     assert not any(pair in seen for pair in zip(recs["user_id"], recs["item_id"]))
 
 
-def test_user_without_history_gets_popular_items(pipeline_run):
-    result, tables = pipeline_run
+def test_user_without_history_gets_popular_items(recommend_run):
+    result, tables = recommend_run
     recs = result.recommendations
     cold = recs[recs["user_id"] == 99]
     assert len(cold) == 4 and (cold["source"] == "popularity").all() and cold["retrieval_score"].isna().all()
@@ -231,8 +231,8 @@ def test_user_without_history_gets_popular_items(pipeline_run):
     assert set(cold["item_id"]) <= set(top10)
 
 
-def test_evaluation_report_compares_retrieval_with_ranking(pipeline_run):
-    result, _ = pipeline_run
+def test_evaluation_report_compares_retrieval_with_ranking(recommend_run):
+    result, _ = recommend_run
     report = json.loads((result.run_dir / "evaluation.json").read_text())
     lists = {(r["relevance"], r["lists"]) for r in report["results"]}
     assert lists == {(rel, name) for rel in ("click", "like") for name in ("retrieval", "retrieval + ranking")}

@@ -211,3 +211,18 @@ def test_one_task_model_logs_and_stops_on_prefixed_names(tmp_path):
     logged = pd.read_csv(result.run_dir / "metrics.csv")
     assert {"val_y0_rmse", "val_y0_loss", "y0_loss"} <= set(logged.columns)
     np.testing.assert_allclose(logged["val_y0_rmse"], logged["val_rmse"])
+
+
+def test_default_run_dir_names_experiment_and_recommend_runs():
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from mtrec.training.run import default_run_dir
+
+    config = _config()
+    experiment = default_run_dir(config, root="out")
+    assert experiment.parent == Path("out") / config.name
+    assert experiment.name.startswith(f"{config.model.kind}-")
+    # Any other config with a name (the recommend job's) gets the timestamp alone.
+    other = default_run_dir(SimpleNamespace(name="rec"), root="out")
+    assert other.parent == Path("out") / "rec" and other.name[:8].isdigit()

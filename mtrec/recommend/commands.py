@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 from pathlib import Path
-
-
-def _default_run_dir(name: str) -> Path:
-    return Path("runs") / name / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
 
 
 def _cmd_retrieval_train(args: argparse.Namespace) -> int:
     from mtrec.recommend.config import load_recommend_config
     from mtrec.recommend.interactions import holdout_split, load_tables
-    from mtrec.recommend.pipeline import fit_retrieval
+    from mtrec.recommend.stages import fit_retrieval
+    from mtrec.training.run import default_run_dir
 
     config = load_recommend_config(args.config, args.overrides)
-    run_dir = Path(args.run_dir) if args.run_dir else _default_run_dir(config.name)
+    run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(config)
     tables = load_tables(config.data)
     train, heldout = holdout_split(tables.interactions, config.data.holdout, config.data.user_id)
     print(f"Training retrieval on {len(train):,} interactions (held out: {len(heldout):,}) "
@@ -45,12 +41,13 @@ def _cmd_retrieve(args: argparse.Namespace) -> int:
 
 def _cmd_recommend(args: argparse.Namespace) -> int:
     from mtrec.recommend.config import load_recommend_config
-    from mtrec.recommend.pipeline import format_evaluation, recommend
+    from mtrec.recommend.stages import format_evaluation, recommend
+    from mtrec.training.run import default_run_dir
 
     config = load_recommend_config(args.config, args.overrides)
     if args.output:
         config.output.path = str(Path(args.output).resolve())
-    run_dir = Path(args.run_dir) if args.run_dir else _default_run_dir(config.name)
+    run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(config)
     result = recommend(config, run_dir, progress=not args.no_progress, reuse_retrieval=args.reuse_retrieval,
                        verbose=args.verbose)
     timings = result.timings

@@ -3,7 +3,7 @@
 One YAML file drives `mtrec recommend` (and `mtrec retrieval-train`); each
 section is validated into a typed object and every error names its key.
 `ranking` is an ordinary mtrec experiment config (features, tasks, model,
-training) whose rows are built by the pipeline, so it has no `data.path`.
+training) whose rows the recommend job builds, so it has no `data.path`.
 
 Example: `configs/recommend_movielens.yaml`.
 """
@@ -211,7 +211,7 @@ def parse_recommend_config(raw: dict[str, Any]) -> RecommendConfig:
     if not isinstance(ranking_raw, dict):
         raise ConfigError(f"Config key 'ranking' must be a mapping. Received: {ranking_raw!r}")
     if (ranking_raw.get("data") or {}).get("path"):
-        raise ConfigError("ranking.data.path must be empty: the pipeline builds the ranking rows "
+        raise ConfigError("ranking.data.path must be empty: `mtrec recommend` builds the ranking rows "
                           "(positives and sampled negatives).")
     ranking_raw = {"name": f"{name}_ranking", "seed": seed, **ranking_raw}
     try:

@@ -9,8 +9,6 @@ requires).
 
 from __future__ import annotations
 
-import weakref
-
 import numpy as np
 import pandas as pd
 
@@ -76,38 +74,10 @@ def score_candidates(run: TrainedRun, rows: pd.DataFrame, blend: Blend, gate_sum
     scores = score_frame(run, rows, batch_size=batch_size, features=features)
     scores["score"] = blend(scores)
     if gate_summary and getattr(run.model, "gated", False):
-        gates = gate_weights(run.model, features)
+        gates = run.model.gate_weights(features, batch_size=batch_size or run.config.scoring.batch_size)
         for key, weights in gates.items():
             name = key.replace("/", "_")
             scores[f"gate_{name}_expert"] = weights.argmax(axis=1).astype("int16")
             scores[f"gate_{name}_weight"] = weights.max(axis=1).astype("float32")
     return scores
 
-
-_GATE_FUNCTIONS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
-def gate_weights(model, features: dict[str, np.ndarray], batch_size: int = 16384) -> dict[str, np.ndarray]:
-    """`model.gate_weights(features)`, compiled once per model on the TensorFlow backend.
-
-    The model's own method runs eagerly, which costs as much as scoring
-    itself; a traced function computes the same weights several times faster.
-    """
-    import keras
-
-    if keras.backend.backend() != "tensorflow":
-        return model.gate_weights(features, batch_size=batch_size)
-    function = _GATE_FUNCTIONS.get(model)
-    if function is None:
-        import tensorflow as tf
-
-        function = tf.function(lambda x: model._task_representations(x, training=False)[1],
-                               reduce_retracing=True)
-        _GATE_FUNCTIONS[model] = function
-    n = len(next(iter(features.values())))
-    parts: dict[str, list[np.ndarray]] = {}
-    for start in range(0, n, batch_size):
-        batch = {k: v[start:start + batch_size] for k, v in features.items()}
-        for key, value in function(batch).items():
-            parts.setdefault(key, []).append(np.asarray(value))
-    return {key: np.concatenate(values) for key, values in parts.items()}

@@ -24,18 +24,12 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from mtrec.errors import DataError, SchemaError
+from mtrec.errors import SchemaError
 from mtrec.retrieval.config import RetrievalConfig, parse_retrieval_config
-from mtrec.utils.validation import closest
+from mtrec.retrieval.tower_inputs import as_strings, tower_inputs
+from mtrec.utils.validation import closest, require_files
 
 INDEX_DIR = "index"
-
-
-def _strings(values: pd.Series) -> pd.Series:
-    # The same conversion as the towers' (mtrec.retrieval.two_tower.as_strings), kept free of TF.
-    if pd.api.types.is_float_dtype(values) and values.dropna().mod(1).eq(0).all():
-        values = values.astype("Int64")
-    return values.astype("string").fillna("").astype(str)
 
 
 @dataclasses.dataclass
@@ -49,6 +43,7 @@ class CandidateIndex:
             query table lacks).
         items: the indexed item ids, in the training items table's dtype.
         seen_count: `{user id string: number of training items}`.
+        query_state: the query tower's fitted state (`towers.json`), for its inputs.
     """
 
     directory: Path
@@ -56,7 +51,7 @@ class CandidateIndex:
     users: pd.DataFrame
     items: np.ndarray
     seen_count: dict[str, int]
-    numeric_means: dict[str, float] = dataclasses.field(default_factory=dict)
+    query_state: dict[str, Any] = dataclasses.field(default_factory=dict)
     _item_code: dict[bytes, int] = dataclasses.field(repr=False, default_factory=dict)
     _user_code: dict[str, int] = dataclasses.field(repr=False, default_factory=dict)
     _seen_pairs: np.ndarray = dataclasses.field(repr=False, default=None)
@@ -72,29 +67,25 @@ class CandidateIndex:
         directory = Path(directory)
         if (directory / "retrieval").is_dir() and not (directory / INDEX_DIR).is_dir():
             directory = directory / "retrieval"  # a recommend run directory
-        needed = [INDEX_DIR, "retrieval.json", "towers.json", "users.parquet", "items.parquet", "seen.parquet"]
-        missing = [name for name in needed if not (directory / name).exists()]
-        if missing:
-            raise DataError(
-                f"{directory.resolve()} is not a trained retrieval directory: missing {missing}. "
-                "Train one with `mtrec retrieval-train -c CONFIG.yaml --run-dir RUN_DIR`.")
+        require_files(directory, [INDEX_DIR, "retrieval.json", "towers.json", "users.parquet", "items.parquet",
+                                  "seen.parquet"], "a trained retrieval directory",
+                      "Train one with `mtrec retrieval-train -c CONFIG.yaml --run-dir RUN_DIR`.")
         import tensorflow as tf
 
         config = parse_retrieval_config(json.loads((directory / "retrieval.json").read_text()))
         users = pd.read_parquet(directory / "users.parquet")
         items = pd.read_parquet(directory / "items.parquet")[config.item_id]
-        item_code = {value.encode("utf-8"): i for i, value in enumerate(_strings(items))}
+        item_code = {value.encode("utf-8"): i for i, value in enumerate(as_strings(items))}
         # Training pairs as one int64 per (user, item), for a vectorized "seen" test.
         seen = pd.read_parquet(directory / "seen.parquet")
-        seen_users = _strings(seen[config.user_id])
+        seen_users = as_strings(seen[config.user_id])
         user_code = {user: i for i, user in enumerate(pd.unique(seen_users))}
-        seen_items = np.array([item_code.get(v.encode("utf-8"), -1) for v in _strings(seen[config.item_id])])
+        seen_items = np.array([item_code.get(v.encode("utf-8"), -1) for v in as_strings(seen[config.item_id])])
         pairs = seen_pair_codes(seen_users.map(user_code).to_numpy("int64"), seen_items, len(items))
         seen_count = seen_users.value_counts().to_dict()
-        states = json.loads((directory / "towers.json").read_text())["query"]
-        means = {f.name: float(states[f.name]["mean"]) for f in config.query_features if f.kind == "numeric"}
+        query_state = json.loads((directory / "towers.json").read_text())["query"]
         serve = tf.saved_model.load(str(directory / INDEX_DIR)).signatures["serving_default"]
-        return cls(directory, config, users, items.to_numpy(), seen_count, means, item_code, user_code,
+        return cls(directory, config, users, items.to_numpy(), seen_count, query_state, item_code, user_code,
                    pairs, serve)
 
     def _query_inputs(self, users: pd.DataFrame, source: str) -> pd.DataFrame:
@@ -106,8 +97,8 @@ class CandidateIndex:
         frame = users[[c for c in config.query_columns if c in users.columns]].copy()
         lacking = [c for c in config.query_columns if c not in frame.columns]
         if lacking:
-            known = self.users.assign(_key=_strings(self.users[config.user_id]))[["_key", *lacking]]
-            frame = frame.assign(_key=_strings(frame[config.user_id])).merge(known, on="_key", how="left")
+            known = self.users.assign(_key=as_strings(self.users[config.user_id]))[["_key", *lacking]]
+            frame = frame.assign(_key=as_strings(frame[config.user_id])).merge(known, on="_key", how="left")
         return frame
 
     def query(self, users: pd.DataFrame, k: int | None = None, exclude_seen: bool = True,
@@ -134,7 +125,7 @@ class CandidateIndex:
         config = self.config
         k = int(k or config.k)
         frame = self._query_inputs(users, source).drop_duplicates(config.user_id).reset_index(drop=True)
-        keys = _strings(frame[config.user_id])
+        keys = as_strings(frame[config.user_id])
         codes = keys.map(self._user_code).fillna(-1).to_numpy("int64")
         seen = keys.map(self.seen_count).fillna(0).to_numpy("int64") if exclude_seen else np.zeros(len(keys), int)
         # Users with few seen items together, so a batch asks the index for few extra results.
@@ -144,14 +135,8 @@ class CandidateIndex:
             for start in range(0, len(frame), batch_size):
                 rows = order[start:start + batch_size]
                 chunk = frame.iloc[rows]
-                inputs = {}
-                for feature in config.query_features:
-                    column = chunk[feature.name]
-                    if feature.kind == "numeric":
-                        numbers = pd.to_numeric(column, errors="coerce").fillna(self.numeric_means[feature.name])
-                        inputs[feature.name] = tf.constant(numbers.to_numpy("float32"))
-                    else:
-                        inputs[feature.name] = tf.constant([v.encode("utf-8") for v in _strings(column)], tf.string)
+                inputs = {name: tf.constant(values) for name, values in
+                          tower_inputs(chunk, config.query_features, self.query_state).items()}
                 result = self._serve(**inputs, k=tf.constant(k + int(seen[rows].max()), tf.int32))
                 ids = result["ids"].numpy()
                 n = ids.shape[1]

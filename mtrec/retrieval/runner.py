@@ -50,6 +50,7 @@ def _train(args: argparse.Namespace) -> None:
     from mtrec.data.io import read_table, write_parquet
     from mtrec.retrieval import export, two_tower
     from mtrec.retrieval.config import parse_retrieval_config
+    from mtrec.retrieval.tower_inputs import as_strings, tower_inputs
     from mtrec.utils.atomic import write_json
     from mtrec.utils.validation import require_columns
 
@@ -75,9 +76,9 @@ def _train(args: argparse.Namespace) -> None:
         metrics["rows"]["test"] = len(test)
         metrics["test"] = two_tower.evaluate(model, test, states)
 
-    item_ids = two_tower.as_strings(items[config.item_id]).to_numpy(dtype=object)
+    item_ids = as_strings(items[config.item_id]).to_numpy(dtype=object)
     export.export_retrieval(
-        model, states, two_tower.tower_inputs(items, config.candidate_features, states["candidate"]),
+        model, states, tower_inputs(items, config.candidate_features, states["candidate"]),
         item_ids, staging, k=config.k)
     write_json(staging / "towers.json", states)
     write_json(staging / "retrieval.json", config.get_config())

@@ -24,55 +24,11 @@ import tensorflow as tf  # noqa: E402
 import tensorflow_recommenders as tfrs  # noqa: E402
 
 from mtrec.retrieval.config import RetrievalConfig, TowerFeature  # noqa: E402
+from mtrec.retrieval.tower_inputs import fit_tower_state, tower_inputs  # noqa: E402
 
 
 # --------------------------------------------------------------------------- inputs
-
-
-def fit_tower_state(features: list[TowerFeature], frame: pd.DataFrame) -> dict[str, Any]:
-    """Vocabularies (categorical) and mean/std (numeric) of a tower's inputs, from `frame`.
-
-    Returns:
-        `{column: {"vocabulary": [...]} or {"mean": m, "std": s}}`, JSON-able.
-    """
-    state: dict[str, Any] = {}
-    for feature in features:
-        values = frame[feature.name]
-        if feature.kind == "numeric":
-            numbers = pd.to_numeric(values, errors="coerce").astype("float64")
-            std = float(numbers.std()) if numbers.notna().sum() > 1 else 1.0
-            state[feature.name] = {"mean": float(numbers.mean()) if numbers.notna().any() else 0.0,
-                                   "std": std if std > 0 else 1.0}
-        elif feature.kind == "multi_categorical":
-            tokens = as_strings(values).str.split(feature.separator, regex=False).explode()
-            state[feature.name] = {"vocabulary": sorted(set(tokens) - {""})}
-        else:
-            state[feature.name] = {"vocabulary": sorted(set(as_strings(values)) - {""})}
-    return state
-
-
-def as_strings(values: pd.Series) -> pd.Series:
-    """Categorical values as the strings the towers look up ("" for missing; 7.0 read as "7")."""
-    if pd.api.types.is_float_dtype(values) and values.dropna().mod(1).eq(0).all():
-        values = values.astype("Int64")
-    return values.astype("string").fillna("").astype(str)
-
-
-def tower_inputs(frame: pd.DataFrame, features: list[TowerFeature], state: dict[str, Any]) -> dict[str, np.ndarray]:
-    """Columns of `frame` as the arrays a tower takes: strings, or float32 with NaN as the mean."""
-    out = {}
-    for feature in features:
-        if feature.kind == "numeric":
-            numbers = pd.to_numeric(frame[feature.name], errors="coerce").astype("float32")
-            out[feature.name] = numbers.fillna(state[feature.name]["mean"]).to_numpy("float32")
-        else:
-            out[feature.name] = utf8(as_strings(frame[feature.name]))
-    return out
-
-
-def utf8(values: pd.Series) -> np.ndarray:
-    """Strings as a UTF-8 bytes array, what TensorFlow string tensors hold."""
-    return np.array([value.encode("utf-8") for value in values], dtype=object)
+# Rows become tower inputs in `mtrec.retrieval.tower_inputs`, shared with the index's queries.
 
 
 def input_signature(features: list[TowerFeature]) -> dict[str, tf.TensorSpec]:

@@ -9,9 +9,9 @@ import keras
 import yaml
 
 from mtrec.config import ExperimentConfig, parse_config
-from mtrec.errors import DataError
 from mtrec.features import FeatureEncoder
 from mtrec.models import MultiTaskModel
+from mtrec.utils.validation import require_files
 
 
 @dataclasses.dataclass
@@ -32,12 +32,8 @@ def load_run(run_dir: str | Path) -> TrainedRun:
             run failed or is still training).
     """
     run_dir = Path(run_dir)
-    needed = ["config.yaml", "features.json", "model.keras"]
-    missing = [name for name in needed if not (run_dir / name).is_file()]
-    if missing:
-        raise DataError(
-            f"{run_dir.resolve()} is not a finished run directory: missing {missing}. "
-            "Train with `mtrec train -c CONFIG` first (see run.json for a failed run's error).")
+    require_files(run_dir, ["config.yaml", "features.json", "model.keras"], "a finished run directory",
+                  "Train with `mtrec train -c CONFIG` first (see run.json for a failed run's error).")
     config = parse_config(yaml.safe_load((run_dir / "config.yaml").read_text()))
     encoder = FeatureEncoder.load(run_dir / "features.json")
     model = keras.models.load_model(run_dir / "model.keras", compile=False)

@@ -12,9 +12,10 @@ import difflib
 import types
 import typing
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any, Literal, TypeVar, Union
 
-from mtrec.errors import ConfigError, SchemaError
+from mtrec.errors import ConfigError, DataError, SchemaError
 
 T = TypeVar("T")
 
@@ -54,6 +55,20 @@ def require_columns(frame: Any, columns: Iterable[str], source: Any, *, note: st
         if column not in present:
             raise SchemaError(f"Column '{column}' is missing from {source}{note}.{closest(column, present)} "
                               f"Columns present: {short_list(present)}.")
+
+
+def require_files(directory: Path, names: Iterable[str], what: str, hint: str) -> None:
+    """Raises DataError naming every one of `names` missing from `directory`.
+
+    Args:
+        directory: the folder to check.
+        names: the files and folders it must hold.
+        what: what the folder should be, e.g. `"a finished run directory"`.
+        hint: how to get one, said after the list.
+    """
+    missing = [name for name in names if not (directory / name).exists()]
+    if missing:
+        raise DataError(f"{directory.resolve()} is not {what}: missing {missing}. {hint}")
 
 
 def check_keys(data: Mapping[str, Any], allowed: Iterable[str], where: str) -> None:
