@@ -57,7 +57,7 @@ def _cmd_synthetic(args: argparse.Namespace) -> int:
 
 
 def _cmd_pipeline(args: argparse.Namespace) -> int:
-    from pipelines.runner import run_from_cli
+    from mtrec.pipelines.runner import run_from_cli
 
     return run_from_cli(args.name, args.config, args.quick, args.step, args.force, args.data_dir,
                         args.out, args.overrides)

@@ -17,25 +17,25 @@ variant replaces its `model` section and deep-merges its own `experiment`
 mapping into it. A config may start with `extends: other.yaml` (a path
 relative to the file) and then only list what differs: mappings merge key by
 key, lists and values replace. The quick modes (`configs/pipeline_<name>_quick.yaml`)
-are written that way.
+are written that way. The shipped configs are package data (`mtrec.configs`,
+the repository's `configs/` folder), found with `importlib.resources`.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from mtrec.config import ExperimentConfig, apply_overrides, parse_config
+from mtrec.config import ExperimentConfig, apply_overrides, parse_config, read_config_file
 from mtrec.errors import ConfigError
+from mtrec.pipelines.target_stats import TargetStat
 from mtrec.utils.validation import from_config
-from pipelines.target_stats import TargetStat
 
-#: Folder of the shipped pipeline configs.
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+#: Folder of the shipped configs: the package data of `mtrec.configs` (installed as plain files).
+CONFIG_DIR = Path(str(resources.files("mtrec.configs")))
 
 #: Column holding the split (0 train, 1 valid, 2 test) in the frame handed to training.
 SPLIT_COLUMN = "__split__"
@@ -284,20 +284,15 @@ def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_raw(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """Reads a pipeline config file, resolving `extends:` chains.
+    """Reads a pipeline config file (mtrec's YAML reader), resolving `extends:` chains.
 
     Raises:
-        ConfigError: missing file, invalid YAML, not a mapping, or a cycle.
+        ConfigError: missing, empty or invalid file, not a mapping, or a cycle.
     """
     path = Path(path).resolve()
     if path in _seen:
         raise ConfigError(f"Config {path} extends itself (chain: {[str(p) for p in _seen]}).")
-    if not path.is_file():
-        raise ConfigError(f"Pipeline config file not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"Pipeline config {path} is not valid YAML: {err}") from err
+    raw = read_config_file(path)
     if not isinstance(raw, dict):
         raise ConfigError(f"Pipeline config {path} must be a mapping. Received: {raw!r}")
     parent = raw.pop("extends", None)
@@ -329,7 +324,7 @@ def load_pipeline_config(path: str | Path, overrides: list[str] | None = None) -
 
 
 def config_path(name: str, quick: bool = False) -> Path:
-    """The shipped config of pipeline `name`: `configs/pipeline_<name>[_quick].yaml`."""
+    """The shipped config of pipeline `name`: `pipeline_<name>[_quick].yaml` in `mtrec.configs`."""
     path = CONFIG_DIR / f"pipeline_{name}{'_quick' if quick else ''}.yaml"
     if not path.is_file():
         shipped = sorted(p.stem.removeprefix("pipeline_") for p in CONFIG_DIR.glob("pipeline_*.yaml"))

@@ -51,7 +51,7 @@ HOOK_MODULES = {"sp500_stocks_5yr": "sp500"}
 def hooks_for(dataset: str) -> DatasetHooks:
     """The hooks of a data set folder (none for most)."""
     module = HOOK_MODULES.get(dataset)
-    return importlib.import_module(f"pipelines.{module}").HOOKS if module else DatasetHooks()
+    return importlib.import_module(f"mtrec.pipelines.{module}").HOOKS if module else DatasetHooks()
 
 
 def hook_sources(dataset: str) -> list[Path]:

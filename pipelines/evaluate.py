@@ -30,15 +30,15 @@ from mtrec.analysis.transfer import lower_is_better
 from mtrec.data.io import write_parquet
 from mtrec.errors import ConfigError, DataError
 from mtrec.features import FeatureEncoder
+from mtrec.pipelines import datasets, gbdt, stamps
+from mtrec.pipelines.config import PipelineConfig
+from mtrec.pipelines.prepare import prepared_paths, read_split
+from mtrec.pipelines.train import PREDICTIONS, RunSpec, plan_runs, prediction_frame
 from mtrec.tasks import BinaryTask, MulticlassTask, RegressionTask, Task
 from mtrec.training.evaluation import constant_baseline, task_metrics
 from mtrec.training.prepare import encode_labels
 from mtrec.utils.atomic import write_json, write_text
 from mtrec.utils.tables import format_value, markdown_table
-from pipelines import datasets, gbdt, stamps
-from pipelines.config import PipelineConfig
-from pipelines.prepare import prepared_paths, read_split
-from pipelines.train import PREDICTIONS, RunSpec, plan_runs, prediction_frame
 
 #: Metrics that live near 0, where a relative change means little: their gain is the difference.
 ABSOLUTE_GAIN = ("r2", "rank_ic")

@@ -24,8 +24,8 @@ import pandas as pd
 
 from mtrec.features import FeatureEncoder
 from mtrec.features.sequences import split_cells
+from mtrec.pipelines.config import LightGBMConfig
 from mtrec.tasks import BinaryTask, MulticlassTask, RegressionTask, Task
-from pipelines.config import LightGBMConfig
 
 
 def lightgbm_available() -> bool:

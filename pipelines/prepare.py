@@ -26,12 +26,12 @@ from mtrec.data.io import write_parquet
 from mtrec.data.splits import Splits, make_splits
 from mtrec.errors import DataError, SchemaError
 from mtrec.features import FeatureEncoder
+from mtrec.pipelines import datasets, stamps
+from mtrec.pipelines.config import DerivedTokens, PipelineConfig
+from mtrec.pipelines.target_stats import add_target_stats
 from mtrec.training.prepare import encode_labels
 from mtrec.utils.atomic import write_json
 from mtrec.utils.validation import closest
-from pipelines import datasets, stamps
-from pipelines.config import DerivedTokens, PipelineConfig
-from pipelines.target_stats import add_target_stats
 
 SPLIT_NAMES = ("train", "valid", "test")
 OFFICIAL_SPLIT_COLUMN = "official_split"

@@ -13,11 +13,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipelines.config import PipelineConfig, config_path, load_pipeline_config
-from pipelines.datasets import resolve_data_dir
-from pipelines.evaluate import run_evaluate
-from pipelines.prepare import prepare_fingerprint, run_prepare
-from pipelines.train import check_prepared, run_train
+from mtrec.pipelines.config import PipelineConfig, config_path, load_pipeline_config
+from mtrec.pipelines.datasets import resolve_data_dir
+from mtrec.pipelines.evaluate import run_evaluate
+from mtrec.pipelines.prepare import prepare_fingerprint, run_prepare
+from mtrec.pipelines.train import check_prepared, run_train
 
 STEPS = ("prepare", "train", "evaluate")
 

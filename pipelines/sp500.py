@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipelines.datasets import DatasetHooks
+from mtrec.pipelines.datasets import DatasetHooks
 
 DATE, TICKER = "date", "ticker"
 RETURN, DIRECTION, VOLATILITY = "next_return", "next_up", "future_vol_5d"

@@ -25,11 +25,12 @@ import mtrec
 from mtrec.config import ExperimentConfig
 from mtrec.data.io import write_parquet
 from mtrec.errors import DataError
+from mtrec.pipelines import stamps
+from mtrec.pipelines.config import SPLIT_COLUMN, ModelVariant, PipelineConfig
+from mtrec.pipelines.prepare import SPLIT_NAMES, prepared_paths, read_split
 from mtrec.tasks import MulticlassTask, Task
-from mtrec.training.run import predict_split, train
-from pipelines import stamps
-from pipelines.config import SPLIT_COLUMN, ModelVariant, PipelineConfig
-from pipelines.prepare import SPLIT_NAMES, prepared_paths, read_split
+from mtrec.training.predict import predict_arrays
+from mtrec.training.run import train
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +129,7 @@ def _train_one(run: RunSpec, frame: pd.DataFrame) -> dict[str, Any]:
     started = time.perf_counter()
     result = train(run.experiment, run.run_dir, frame=frame, overwrite=not resume)
     test = result.prepared.splits["test"]
-    predictions = predict_split(result.model, test.features, run.experiment.scoring.batch_size)
+    predictions = predict_arrays(result.model, test.features, run.experiment.scoring.batch_size)
     write_parquet(prediction_frame(run.experiment.tasks, predictions), run.predictions)
     summary = {
         "model": run.variant.name, "kind": run.experiment.model.kind, "seed": run.seed,

@@ -15,6 +15,8 @@ stamp=".venv/.mtrec-installed-$(sha256sum pyproject.toml | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
   echo "Installing mtrec and its dependencies into .venv (first run: a few minutes)" >&2
   .venv/bin/python -m pip install --quiet --upgrade pip
+  # The distribution was called `mtrec` before it became `mtrec-keras`: drop a stale install of it.
+  .venv/bin/python -m pip uninstall --quiet --yes mtrec 2>/dev/null || true
   .venv/bin/python -m pip install --quiet -e ".[test]"
   rm -f .venv/.mtrec-installed-*
   touch "$stamp"

@@ -36,7 +36,7 @@ def test_config_files_mirror_the_quickstart():
 def test_every_shipped_config_is_valid(path):
     # Pipeline and recommendation configs wrap experiments in their own schemas.
     if path.name.startswith("pipeline_"):
-        from pipelines.config import load_pipeline_config
+        from mtrec.pipelines.config import load_pipeline_config
         load_pipeline_config(path)
     elif path.name.startswith("recommend_"):
         from mtrec.recommend.config import load_recommend_config

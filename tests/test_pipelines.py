@@ -17,12 +17,12 @@ import pytest
 
 from conftest import shared_datasets
 from mtrec.errors import ConfigError, DataError, SchemaError
-from pipelines import config_path, load_pipeline_config, run_pipeline
-from pipelines import evaluate as ev
-from pipelines.config import CONFIG_DIR, DerivedTokens
-from pipelines.prepare import derive_tokens, official_splits, prepared_paths, subsample
-from pipelines.sp500 import daily_rank_ic
-from pipelines.train import plan_runs
+from mtrec.pipelines import config_path, load_pipeline_config, run_pipeline
+from mtrec.pipelines import evaluate as ev
+from mtrec.pipelines.config import CONFIG_DIR, DerivedTokens
+from mtrec.pipelines.prepare import derive_tokens, official_splits, prepared_paths, subsample
+from mtrec.pipelines.sp500 import daily_rank_ic
+from mtrec.pipelines.train import plan_runs
 
 DATA = shared_datasets()
 
