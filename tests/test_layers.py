@@ -1,32 +1,70 @@
-"""Contract tests of every layer: hand-computed outputs, shapes, weight counts, bad arguments,
-config round trip and .keras save/reload."""
+"""Layer tests: the contract battery over every exported layer (`tests/contract.py`), then
+hand-computed outputs, weight counts, bad arguments and the expert/bottom specs."""
 
 import keras
 import numpy as np
 import pytest
 from keras import ops
 
-from mtrec.layers import MLP, CrossExpertBank, ExpertBank, FeatureEmbedding, MixtureOfExperts, SoftmaxGate, TaskTower
+import mtrec.layers
+from mtrec.layers import (
+    MLP, BottomSpec, CrossExpertBank, CrossStitchUnit, ExpertBank, ExpertSpec, ExtractionLevel, FeatureEmbedding,
+    MixtureOfExperts, SoftmaxGate, TaskTower,
+)
+from tests.contract import BACKENDS, CHECKS, Case, run_check
+
+LAYOUT = {
+    "numeric_dim": 5,
+    "tables": {"items": {"input_dim": 12, "output_dim": 4}, "users": {"input_dim": 7, "output_dim": 3}},
+    "categorical": {"item": "items", "user": "users"},
+    "multi_categorical": {"genres": "items"},
+}
 
 
-def _roundtrip(layer, x, tmp_path):
-    """Wraps the layer in a model, saves to .keras, reloads; returns (before, after) outputs."""
-    inp = keras.Input(shape=x.shape[1:])
-    out = layer(inp)
-    if isinstance(out, (tuple, list)):
-        out = list(out)
-    model = keras.Model(inp, out)
-    path = tmp_path / "layer.keras"
-    model.save(path)
-    reloaded = keras.models.load_model(path)
-    return model.predict(x, verbose=0), reloaded.predict(x, verbose=0)
+def _normal(*shape, seed=1):
+    return lambda: np.random.default_rng(seed).normal(size=shape).astype("float32")
 
 
-def _assert_same(a, b):
-    for x, y in zip(a if isinstance(a, list) else [a], b if isinstance(b, list) else [b]):
-        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+def _encoded():
+    rng = np.random.default_rng(0)
+    return {"numeric": rng.normal(size=(8, 5)).astype("float32"), "item": rng.integers(0, 12, (8, 1)).astype("int32"),
+            "user": rng.integers(0, 7, (8, 1)).astype("int32"), "genres": rng.integers(0, 12, (8, 3)).astype("int32")}
 
 
+#: One small case per exported layer (a second for variants that take another code path).
+LAYER_CASES = [
+    Case("MLP", lambda: MLP([8, 4], dropout=0.1), _normal(3, 6)),
+    Case("ExpertBank", lambda: ExpertBank(num_experts=3, units=[5, 2]), _normal(4, 6)),
+    Case("CrossExpertBank", lambda: CrossExpertBank(num_experts=2, units=[3], num_cross_layers=1), _normal(4, 6),
+         eager_fit=True),
+    Case("CrossExpertBank-low_rank", lambda: CrossExpertBank(num_experts=2, units=[3], projection_dim=2),
+         _normal(4, 6), eager_fit=True),
+    Case("SoftmaxGate", lambda: SoftmaxGate(num_experts=4, temperature=0.5), _normal(2, 6)),
+    Case("MixtureOfExperts", lambda: MixtureOfExperts(num_gates=2, num_experts=3, expert={"units": [4]}),
+         _normal(4, 6), eager_fit=True),
+    Case("ExtractionLevel", lambda: ExtractionLevel(2, num_shared_experts=2, expert={"units": [4]}, shared_gate=True),
+         lambda: [_normal(4, 6, seed=s)() for s in range(3)], eager_fit=True),
+    Case("TaskTower", lambda: TaskTower(output_units=3, output_activation="softmax", units=[5]), _normal(2, 6)),
+    Case("FeatureEmbedding", lambda: FeatureEmbedding(LAYOUT), _encoded),
+    Case("CrossStitchUnit", lambda: CrossStitchUnit(num_tasks=2), lambda: [_normal(4, 5, seed=s)() for s in (1, 2)]),
+]
+
+
+def test_every_exported_layer_has_a_case():
+    exported = {name for name in mtrec.layers.__all__
+                if isinstance(getattr(mtrec.layers, name), type)
+                and issubclass(getattr(mtrec.layers, name), keras.layers.Layer)}
+    assert exported == {case.id.split("-")[0] for case in LAYER_CASES}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("check", list(CHECKS))
+@pytest.mark.parametrize("case", LAYER_CASES, ids=lambda c: c.id)
+def test_layer_contract(case, check, backend, tmp_path):
+    run_check(check, case, tmp_path)
+
+
+# Hand-computed weight counts and output shapes.
 LAYERS = [
     (lambda: MLP([8, 4]), (3, 6), (3, 4), 6 * 8 + 8 + 8 * 4 + 4),
     (lambda: ExpertBank(num_experts=3, units=[5, 2]), (4, 6), (4, 3, 2), 3 * (6 * 5 + 5 + 5 * 2 + 2)),
@@ -43,17 +81,12 @@ LAYERS = [
 
 
 @pytest.mark.parametrize("make,in_shape,out_shape,weights", LAYERS)
-def test_layer_contract(make, in_shape, out_shape, weights, tmp_path):
+def test_weight_counts_and_shapes(make, in_shape, out_shape, weights):
     layer = make()
-    x = np.random.default_rng(1).normal(size=in_shape).astype("float32")
-    y = layer(x)
+    y = layer(np.random.default_rng(1).normal(size=in_shape).astype("float32"))
     assert tuple(y.shape) == out_shape
     assert layer.count_params() == weights
     assert tuple(layer.compute_output_shape(in_shape)) == out_shape
-    clone = layer.__class__.from_config(layer.get_config())
-    assert clone.get_config() == layer.get_config()
-    before, after = _roundtrip(make(), x, tmp_path)
-    _assert_same(before, after)
 
 
 def test_mlp_matches_hand_computation():
@@ -117,8 +150,8 @@ def test_bad_arguments_name_the_argument(make, message):
         make()
 
 
-def test_mixture_of_experts_gates_sum_to_one_and_mix(tmp_path):
-    moe = MixtureOfExperts(num_gates=2, num_experts=4, expert_units=[3])
+def test_mixture_of_experts_gates_sum_to_one_and_mix():
+    moe = MixtureOfExperts(num_gates=2, num_experts=4, expert={"units": [3]})
     x = np.random.default_rng(0).normal(size=(6, 5)).astype("float32")
     mixtures, gates = (ops.convert_to_numpy(t) for t in moe(x))
     assert mixtures.shape == (6, 2, 3) and gates.shape == (6, 2, 4)
@@ -126,8 +159,6 @@ def test_mixture_of_experts_gates_sum_to_one_and_mix(tmp_path):
     experts = ops.convert_to_numpy(moe.experts(x))
     np.testing.assert_allclose(mixtures, np.einsum("bge,beu->bgu", gates, experts), rtol=1e-5, atol=1e-6)
     assert moe.count_params() == 4 * (5 * 3 + 3) + 2 * (5 * 4 + 4)
-    before, after = _roundtrip(MixtureOfExperts(num_gates=2, num_experts=4, expert_units=[3]), x, tmp_path)
-    _assert_same(before, after)
 
 
 def test_feature_embedding_shares_tables_and_mean_pools(layout, inputs):
@@ -189,6 +220,39 @@ def test_expert_bank_takes_one_input_per_expert():
 
 
 def test_unknown_expert_kind_is_refused():
-    from mtrec.layers import make_expert_bank
-    with pytest.raises(ValueError, match="expert_kind must be one of"):
-        make_expert_bank("transformer", 2, [4])
+    with pytest.raises(ValueError, match=r"`expert.kind` must be one of \['mlp', 'dcn'\]"):
+        ExpertSpec(kind="transformer")
+
+
+def test_expert_spec_builds_the_bank_of_its_kind():
+    assert type(ExpertSpec().build(2)) is ExpertBank
+    bank = ExpertSpec.get({"kind": "dcn", "units": [3], "num_cross_layers": 1, "projection_dim": 2}).build(2, "e")
+    assert type(bank) is CrossExpertBank and bank.projection_dim == 2 and bank.units == [3] and bank.name == "e"
+    assert ExpertSpec.from_config(ExpertSpec(units=[4, 2]).get_config()) == ExpertSpec(units=[4, 2])
+
+
+def test_specs_fold_the_flat_keys_of_0_1():
+    kwargs = {"expert_units": [8], "expert_kind": "dcn", "cross_projection_dim": 4, "name": "x"}
+    assert ExpertSpec.get(None, kwargs) == ExpertSpec(kind="dcn", units=[8], projection_dim=4)
+    assert kwargs == {"name": "x"}  # the flat keys are consumed, the rest is left
+    assert BottomSpec.get({"units": [8]}, {"bottom_dropout": 0.2}) == BottomSpec(units=[8], dropout=0.2)
+    # A flat key may repeat a spec field, not contradict it.
+    assert ExpertSpec.get({"units": [8]}, {"expert_units": [8]}) == ExpertSpec(units=[8])
+    with pytest.raises(ValueError, match="`expert_units` and `expert.units` disagree"):
+        ExpertSpec.get({"units": [8]}, {"expert_units": [4]})
+    # Old layer configs load.
+    moe = MixtureOfExperts.from_config({"num_gates": 2, "num_experts": 3, "expert_units": [4], "expert_dropout": 0.1})
+    assert moe.expert_spec == ExpertSpec(units=[4], dropout=0.1)
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda: ExpertSpec(units=[]), "expert.units"),
+    (lambda: ExpertSpec(dropout=1.0), "expert.dropout"),
+    (lambda: ExpertSpec(kind="dcn", projection_dim=0), "expert.projection_dim"),
+    (lambda: ExpertSpec.get({"unit": [4]}), "no field 'unit'"),
+    (lambda: ExpertSpec.get([4]), "`expert` must be a ExpertSpec or a dict"),
+    (lambda: BottomSpec(dropout=-0.1), "bottom.dropout"),
+])
+def test_bad_specs_name_the_field(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()

@@ -35,6 +35,7 @@ class CrossExpertBank(keras.layers.Layer):
         dropout: float. Dropout after each MLP layer. Defaults to `0.0`.
         kernel_initializer: initializer of the MLP kernels (cloned per
             expert). Defaults to `"glorot_uniform"`.
+        kernel_regularizer: optional regularizer of the MLP kernels.
         **kwargs: base `Layer` arguments.
 
     Input shape: `(batch, features)`.
@@ -50,6 +51,7 @@ class CrossExpertBank(keras.layers.Layer):
         activation: str = "relu",
         dropout: float = 0.0,
         kernel_initializer: Any = "glorot_uniform",
+        kernel_regularizer: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -60,15 +62,13 @@ class CrossExpertBank(keras.layers.Layer):
         # Flat, expert-major (expert e's layers are [e * L, (e + 1) * L)): a flat
         # list of layers is what Keras tracks for saving.
         self.crosses = [
-            FeatureCross(projection_dim=self.projection_dim, name=f"cross_{e}_{layer}")
+            FeatureCross(projection_dim=self.projection_dim, dtype=self.dtype_policy, name=f"cross_{e}_{layer}")
             for e in range(self.num_experts) for layer in range(self.num_cross_layers)
         ]
         self.mlp = ExpertBank(num_experts, units, activation=activation, dropout=dropout,
-                              kernel_initializer=kernel_initializer, name="mlp")
+                              kernel_initializer=kernel_initializer, kernel_regularizer=kernel_regularizer,
+                              dtype=self.dtype_policy, name="mlp")
         self.units = self.mlp.units
-        self.activation = activation
-        self.dropout = self.mlp.dropout
-        self.kernel_initializer = self.mlp.kernel_initializer
 
     def build(self, input_shape: Shape) -> None:
         # FeatureCross creates its Dense sublayers in build() but their weights
@@ -93,14 +93,10 @@ class CrossExpertBank(keras.layers.Layer):
         return (input_shape[0], self.num_experts, self.units[-1])
 
     def get_config(self) -> dict[str, Any]:
+        mlp = self.mlp.get_config()
         return {
             **super().get_config(),
-            "num_experts": self.num_experts,
-            "units": self.units,
+            **{key: mlp[key] for key in ExpertBank.EXPERT_ARGUMENTS},
             "num_cross_layers": self.num_cross_layers,
             "projection_dim": self.projection_dim,
-            "activation": self.activation,
-            "dropout": self.dropout,
-            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
         }
-

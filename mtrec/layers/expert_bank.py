@@ -45,6 +45,9 @@ class ExpertBank(keras.layers.Layer):
     ```
     """
 
+    #: The `get_config` keys that describe the experts (shared with `CrossExpertBank`).
+    EXPERT_ARGUMENTS = ("num_experts", "units", "activation", "dropout", "kernel_initializer", "kernel_regularizer")
+
     def __init__(
         self,
         num_experts: int = 8,
@@ -63,7 +66,8 @@ class ExpertBank(keras.layers.Layer):
         self.dropout = check_rate(dropout, "dropout")
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-        self._dropout_layer = keras.layers.Dropout(self.dropout) if self.dropout > 0 else None
+        self._dropout_layer = (keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
+                               if self.dropout > 0 else None)
 
     def _expert_initializer(self, layer_index: int):
         # One clone per expert, stacked: fan-in/fan-out are those of one

@@ -7,8 +7,8 @@ from typing import Any
 import keras
 from keras import ops
 
-from mtrec.layers.expert_kinds import make_expert_bank
 from mtrec.layers.softmax_gate import SoftmaxGate
+from mtrec.layers.specs import ExpertSpec
 from mtrec.types import Shape, Tensor
 from mtrec.utils.keras_utils import check_positive_int, serializable
 
@@ -28,16 +28,17 @@ class ExtractionLevel(keras.layers.Layer):
         num_tasks: int. Number of tasks.
         num_shared_experts: int. Experts every task's gate sees. Defaults to `1`.
         num_task_experts: int. Experts of each task. Defaults to `1`.
-        expert_units: list of int. Widths of every expert. Defaults to `[16]`.
-        expert_activation: str. Defaults to `"relu"`.
+        expert: `ExpertSpec` or its config dict: what each expert is
+            (`{"kind": "mlp", "units": [16]}` by default).
         shared_gate: bool. Whether to compute the shared mixture. Defaults to `False`.
         gate_temperature: float. See `SoftmaxGate`. Defaults to `1.0`.
-        **kwargs: base `Layer` arguments.
+        **kwargs: base `Layer` arguments; the flat expert keys of mtrec 0.1
+            (`expert_units`, `expert_kind`, ...) are still accepted.
 
     Call: `inputs` is a list of `num_tasks` tensors (one per task) plus the
     shared input last, each `(batch, features)`. Returns `(outputs, gates)`:
     `outputs` a list of `num_tasks` mixtures (plus the shared mixture when
-    `shared_gate`), each `(batch, expert_units[-1])`; `gates` a list of the
+    `shared_gate`), each `(batch, expert.units[-1])`; `gates` a list of the
     task gates (plus the shared gate), each `(batch, experts seen)`.
     """
 
@@ -46,39 +47,27 @@ class ExtractionLevel(keras.layers.Layer):
         num_tasks: int,
         num_shared_experts: int = 1,
         num_task_experts: int = 1,
-        expert_units: list[int] = (16,),
-        expert_activation: str = "relu",
+        expert: ExpertSpec | dict[str, Any] | None = None,
         shared_gate: bool = False,
         gate_temperature: float = 1.0,
-        expert_kind: str = "mlp",
-        num_cross_layers: int = 2,
-        cross_projection_dim: int | None = None,
         **kwargs: Any,
     ) -> None:
+        spec = ExpertSpec.get(expert, kwargs)
         super().__init__(**kwargs)
+        self.expert_spec = spec
         self.num_tasks = check_positive_int(num_tasks, "num_tasks")
         self.num_shared_experts = check_positive_int(num_shared_experts, "num_shared_experts")
         self.num_task_experts = check_positive_int(num_task_experts, "num_task_experts")
-        self.expert_activation = expert_activation
         self.shared_gate = bool(shared_gate)
-        self.expert_kind = expert_kind
-        self.num_cross_layers = num_cross_layers
-        self.cross_projection_dim = cross_projection_dim
-
-        def bank(n: int, name: str):
-            return make_expert_bank(expert_kind, n, expert_units, activation=expert_activation,
-                                    num_cross_layers=num_cross_layers,
-                                    cross_projection_dim=cross_projection_dim, name=name)
-
-        self.task_experts = [bank(num_task_experts, f"task_experts_{t}") for t in range(self.num_tasks)]
-        self.shared_experts = bank(num_shared_experts, "shared_experts")
-        self.expert_units = self.shared_experts.units
+        self.task_experts = [self.expert_spec.build(num_task_experts, f"task_experts_{t}", dtype=self.dtype_policy)
+                             for t in range(self.num_tasks)]
+        self.shared_experts = self.expert_spec.build(num_shared_experts, "shared_experts", dtype=self.dtype_policy)
         per_task = num_task_experts + num_shared_experts
-        self.task_gates = [SoftmaxGate(per_task, temperature=gate_temperature, name=f"gate_{t}")
-                           for t in range(self.num_tasks)]
+        self.task_gates = [SoftmaxGate(per_task, temperature=gate_temperature, dtype=self.dtype_policy,
+                                       name=f"gate_{t}") for t in range(self.num_tasks)]
         self.gate_temperature = self.task_gates[0].temperature
         self.all_gate = (SoftmaxGate(self.num_tasks * num_task_experts + num_shared_experts,
-                                     temperature=gate_temperature, name="gate_shared")
+                                     temperature=gate_temperature, dtype=self.dtype_policy, name="gate_shared")
                          if self.shared_gate else None)
 
     def build(self, input_shape: list[Shape]) -> None:
@@ -113,7 +102,7 @@ class ExtractionLevel(keras.layers.Layer):
         gate_shapes = [(batch, per_task)] * self.num_tasks
         if self.shared_gate:
             gate_shapes.append((batch, self.num_tasks * self.num_task_experts + self.num_shared_experts))
-        return [(batch, self.expert_units[-1])] * n_out, gate_shapes
+        return [(batch, self.expert_spec.units[-1])] * n_out, gate_shapes
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -121,11 +110,7 @@ class ExtractionLevel(keras.layers.Layer):
             "num_tasks": self.num_tasks,
             "num_shared_experts": self.num_shared_experts,
             "num_task_experts": self.num_task_experts,
-            "expert_units": self.expert_units,
-            "expert_activation": self.expert_activation,
+            "expert": self.expert_spec.get_config(),
             "shared_gate": self.shared_gate,
             "gate_temperature": self.gate_temperature,
-            "expert_kind": self.expert_kind,
-            "num_cross_layers": self.num_cross_layers,
-            "cross_projection_dim": self.cross_projection_dim,
         }

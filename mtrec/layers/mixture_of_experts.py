@@ -7,8 +7,8 @@ from typing import Any
 import keras
 from keras import ops
 
-from mtrec.layers.expert_kinds import make_expert_bank
 from mtrec.layers.softmax_gate import SoftmaxGate
+from mtrec.layers.specs import ExpertSpec
 from mtrec.types import Shape, Tensor
 from mtrec.utils.keras_utils import check_positive_int, serializable
 
@@ -20,20 +20,15 @@ class MixtureOfExperts(keras.layers.Layer):
     Args:
         num_gates: int. Number of gates, i.e. of mixtures returned.
         num_experts: int. Number of experts. Defaults to `8`.
-        expert_units: list of int. Widths of each expert. Defaults to `[16]`.
-        expert_activation: str. Defaults to `"relu"`.
-        expert_dropout: float. Defaults to `0.0`.
+        expert: `ExpertSpec` or its config dict: what each expert is
+            (`{"kind": "mlp", "units": [16]}` by default).
         gate_temperature: float. See `SoftmaxGate`. Defaults to `1.0`.
         kernel_initializer: initializer of the experts' kernels.
-        expert_kind: str. `"mlp"` (`ExpertBank`) or `"dcn"` (DCN-v2 cross
-            network then MLP, `CrossExpertBank`). Defaults to `"mlp"`.
-        num_cross_layers: int. Cross layers per DCN expert. Defaults to `2`.
-        cross_projection_dim: int or None. Low-rank size of the DCN cross
-            kernels; None for full rank. Defaults to `None`.
-        **kwargs: base `Layer` arguments.
+        **kwargs: base `Layer` arguments; the flat expert keys of mtrec 0.1
+            (`expert_units`, `expert_kind`, ...) are still accepted.
 
     Call returns a tuple `(mixtures, gates)`: `mixtures` of shape
-    `(batch, num_gates, expert_units[-1])` and `gates` of shape
+    `(batch, num_gates, expert.units[-1])` and `gates` of shape
     `(batch, num_gates, num_experts)`, each gate row summing to 1.
     """
 
@@ -41,37 +36,23 @@ class MixtureOfExperts(keras.layers.Layer):
         self,
         num_gates: int,
         num_experts: int = 8,
-        expert_units: list[int] = (16,),
-        expert_activation: str = "relu",
-        expert_dropout: float = 0.0,
+        expert: ExpertSpec | dict[str, Any] | None = None,
         gate_temperature: float = 1.0,
         kernel_initializer: Any = "glorot_uniform",
-        expert_kind: str = "mlp",
-        num_cross_layers: int = 2,
-        cross_projection_dim: int | None = None,
         **kwargs: Any,
     ) -> None:
+        spec = ExpertSpec.get(expert, kwargs)
         super().__init__(**kwargs)
+        self.expert_spec = spec
         self.num_gates = check_positive_int(num_gates, "num_gates")
         self.num_experts = check_positive_int(num_experts, "num_experts")
-        self.experts = make_expert_bank(
-            expert_kind, num_experts, expert_units, activation=expert_activation,
-            dropout=expert_dropout, kernel_initializer=kernel_initializer,
-            num_cross_layers=num_cross_layers, cross_projection_dim=cross_projection_dim,
-            name="experts",
-        )
-        self.expert_kind = expert_kind
-        self.num_cross_layers = num_cross_layers
-        self.cross_projection_dim = cross_projection_dim
+        self.experts = self.expert_spec.build(num_experts, name="experts", kernel_initializer=kernel_initializer,
+                                         dtype=self.dtype_policy)
         self.gates = [
-            SoftmaxGate(num_experts, temperature=gate_temperature, name=f"gate_{g}")
+            SoftmaxGate(num_experts, temperature=gate_temperature, dtype=self.dtype_policy, name=f"gate_{g}")
             for g in range(self.num_gates)
         ]
-        self.expert_units = self.experts.units
-        self.expert_activation = expert_activation
-        self.expert_dropout = self.experts.dropout
         self.gate_temperature = self.gates[0].temperature
-        self.kernel_initializer = self.experts.kernel_initializer
 
     def build(self, input_shape: Shape) -> None:
         self.experts.build(input_shape)
@@ -86,7 +67,7 @@ class MixtureOfExperts(keras.layers.Layer):
         return mixtures, gates
 
     def compute_output_shape(self, input_shape: Shape) -> tuple[Shape, Shape]:
-        return ((input_shape[0], self.num_gates, self.expert_units[-1]),
+        return ((input_shape[0], self.num_gates, self.expert_spec.units[-1]),
                 (input_shape[0], self.num_gates, self.num_experts))
 
     def get_config(self) -> dict[str, Any]:
@@ -94,12 +75,7 @@ class MixtureOfExperts(keras.layers.Layer):
             **super().get_config(),
             "num_gates": self.num_gates,
             "num_experts": self.num_experts,
-            "expert_units": self.expert_units,
-            "expert_activation": self.expert_activation,
-            "expert_dropout": self.expert_dropout,
+            "expert": self.expert_spec.get_config(),
             "gate_temperature": self.gate_temperature,
-            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
-            "expert_kind": self.expert_kind,
-            "num_cross_layers": self.num_cross_layers,
-            "cross_projection_dim": self.cross_projection_dim,
+            "kernel_initializer": self.experts.get_config()["kernel_initializer"],
         }

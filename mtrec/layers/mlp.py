@@ -62,14 +62,15 @@ class MLP(keras.layers.Layer):
                     activation=None if self.use_batch_norm else self.activation,
                     kernel_initializer=clone_initializer(self.kernel_initializer, i),
                     kernel_regularizer=self.kernel_regularizer,
+                    dtype=self.dtype_policy,
                     name=f"dense_{i}",
                 )
             ]
             if self.use_batch_norm:
-                block += [layers.BatchNormalization(name=f"batch_norm_{i}"),
-                          layers.Activation(self.activation, name=f"activation_{i}")]
+                block += [layers.BatchNormalization(dtype=self.dtype_policy, name=f"batch_norm_{i}"),
+                          layers.Activation(self.activation, dtype=self.dtype_policy, name=f"activation_{i}")]
             if self.dropout > 0:
-                block.append(layers.Dropout(self.dropout, name=f"dropout_{i}"))
+                block.append(layers.Dropout(self.dropout, dtype=self.dtype_policy, name=f"dropout_{i}"))
             for layer in block:
                 layer.build(shape)
                 shape = layer.compute_output_shape(shape)

@@ -26,7 +26,9 @@ class TaskTower(keras.layers.Layer):
         dropout: float. Dropout after each hidden layer. Defaults to `0.0`.
         **kwargs: base `Layer` arguments.
 
-    Output shape: `(batch, output_units)`.
+    Output shape: `(batch, output_units)`. The output layer computes in the
+    policy's variable dtype (float32 under a mixed-precision policy), so the
+    losses read full-precision predictions.
     """
 
     def __init__(
@@ -44,9 +46,10 @@ class TaskTower(keras.layers.Layer):
         self.units = check_units(units, "units")
         self.activation = activation
         self.dropout = check_rate(dropout, "dropout")
-        self.hidden = MLP(self.units, activation=activation, dropout=self.dropout, name="hidden")
+        self.hidden = MLP(self.units, activation=activation, dropout=self.dropout, dtype=self.dtype_policy,
+                          name="hidden")
         self.output_layer = keras.layers.Dense(
-            self.output_units, activation=output_activation, name="output")
+            self.output_units, activation=output_activation, dtype=self.dtype_policy.variable_dtype, name="output")
 
     def build(self, input_shape: Shape) -> None:
         self.hidden.build(input_shape)

@@ -2,7 +2,10 @@
 
 A model is: feature embedding -> body (what differs between models) -> one
 tower per task. Subclasses implement `_task_representations`, which returns
-one representation per task and, for gated models, the gate weights.
+one representation per task and, for gated models, the gate weights. The
+bodies come in two families: bottom MLPs (`BottomModel`: SingleTask,
+SharedBottom, SoftSharing, CrossStitch) and gated experts (`GatedModel`:
+MMoE, OMoE, CGC, PLE).
 """
 
 from __future__ import annotations
@@ -59,7 +62,8 @@ class MultiTaskModel(keras.Model):
         self.towers = [
             TaskTower(
                 t.output_units, t.output_activation, units=self.tower_units,
-                activation=tower_activation, dropout=tower_dropout, name=f"tower_{t.name}",
+                activation=tower_activation, dropout=tower_dropout, dtype=self.dtype_policy,
+                name=f"tower_{t.name}",
             )
             for t in self.tasks
         ]
@@ -73,7 +77,7 @@ class MultiTaskModel(keras.Model):
 
     # -- Keras --------------------------------------------------------------
     def _make_embedding(self, name: str = "embedding") -> FeatureEmbedding:
-        return FeatureEmbedding(self.feature_layout, name=name)
+        return FeatureEmbedding(self.feature_layout, dtype=self.dtype_policy, name=name)
 
     def call(self, inputs: dict[str, Tensor], training: bool | None = None) -> dict[str, Tensor]:
         representations, _ = self._task_representations(inputs, training)

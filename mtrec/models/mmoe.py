@@ -2,32 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from mtrec.layers.mixture_of_experts import MixtureOfExperts
-from mtrec.models.base import MultiTaskModel
+from mtrec.models.gated import GatedModel
 from mtrec.types import Tensor
 from mtrec.utils.keras_utils import serializable
 
 
 @serializable
-class MMoE(MultiTaskModel):
+class MMoE(GatedModel):
     """Shared experts; each task mixes them with its own softmax gate.
 
     Args:
         tasks, feature_layout, tower_units, tower_activation, tower_dropout:
             see `MultiTaskModel`.
         num_experts: int. Defaults to `8` (the paper's synthetic setting).
-        expert_units: list of int. Widths of each expert. Defaults to `[16]`.
-        expert_activation: str. Defaults to `"relu"`.
-        expert_dropout: float. Defaults to `0.0`.
-        expert_kind: str. `"mlp"` or `"dcn"` (a DCN-v2 cross network, then
-            the MLP of `expert_units`; see `CrossExpertBank`). Defaults to `"mlp"`.
-        num_cross_layers: int. Cross layers per DCN expert. Defaults to `2`.
-        cross_projection_dim: int or None. Low-rank size of the DCN cross
-            kernels (None: full rank). Defaults to `None`.
-        gate_temperature: float. Softmax temperature of the gates; small
-            values push each gate towards a single expert. Defaults to `1.0`.
+        expert, gate_temperature: see `GatedModel` (`expert` is an
+            `ExpertSpec` or its dict: `kind` `"mlp"` or `"dcn"`, `units`,
+            `activation`, `dropout`, `num_cross_layers`, `projection_dim`).
         **kwargs: base `Model` arguments.
 
     `gate_weights(x)` returns `{task: (num_examples, num_experts)}`.
@@ -36,50 +29,25 @@ class MMoE(MultiTaskModel):
     ```python
     model = MMoE(tasks=[RegressionTask("y0"), RegressionTask("y1")],
                  feature_layout=encoder.layout(), num_experts=8,
-                 expert_units=[16], tower_units=[8])
+                 expert={"units": [16], "dropout": 0.1}, tower_units=[8])
     ```
     """
 
-    gated = True
+    #: Whether every task reads the same gate (OMoE).
+    one_gate: bool = False
 
-    def __init__(
-        self,
-        tasks: list,
-        feature_layout: dict[str, Any],
-        num_experts: int = 8,
-        expert_units: list[int] = (16,),
-        expert_activation: str = "relu",
-        expert_dropout: float = 0.0,
-        gate_temperature: float = 1.0,
-        expert_kind: Literal["mlp", "dcn"] = "mlp",
-        num_cross_layers: int = 2,
-        cross_projection_dim: int | None = None,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, tasks: list, feature_layout: dict[str, Any], num_experts: int = 8, **kwargs: Any) -> None:
         super().__init__(tasks, feature_layout, **kwargs)
-        self.embedding = self._make_embedding()
         self.mixture = MixtureOfExperts(
-            num_gates=len(self.tasks), num_experts=num_experts, expert_units=expert_units,
-            expert_activation=expert_activation, expert_dropout=expert_dropout,
-            expert_kind=expert_kind, num_cross_layers=num_cross_layers,
-            cross_projection_dim=cross_projection_dim, gate_temperature=gate_temperature, name="mixture",
+            num_gates=1 if self.one_gate else len(self.tasks), num_experts=num_experts, expert=self.expert_spec,
+            gate_temperature=self.gate_temperature, dtype=self.dtype_policy, name="mixture",
         )
 
     def _task_representations(self, inputs: dict[str, Tensor], training: bool | None):
         mixtures, gates = self.mixture(self.embedding(inputs), training=training)
-        reps = [mixtures[:, i, :] for i in range(len(self.tasks))]
-        return reps, {name: gates[:, i, :] for i, name in enumerate(self.task_names)}
+        index = [0 if self.one_gate else i for i in range(len(self.tasks))]
+        reps = [mixtures[:, g, :] for g in index]
+        return reps, {name: gates[:, g, :] for name, g in zip(self.task_names, index)}
 
     def get_config(self) -> dict[str, Any]:
-        m = self.mixture
-        return {
-            **super().get_config(),
-            "num_experts": m.num_experts,
-            "expert_units": m.expert_units,
-            "expert_activation": m.expert_activation,
-            "expert_dropout": m.expert_dropout,
-            "gate_temperature": m.gate_temperature,
-            "expert_kind": m.expert_kind,
-            "num_cross_layers": m.num_cross_layers,
-            "cross_projection_dim": m.cross_projection_dim,
-        }
+        return {**super().get_config(), "num_experts": self.mixture.num_experts}

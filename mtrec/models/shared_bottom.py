@@ -4,51 +4,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from mtrec.layers.mlp import MLP
-from mtrec.models.base import MultiTaskModel
+from mtrec.models.bottom_model import BottomModel
 from mtrec.types import Tensor
-from mtrec.utils.keras_utils import check_units, serializable
+from mtrec.utils.keras_utils import serializable
 
 
 @serializable
-class SharedBottom(MultiTaskModel):
+class SharedBottom(BottomModel):
     """Shared embeddings and a shared bottom MLP; a tower per task.
 
     Args:
-        tasks, feature_layout, tower_units, tower_activation, tower_dropout:
-            see `MultiTaskModel`.
-        bottom_units: list of int. Widths of the shared bottom. Defaults to
-            `[64]`.
-        bottom_activation: str. Defaults to `"relu"`.
-        bottom_dropout: float. Defaults to `0.0`.
+        tasks, feature_layout, tower_*: see `MultiTaskModel`.
+        bottom: see `BottomModel`. Defaults to `{"units": [64]}`.
         **kwargs: base `Model` arguments.
     """
 
-    def __init__(
-        self,
-        tasks: list,
-        feature_layout: dict[str, Any],
-        bottom_units: list[int] = (64,),
-        bottom_activation: str = "relu",
-        bottom_dropout: float = 0.0,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, tasks: list, feature_layout: dict[str, Any], **kwargs: Any) -> None:
         super().__init__(tasks, feature_layout, **kwargs)
-        self.bottom_units = check_units(bottom_units, "bottom_units")
-        self.bottom_activation = bottom_activation
-        self.bottom_dropout = float(bottom_dropout)
         self.embedding = self._make_embedding()
-        self.bottom = MLP(self.bottom_units, activation=bottom_activation,
-                          dropout=bottom_dropout, name="bottom")
+        self.bottom = self.bottom_spec.build("bottom", dtype=self.dtype_policy)
 
     def _task_representations(self, inputs: dict[str, Tensor], training: bool | None):
         shared = self.bottom(self.embedding(inputs), training=training)
         return [shared] * len(self.tasks), {}
-
-    def get_config(self) -> dict[str, Any]:
-        return {
-            **super().get_config(),
-            "bottom_units": self.bottom_units,
-            "bottom_activation": self.bottom_activation,
-            "bottom_dropout": self.bottom_dropout,
-        }
