@@ -22,6 +22,7 @@ from mtrec.data.splits import SplitConfig
 from mtrec.data.synthetic import SyntheticConfig
 from mtrec.errors import ConfigError
 from mtrec.features import parse_features
+from mtrec.layers.specs import LayerSpec
 from mtrec.models import MODEL_KINDS, MultiTaskModel
 from mtrec.tasks import Task, tasks_from_config
 from mtrec.utils.validation import check_keys, choice, coerce, from_config, get_config
@@ -202,22 +203,60 @@ def model_parameters(model_class: type[MultiTaskModel]) -> dict[str, inspect.Par
     return params
 
 
+def _model_hints(model_class: type[MultiTaskModel]) -> dict[str, Any]:
+    hints: dict[str, Any] = {}
+    for cls in reversed(model_class.__mro__):
+        if isinstance(cls, type) and issubclass(cls, MultiTaskModel) and "__init__" in cls.__dict__:
+            hints.update(typing.get_type_hints(cls.__init__))
+    return hints
+
+
+def _spec_class(hint: Any) -> type[LayerSpec] | None:
+    """The spec class of an annotation like `ExpertSpec | None`, else None."""
+    for arg in typing.get_args(hint) or (hint,):
+        if isinstance(arg, type) and issubclass(arg, LayerSpec):
+            return arg
+    return None
+
+
 def _parse_model(raw: Any) -> ModelConfig:
+    """Validates the `model:` section: its kind, then each key against the class's constructor.
+
+    A spec key (`expert`, `bottom`) is checked field by field (`model.expert.units`); the flat
+    keys of mtrec 0.1 (`expert_units`, `bottom_dropout`, ...) are accepted and checked as the
+    spec field they stand for. Values are kept as given (the model folds flat keys in).
+    """
     if not isinstance(raw, dict):
         raise ConfigError(f"Config key 'model' must be a mapping with a 'kind'. Received: {raw!r}")
     if "kind" not in raw:
         raise ConfigError(f"Missing required config key 'model.kind' (one of {sorted(MODEL_KINDS)}).")
     kind = choice(raw["kind"], sorted(MODEL_KINDS), "model.kind")
     cls = MODEL_KINDS[kind]
+    hints = _model_hints(cls)
     allowed = model_parameters(cls)
+    specs = {key: spec for key in allowed if (spec := _spec_class(hints.get(key))) is not None}
+    legacy = {old: (key, field) for key, spec in specs.items() for old, field in spec.legacy_keys.items()}
     params = {k: v for k, v in raw.items() if k != "kind"}
-    check_keys(params, allowed, "model")
-    hints: dict[str, Any] = {}
-    for cls_ in reversed(cls.__mro__):
-        if isinstance(cls_, type) and issubclass(cls_, MultiTaskModel) and "__init__" in cls_.__dict__:
-            hints.update(typing.get_type_hints(cls_.__init__))
+    check_keys(params, [*allowed, *legacy], "model")
     for key, value in params.items():
-        params[key] = coerce(value, hints.get(key, Any), f"model.{key}")
+        if key in specs:
+            try:
+                given = from_config(specs[key], value, f"model.{key}").get_config()
+            except ConfigError:
+                raise
+            except ValueError as err:
+                raise ConfigError(f"Config key 'model.{key}': {err}") from err
+            params[key] = {field: given[field] for field in value}
+        elif key in legacy:
+            spec_key, field = legacy[key]
+            params[key] = coerce(value, typing.get_type_hints(specs[spec_key])[field], f"model.{key}")
+        else:
+            params[key] = coerce(value, hints.get(key, Any), f"model.{key}")
+    for key, spec in specs.items():
+        try:
+            spec.get(params.get(key), {k: v for k, v in params.items() if k in spec.legacy_keys})
+        except ValueError as err:
+            raise ConfigError(f"Config key 'model.{key}': {err}") from err
     return ModelConfig(kind=kind, params=params)
 
 
