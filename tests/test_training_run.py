@@ -75,6 +75,21 @@ def test_scoring_rows_columns_and_order(trained, tmp_path):
     np.testing.assert_allclose(out["y0"].to_numpy(), expected["y0"].ravel(), rtol=1e-5, atol=1e-6)
 
 
+def test_report_and_scoring_share_one_prediction_path(trained):
+    # Scoring the test rows with the saved run gives the report's test metrics to the last digit.
+    from mtrec.scoring import score_frame
+    from mtrec.training.evaluation import evaluate_predictions
+
+    result, frame = trained
+    run = load_run(result.run_dir)
+    test = result.prepared.splits["test"]
+    scores = score_frame(run, frame.iloc[test.index])
+    predictions = {t.name: scores[t.name].to_numpy()[:, None] for t in run.config.tasks}
+    recomputed = evaluate_predictions(run.config.tasks, test.labels, predictions,
+                                      result.prepared.splits["train"].labels)
+    assert recomputed == result.report["test"]
+
+
 def test_scoring_checks_schema_first(trained, tmp_path):
     result, frame = trained
     source = tmp_path / "in.parquet"
@@ -226,3 +241,17 @@ def test_default_run_dir_names_experiment_and_recommend_runs():
     # Any other config with a name (the recommend job's) gets the timestamp alone.
     other = default_run_dir(SimpleNamespace(name="rec"), root="out")
     assert other.parent == Path("out") / "rec" and other.name[:8].isdigit()
+
+
+def test_training_does_not_import_analysis():
+    # analysis builds on training (its loggers live in mtrec.training); the reverse would be a cycle.
+    import ast
+    from pathlib import Path
+
+    import mtrec.training
+
+    for path in Path(mtrec.training.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            assert not any(n.startswith("mtrec.analysis") for n in names), path.name
