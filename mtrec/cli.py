@@ -1,15 +1,16 @@
-"""The `mtrec` command: train, score, quickstart, synthetic, pipeline, gates, transfer."""
+"""The `mtrec` command: train, score, quickstart, synthetic, pipeline, gates, transfer.
+
+It prints only mtrec's own lines: TensorFlow's start-up chatter (CUDA probing
+on a CPU machine, absl's preamble, retracing warnings) is quieted before
+TensorFlow loads, unless `mtrec --verbose COMMAND ...`.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
-
-# Quiet TensorFlow's C++ start-up chatter unless the user asked for it.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -36,9 +37,9 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
 
 def _cmd_quickstart(args: argparse.Namespace) -> int:
-    from mtrec.quickstart import print_quickstart, run_quickstart
+    from mtrec.quickstart import describe_quickstart, print_quickstart, run_quickstart
 
-    print("mtrec quickstart: SharedBottom vs MMoE on synthetic data at task correlations 0.5 and 0.9")
+    print(describe_quickstart(overrides=args.overrides), flush=True)
     rows = run_quickstart(args.out, overrides=args.overrides)
     print_quickstart(rows)
     print(f"\nRun directories (model, features, metrics, report): {args.out}")
@@ -88,7 +89,11 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `mtrec` command."""
-    parser = argparse.ArgumentParser(prog="mtrec", description=__doc__)
+    parser = argparse.ArgumentParser(prog="mtrec", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--verbose", action="store_true",
+                        help="keep TensorFlow's own log lines (CUDA probing, retracing warnings); "
+                             "give it before the command: mtrec --verbose train ...")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a model from a YAML config")
@@ -107,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_score)
 
-    p = sub.add_parser("quickstart", help="MMoE vs SharedBottom on synthetic data (no data needed)")
+    p = sub.add_parser("quickstart", help="MMoE vs SharedBottom vs SingleTask on synthetic data (no data needed)")
     p.add_argument("--out", default="runs/quickstart", help="folder of the run directories")
     p.add_argument("overrides", nargs="*", metavar="key=value")
     p.set_defaults(func=_cmd_quickstart)
@@ -164,9 +169,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _verbose(argv: list[str]) -> bool:
+    """Whether `--verbose` comes before the command (after it, it is the command's own option)."""
+    for arg in argv:
+        if not arg.startswith("-"):
+            return False
+        if arg == "--verbose":
+            return True
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `mtrec` command; returns the exit status."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # Before the parser is built: building it imports the recommend commands, and so TensorFlow.
+    if not _verbose(argv):
+        from mtrec.utils.framework_logs import quiet_framework_logs
+
+        quiet_framework_logs()
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     # key=value overrides given after an option (`--out DIR a.b=1`) are not matched by argparse's

@@ -16,8 +16,6 @@ import typing
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from mtrec.data.splits import SplitConfig
 from mtrec.data.synthetic import SyntheticConfig
 from mtrec.errors import ConfigError
@@ -25,6 +23,7 @@ from mtrec.features import parse_features
 from mtrec.layers.specs import LayerSpec
 from mtrec.models import MODEL_KINDS, MultiTaskModel
 from mtrec.tasks import Task, tasks_from_config
+from mtrec.utils.config_file import parse_yaml, read_config_file
 from mtrec.utils.validation import check_keys, choice, coerce, from_config, get_config
 from mtrec.weighting import WeightingConfig, parse_weighting
 
@@ -295,7 +294,7 @@ def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Applies `key.path=value` overrides (value parsed as YAML) to a raw config.
+    """Applies `key.path=value` overrides (value parsed as YAML, `parse_yaml`) to a raw config.
 
     List items are addressed by index: `tasks.0.weight=2`.
 
@@ -317,7 +316,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
                     raise ConfigError(f"Override '{item}': '{'.'.join(keys[:depth])}' has no item {key}.")
                 key = int(key)
             if last:
-                node[key] = yaml.safe_load(value)
+                node[key] = parse_yaml(value)
             else:
                 if isinstance(node, dict) and not isinstance(node.get(key), (dict, list)):
                     node[key] = {}
@@ -326,27 +325,9 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
-    """Reads a YAML config file, applies overrides and validates it.
+    """Reads a YAML config file (`read_config_file`), applies overrides and validates it.
 
     Raises:
         ConfigError: the file is missing or not valid YAML, or a key is bad.
     """
     return parse_config(apply_overrides(read_config_file(path), overrides or []))
-
-
-def read_config_file(path: str | Path) -> Any:
-    """Reads a YAML config file with `yaml.safe_load`.
-
-    Raises:
-        ConfigError: the file is missing, empty or not valid YAML.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"Config file not found: {path.resolve()}")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"Config file {path} is not valid YAML: {err}") from err
-    if raw is None:
-        raise ConfigError(f"Config file {path} is empty.")
-    return raw

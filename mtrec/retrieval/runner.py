@@ -52,9 +52,10 @@ def _train(args: argparse.Namespace) -> None:
     from mtrec.retrieval.config import parse_retrieval_config
     from mtrec.retrieval.tower_inputs import as_strings, tower_inputs
     from mtrec.utils.atomic import write_json
+    from mtrec.utils.config_file import read_config_file
     from mtrec.utils.validation import require_columns
 
-    config = parse_retrieval_config(json.loads(Path(args.config).read_text()))
+    config = parse_retrieval_config(read_config_file(args.config))
     train = read_table(args.train)
     items = read_table(args.items)
     test = read_table(args.test) if args.test else None
@@ -115,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("train", help="train the two-tower model and export towers and index")
-    p.add_argument("--config", required=True, help="JSON of the `retrieval` config section")
+    p.add_argument("--config", required=True, help="the `retrieval` config section, as JSON or YAML")
     p.add_argument("--train", required=True, help="training interactions (Parquet/CSV)")
     p.add_argument("--items", required=True, help="every candidate item with its features")
     p.add_argument("--test", help="held-out interactions for top-K accuracy and RMSE")
@@ -135,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     """Runs a subcommand in this (Keras 2) process, or restarts in one."""
     from mtrec.errors import MtrecError
     from mtrec.retrieval.legacy import legacy_keras_enabled, run_legacy_module
+    from mtrec.utils.framework_logs import quiet_if_asked
 
     argv = sys.argv[1:] if argv is None else argv
     if not legacy_keras_enabled():
@@ -145,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         return 0
     args = build_parser().parse_args(argv)
+    quiet_if_asked()  # started by a quiet `mtrec` command: TensorFlow's chatter stays hidden here too
     try:
         args.func(args)
     except MtrecError as err:
