@@ -21,6 +21,7 @@ from mtrec.features.columns import (
     to_float,
 )
 from mtrec.features.numeric import NumericColumn, encode_numeric
+from mtrec.features.partial import PartialFit, ValueCounts
 from mtrec.features.sequences import pad_ids, split_cells
 from mtrec.features.specs import (
     NUMERIC_KEY,
@@ -133,38 +134,85 @@ class FeatureEncoder:
         _check_frame(df)
         if len(df) == 0:
             raise DataError(f"Cannot fit the feature encoder: {source} has no rows.")
-        for attr in ("numeric_", "numeric_columns_", "vocabularies_", "lengths_", "last_oov_counts_"):
-            self.__dict__.pop(attr, None)
+        return self.finish_fit(self.partial_fit(df, source, exclude), source)
+
+    def partial_fit(self, df: pd.DataFrame, source: str = "the training table",
+                    exclude: Sequence[str] = ()) -> PartialFit:
+        """The mergeable statistics of some training rows, for a streamed fit.
+
+        `fit(df)` is `finish_fit(partial_fit(df))`; fitting a large table
+        batch by batch merges the batches' states with `PartialFit.merge`
+        first (see `mtrec.features.partial`). The encoder itself is not
+        changed.
+
+        Args:
+            df: some training rows (may be empty).
+            source: description of `df` for messages.
+            exclude: columns numeric globs must never match.
+
+        Returns:
+            A `PartialFit`.
+
+        Raises:
+            SchemaError: a column is missing or a numeric feature's column
+                holds no numbers.
+            DataError: log1p meets a value <= -1.
+        """
+        _check_frame(df)
         numeric = expand_numeric(self.specs,
                                  [c for c in df.columns if c not in set(exclude)], source)
         needed = [(column, spec.name) for column, spec in numeric] + [
             (spec.name, spec.name) for spec in self._table_specs()]
         self._check_columns(column_types(df), needed, {column for column, _ in numeric}, source)
-
-        numeric_states = [NumericColumn.fit(to_float(df[column], column, source), spec, column, source)
-                          for column, spec in numeric]
-        vocabularies: dict[str, Vocabulary] = {}
-        lengths: dict[str, int] = {}
+        stats = [NumericColumn.partial(to_float(df[column], column, source), spec, column, source)
+                 for column, spec in numeric]
+        tables: dict[str, ValueCounts] = {}
+        longest: dict[str, int] = {}
         for table, members in self.table_features.items():
-            head = members[0]
-            parts = []
+            counts = tables[table] = ValueCounts()
             for spec in members:
                 if isinstance(spec, MultiCategoricalFeature):
-                    uniques, codes, counts = split_cells(df[spec.name], spec.separator)
-                    longest = int(counts.max()) if len(counts) else 0
-                    lengths[spec.name] = spec.max_length or max(1, longest)
-                    parts.append((uniques, codes))
-                elif head.hash_buckets is None:
-                    parts.append(factorize_strings(df[spec.name]))
+                    uniques, codes, lengths = split_cells(df[spec.name], spec.separator)
+                    longest[spec.name] = int(lengths.max()) if len(lengths) else 0
+                    counts.merge(ValueCounts.of_codes(uniques, codes))
+                elif members[0].hash_buckets is None:
+                    counts.merge(ValueCounts.of_codes(*factorize_strings(df[spec.name])))
+        return PartialFit(numeric=[(column, spec.name) for column, spec in numeric],
+                          numeric_stats=stats, tables=tables, longest=longest, rows=len(df))
+
+    def finish_fit(self, state: PartialFit, source: str = "the training table") -> FeatureEncoder:
+        """Fits the encoder from the (merged) partial state of all training rows.
+
+        Args:
+            state: `partial_fit`'s output, merged over every training batch.
+            source: description of the training rows, for messages.
+
+        Returns:
+            self.
+
+        Raises:
+            DataError: the state holds no rows.
+        """
+        if state.rows == 0:
+            raise DataError(f"Cannot fit the feature encoder: {source} has no rows.")
+        for attr in ("numeric_", "numeric_columns_", "vocabularies_", "lengths_", "last_oov_counts_"):
+            self.__dict__.pop(attr, None)
+        specs = {s.name: s for s in self.specs}
+        numeric_states = [NumericColumn.from_partial(stats, specs[feature], column)
+                          for (column, feature), stats in zip(state.numeric, state.numeric_stats)]
+        vocabularies: dict[str, Vocabulary] = {}
+        for table, members in self.table_features.items():
+            head = members[0]
             if head.hash_buckets is not None:
                 vocabularies[table] = Vocabulary.hashed(head.hash_buckets)
             else:
-                vocabularies[table] = Vocabulary.fit(parts, head.min_count, head.max_vocab_size)
-
+                vocabularies[table] = Vocabulary.from_counts(state.tables[table], head.min_count,
+                                                             head.max_vocab_size)
         self.numeric_ = numeric_states
         self.numeric_columns_ = _numeric_columns(numeric_states)
         self.vocabularies_ = vocabularies
-        self.lengths_ = {s.name: lengths[s.name] for s in self.multi_categorical_features}
+        self.lengths_ = {s.name: s.max_length or max(1, state.longest[s.name])
+                         for s in self.multi_categorical_features}
         self.last_oov_counts_ = {s.name: 0 for s in self._table_specs()}
         return self
 

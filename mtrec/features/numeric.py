@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from mtrec.errors import DataError
+from mtrec.features.partial import Moments, NumericPartial, ValueCounts
 from mtrec.features.specs import NumericFeature
 
 MISSING_SUFFIX = "__missing"
@@ -63,17 +64,37 @@ class NumericColumn:
         Returns:
             The fitted NumericColumn.
         """
-        state = cls(column=column, feature=spec.name, log1p=spec.log1p,
-                    clip=list(spec.clip) if spec.clip is not None else None, impute=spec.impute)
-        x, missing = state._transform_raw(values, source)
+        return cls.from_partial(cls.partial(values, spec, column, source), spec, column)
+
+    @classmethod
+    def partial(cls, values: np.ndarray, spec: NumericFeature, column: str, source: str) -> NumericPartial:
+        """The mergeable statistics of some training values (see `mtrec.features.partial`).
+
+        Args:
+            values: float64 values, NaN for missing.
+            spec: the feature that declared the column.
+            column: the column name.
+            source: description of the table, for messages.
+
+        Raises:
+            DataError: log1p meets a value <= -1.
+        """
+        x, missing = cls._new(spec, column)._transform_raw(values, source)
         present = x[~missing]
-        if len(present):
-            mean = float(present.mean())
-            std = float(present.std())
+        return NumericPartial(moments=Moments.of(present), missing=int(missing.sum()),
+                              values=ValueCounts.of_values(present) if spec.impute == "median" else None)
+
+    @classmethod
+    def from_partial(cls, partial: NumericPartial, spec: NumericFeature, column: str) -> NumericColumn:
+        """The fitted column from the (merged) statistics of all training values."""
+        state = cls._new(spec, column)
+        moments = partial.moments
+        if moments.count:
+            mean, std = moments.mean, moments.std
             if spec.impute == "mean":
                 fill = mean
             elif spec.impute == "median":
-                fill = float(np.median(present))
+                fill = partial.median()
             else:
                 fill = 0.0
         else:  # no value at all: every row is imputed, and becomes 0
@@ -84,8 +105,13 @@ class NumericColumn:
             std = 1.0  # a constant column
         state.mean, state.std, state.fill = mean, std, fill
         state.indicator = spec.missing_indicator == "always" or (
-            spec.missing_indicator == "auto" and bool(missing.any()))
+            spec.missing_indicator == "auto" and partial.missing > 0)
         return state
+
+    @classmethod
+    def _new(cls, spec: NumericFeature, column: str) -> NumericColumn:
+        return cls(column=column, feature=spec.name, log1p=spec.log1p,
+                   clip=list(spec.clip) if spec.clip is not None else None, impute=spec.impute)
 
     def _transform_raw(self, values: np.ndarray, source: str) -> tuple[np.ndarray, np.ndarray]:
         x = np.array(values, dtype=np.float64, copy=True)

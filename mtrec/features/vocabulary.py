@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mtrec.features.partial import ValueCounts
+
 PAD_ID = 0
 OOV_ID = 1
 FIRST_ID = 2
@@ -157,14 +159,26 @@ class Vocabulary:
         Returns:
             The Vocabulary, values by decreasing count, ties by value.
         """
-        values = [np.asarray(u, dtype=object) for u, _ in parts]
-        counts = [np.bincount(c, minlength=len(u)) for u, c in parts]
-        values = np.concatenate(values) if values else np.zeros(0, dtype=object)
-        counts = np.concatenate(counts) if counts else np.zeros(0, dtype=np.int64)
-        codes, distinct = pd.factorize(values)
-        totals = np.bincount(codes, weights=counts, minlength=len(distinct)).astype(np.int64)
-        frame = pd.DataFrame({"value": np.asarray(distinct, dtype=object), "count": totals})
-        frame = frame[frame["count"] > 0]
+        counts = ValueCounts()
+        for uniques, codes in parts:
+            counts.merge(ValueCounts.of_codes(uniques, codes))
+        return cls.from_counts(counts, min_count, max_vocab_size)
+
+    @classmethod
+    def from_counts(cls, counts: ValueCounts, min_count: int = 1,
+                    max_vocab_size: int | None = None) -> Vocabulary:
+        """Fits on the (merged) training counts of a table's category strings.
+
+        Args:
+            counts: how often each category string occurred in training.
+            min_count: minimum training count to get an own id.
+            max_vocab_size: keep at most this many values.
+
+        Returns:
+            The Vocabulary, values by decreasing count, ties by value.
+        """
+        values, totals = counts.aggregate()
+        frame = pd.DataFrame({"value": np.asarray(values, dtype=object), "count": totals})
         frame = frame.sort_values(["count", "value"], ascending=[False, True], kind="mergesort")
         keep = np.array(frame["count"] >= min_count, dtype=bool)
         if max_vocab_size is not None:
