@@ -1,7 +1,13 @@
-"""Train/validation/test splits: random, by group, or by time (config section `data.split`).
+"""Train/validation/test splits: random, by group, by time or by hash (config section `data.split`).
 
 A split is three sorted arrays of positional row indices (`Splits`), so it
 applies to any table with the same rows (`frame.iloc[splits.train]`).
+
+Tables too large for memory are split batch by batch (`split_codes`, used by
+`mtrec prepare`): `time` and `hash` decide each row alone; `group` first
+counts the rows of each group (`GroupSplit`, memory by distinct groups) and
+then gives the same assignment as in memory; `random` needs a permutation of
+every row and is refused there (use `hash`).
 
 Example:
 
@@ -25,7 +31,9 @@ import pandas as pd
 from mtrec.errors import ConfigError, DataError, SchemaError
 from mtrec.utils.validation import choice, require_columns
 
-SPLIT_KINDS = ("random", "group", "time")
+SPLIT_KINDS = ("random", "group", "time", "hash")
+#: Split kinds that `split_codes` can apply batch by batch.
+STREAMED_SPLIT_KINDS = ("group", "time", "hash")
 SPLIT_NAMES = ("train", "valid", "test")
 _WHERE = "data.split"
 
@@ -36,15 +44,20 @@ class SplitConfig:
 
     Args:
         kind: `"random"` (rows shuffled with `seed`), `"group"` (whole groups
-            of `column` go to one split, so no value of it is in two splits)
-            or `"time"` (by `column` against `valid_start` and `test_start`).
-            Defaults to `"random"`.
+            of `column` go to one split, so no value of it is in two splits),
+            `"time"` (by `column` against `valid_start` and `test_start`) or
+            `"hash"` (each row by a seeded hash of its `column` value, or of
+            its position when `column` is not set; for tables too large for
+            a permutation). Defaults to `"random"`.
         fractions: the train, validation and test fractions: three
             non-negative numbers summing to 1, train above 0. Used by
-            `"random"` and `"group"`. Defaults to `[0.8, 0.1, 0.1]`.
-        seed: seed of the shuffle (`numpy.random.default_rng(seed)`).
-            Defaults to `2018`.
-        column: the group or time column; required for `"group"` and `"time"`.
+            `"random"`, `"group"` and `"hash"` (which meets them in
+            expectation). Defaults to `[0.8, 0.1, 0.1]`.
+        seed: seed of the shuffle (`numpy.random.default_rng(seed)`) or of
+            the hash. Defaults to `2018`.
+        column: the group or time column; required for `"group"` and
+            `"time"`. Optional for `"hash"`: rows with the same value go to
+            the same split.
         valid_start: for `"time"`: rows with `column < valid_start` train.
             A date/time (e.g. `"2018-01-01"`; a YAML date is kept as its ISO
             string) for a datetime or date-string column, or a number for a
@@ -58,7 +71,7 @@ class SplitConfig:
             is out of range or a required key is missing.
     """
 
-    kind: Literal["random", "group", "time"] = "random"
+    kind: Literal["random", "group", "time", "hash"] = "random"
     fractions: list[float] = dataclasses.field(default_factory=lambda: [0.8, 0.1, 0.1])
     seed: int = 2018
     column: str | None = None
@@ -144,6 +157,11 @@ def make_splits(df: pd.DataFrame, config: SplitConfig) -> Splits:
       row fractions come close to the targets and no value is in two splits.
     - `time`: `column < valid_start` train, `valid_start <= column <
       test_start` valid, `column >= test_start` test.
+    - `hash`: `u = splitmix64-or-siphash(seed, key) / 2**64` per row, the key
+      being the row's `column` value as a string (siphash keyed by the seed)
+      or its position (splitmix64); `u < f_train` train, `u < f_train +
+      f_valid` valid, else test. Row by row, so `split_codes` gives the
+      same split batch by batch.
 
     Args:
         df: the rows.
@@ -163,6 +181,10 @@ def make_splits(df: pd.DataFrame, config: SplitConfig) -> Splits:
         raise DataError("Cannot split a table with 0 rows.")
     if config.kind == "random":
         return _random_splits(n, config)
+    if config.kind == "hash":
+        codes = _hash_codes(df, config, 0)
+        check_split_sizes(np.bincount(codes, minlength=3), config)
+        return Splits(*(np.flatnonzero(codes == k) for k in range(3)))
     column = _column(df, config)
     if config.kind == "group":
         return _group_splits(column, config)
@@ -275,6 +297,14 @@ def _group_splits(column: pd.Series, config: SplitConfig) -> Splits:
         codes, uniques = pd.factorize(column.astype(str), sort=True)
     n, num_groups = len(column), len(uniques)
     counts = np.bincount(codes, minlength=num_groups)
+    group_split = _group_assignment(counts, config, str(column.name))
+    row_split = group_split[codes]
+    return Splits(*(np.flatnonzero(row_split == k) for k in range(3)))
+
+
+def _group_assignment(counts: np.ndarray, config: SplitConfig, name: str) -> np.ndarray:
+    """The split (0, 1, 2) of each group, groups in sorted order, `counts` their rows."""
+    num_groups, n = len(counts), int(counts.sum())
     order = np.random.default_rng(config.seed).permutation(num_groups)
     ends = np.cumsum(counts[order])
     middles = ends - counts[order] / 2.0
@@ -285,17 +315,16 @@ def _group_splits(column: pd.Series, config: SplitConfig) -> Splits:
     split_in_order = np.where(middles < b1, 0, np.where(middles < b2, 1, 2))
     group_split = np.empty(num_groups, dtype=np.int64)
     group_split[order] = split_in_order
-    row_split = group_split[codes]
-    parts = [np.flatnonzero(row_split == k) for k in range(3)]
-    for name, part, fraction in zip(SPLIT_NAMES, parts, config.fractions):
-        if (fraction > 0 or name == "train") and len(part) == 0:
+    sizes = np.bincount(group_split, weights=counts, minlength=3)
+    for split, size, fraction in zip(SPLIT_NAMES, sizes, config.fractions):
+        if (fraction > 0 or split == "train") and size == 0:
             raise DataError(
-                f"The group split by '{column.name}' left the {name} split empty: its "
+                f"The group split by '{name}' left the {split} split empty: its "
                 f"{num_groups:,} distinct value(s) over {n:,} rows cannot give whole groups to "
                 f"fractions {config.fractions} (largest group: {int(counts.max()):,} rows). "
                 f"Use a column with more distinct values, other fractions, or another seed."
             )
-    return Splits(*parts)
+    return group_split
 
 
 # --------------------------------------------------------------------------- time
@@ -360,12 +389,16 @@ def _time_values(column: pd.Series, config: SplitConfig) -> tuple[pd.Series, Any
     return column, cut[0], cut[1]
 
 
-def _time_splits(column: pd.Series, config: SplitConfig) -> Splits:
-    name = column.name
+def _time_masks(column: pd.Series, config: SplitConfig) -> tuple[pd.Series, Any, Any, np.ndarray, np.ndarray]:
+    """The comparable column and cutoffs, and the train and test masks."""
     values, valid_start, test_start = _time_values(column, config)
     array = values.to_numpy() if not isinstance(valid_start, pd.Timestamp) else values
-    is_train = np.asarray(array < valid_start)
-    is_test = np.asarray(array >= test_start)
+    return values, valid_start, test_start, np.asarray(array < valid_start), np.asarray(array >= test_start)
+
+
+def _time_splits(column: pd.Series, config: SplitConfig) -> Splits:
+    name = column.name
+    values, valid_start, test_start, is_train, is_test = _time_masks(column, config)
     is_valid = ~is_train & ~is_test
     span = f"the column's range is {_fmt(values.min())}..{_fmt(values.max())}"
     v, t = _fmt(valid_start), _fmt(test_start)
@@ -379,3 +412,161 @@ def _time_splits(column: pd.Series, config: SplitConfig) -> Splits:
             f"empty; {span}."
         )
     return Splits(*(np.flatnonzero(mask) for mask in (is_train, is_valid, is_test)))
+
+
+# --------------------------------------------------------------------------- hash
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer, vectorized over uint64 (wrapping arithmetic)."""
+    with np.errstate(over="ignore"):
+        z = x + _GOLDEN
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def _hash_codes(df: pd.DataFrame, config: SplitConfig, start: int) -> np.ndarray:
+    """The split (0, 1, 2) of each row of a `hash` split; `start` is the first row's position."""
+    seed = np.uint64(int(config.seed) % 2**64)
+    if config.column:
+        from mtrec.features.vocabulary import as_strings  # the same strings as the vocabularies
+
+        column = _column(df, config)
+        codes, uniques = pd.factorize(column)
+        strings = as_strings(pd.Series(uniques, dtype=object))
+        hashes = pd.util.hash_array(strings, encoding="utf8", hash_key=f"{int(seed):016x}",
+                                    categorize=False)[codes]
+    else:
+        positions = np.arange(start, start + len(df), dtype=np.uint64)
+        hashes = _splitmix64(positions ^ _splitmix64(np.array([seed]))[0])
+    u = (hashes >> np.uint64(11)).astype(np.float64) * 2.0**-53
+    f_train, f_valid, f_test = config.fractions
+    if f_test == 0:
+        return np.where(u < f_train, 0, 1).astype(np.int8)
+    return np.where(u < f_train, 0, np.where(u < f_train + f_valid, 1, 2)).astype(np.int8)
+
+
+def check_split_sizes(sizes: Any, config: SplitConfig) -> None:
+    """Raises DataError when a split that should have rows has none (after a streamed or hash split).
+
+    Args:
+        sizes: rows of train, valid and test.
+        config: the split settings.
+    """
+    n = int(sum(int(s) for s in sizes))
+    if n == 0:
+        raise DataError("Cannot split a table with 0 rows.")
+    for name, size, fraction in zip(SPLIT_NAMES, sizes, config.fractions):
+        if (fraction > 0 or name == "train") and int(size) == 0:
+            if config.kind == "time":
+                cut = {"train": f"{config.column} < valid_start {config.valid_start}",
+                       "valid": f"valid_start {config.valid_start} <= {config.column} < test_start "
+                                f"{config.test_start}",
+                       "test": f"{config.column} >= test_start {config.test_start}"}[name]
+                if name == "valid" and config.valid_start == config.test_start:
+                    continue
+                raise DataError(f"No row has {cut}, so the {name} split is empty.")
+            raise _empty_fraction_error(name, fraction, n, f" under the {config.kind} split")
+
+
+# --------------------------------------------------------------------------- batch by batch
+
+
+class GroupSplit:
+    """The split of every group of a `group` split, learnt from the groups' row counts.
+
+    Gives exactly `make_splits`' assignment without the table: count the
+    groups batch by batch (`count`), merge, then `fit` and map each batch's
+    rows with `codes`. Memory grows with the number of distinct groups.
+
+    Args:
+        config: the split settings (kind `"group"`).
+        values: the groups, sorted as `pandas.factorize(..., sort=True)` sorts them.
+        splits: the split (0, 1, 2) of each group.
+        as_strings: whether groups are compared as strings (mixed types).
+    """
+
+    def __init__(self, config: SplitConfig, values: pd.Index, splits: np.ndarray, as_strings: bool) -> None:
+        self.config, self.values, self.splits, self.as_strings = config, values, splits, as_strings
+
+    @staticmethod
+    def count(df: pd.DataFrame, config: SplitConfig) -> Any:
+        """The rows per group of one batch, as a mergeable `ValueCounts`."""
+        from mtrec.features.partial import ValueCounts
+
+        column = _column(df, config)
+        codes, uniques = pd.factorize(column)
+        return ValueCounts(np.asarray(uniques), np.bincount(codes, minlength=len(uniques)))
+
+    @classmethod
+    def fit(cls, counts: Any, config: SplitConfig) -> GroupSplit:
+        """Assigns every group from the merged counts of all rows (see `make_splits`)."""
+        values, totals = counts.aggregate()
+        as_str = False
+        try:
+            codes, uniques = pd.factorize(values, sort=True)
+        except TypeError:  # mixed types: their strings, as in memory
+            as_str = True
+            codes, uniques = pd.factorize(pd.Series(values, dtype=object).astype(str), sort=True)
+        sorted_counts = np.bincount(codes, weights=totals, minlength=len(uniques)).astype(np.int64)
+        splits = _group_assignment(sorted_counts, config, str(config.column))
+        return cls(config, pd.Index(uniques), splits, as_str)
+
+    def codes(self, df: pd.DataFrame) -> np.ndarray:
+        """The split (0, 1, 2) of each row of a batch."""
+        column = _column(df, self.config)
+        if self.as_strings:
+            column = column.astype(str)
+        positions = self.values.get_indexer(column)
+        if (positions < 0).any():
+            unknown = column[positions < 0].head(3).tolist()
+            raise DataError(
+                f"Split column '{self.config.column}' holds values not counted before, e.g. "
+                f"{unknown}: the table changed between the two passes of the group split.")
+        return self.splits[positions].astype(np.int8)
+
+
+def split_codes(df: pd.DataFrame, config: SplitConfig, start: int,
+                groups: GroupSplit | None = None) -> np.ndarray:
+    """The split (0 train, 1 valid, 2 test) of each row of one batch of a larger table.
+
+    Args:
+        df: the batch.
+        config: the split settings; its kind must be in `STREAMED_SPLIT_KINDS`.
+        start: the position of the batch's first row in the whole table.
+        groups: for a `group` split, the `GroupSplit` fitted on the whole table.
+
+    Returns:
+        int8 codes, one per row. Empty splits are checked at the end with
+        `check_split_sizes`.
+
+    Raises:
+        ConfigError: the kind needs the whole table (`random`).
+        DataError: the split column has missing values or uncomparable times.
+    """
+    check_streamable(config)
+    if config.kind == "hash":
+        return _hash_codes(df, config, start)
+    if config.kind == "group":
+        if groups is None:
+            raise ValueError("A group split needs its GroupSplit: count the groups first.")
+        return groups.codes(df)
+    _, _, _, is_train, is_test = _time_masks(_column(df, config), config)
+    return np.where(is_train, 0, np.where(is_test, 2, 1)).astype(np.int8)
+
+
+def check_streamable(config: SplitConfig) -> None:
+    """Raises ConfigError when a split kind cannot be applied batch by batch.
+
+    Raises:
+        ConfigError: the kind is `random`, which permutes every row.
+    """
+    if config.kind not in STREAMED_SPLIT_KINDS:
+        raise ConfigError(
+            f"{_WHERE}.kind '{config.kind}' cannot split a table batch by batch: it permutes every "
+            f"row, so the whole table would have to fit in memory. Use {_WHERE}.kind: hash (a seeded "
+            f"hash of each row's position, or of a key column with {_WHERE}.column), or group / "
+            f"time. Supported when streaming: {list(STREAMED_SPLIT_KINDS)}.")
