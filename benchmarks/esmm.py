@@ -69,7 +69,7 @@ def run_once(rows: int, click_rate_shift: float, seed: int, esmm_monitor: str, w
 
     esmm = train(_config([{"name": "click", "kind": "binary"},
                           {"name": "purchase", "kind": "binary", "after": "click"}],
-                         {"kind": "mmoe", "num_experts": 4, "expert_units": [16], "tower_units": [8]},
+                         {"kind": "mmoe", "num_experts": 4, "expert": {"units": [16]}, "tower_units": [8]},
                          seed, esmm_monitor), work / f"esmm-{seed}-{click_rate_shift}", frame=frame)
     naive = train(_config([{"name": "purchase", "kind": "binary"}],
                           {"kind": "single_task", "tower_units": [16, 8]}, seed),

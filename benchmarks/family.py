@@ -1,8 +1,9 @@
 """Model-family benchmark: every model on the MMoE paper's synthetic tasks, per task correlation.
 
-Each model trains with the quickstart's budget (12,000 rows, 100 features,
-two regression tasks, batch 256, Adam 3e-3, early stopping on validation
-loss) at each task correlation and seed; the table shows each task's test
+Each model trains with the budget of `mtrec.quickstart.QUICKSTART_CONFIG`
+(`configs/quickstart.yaml`: 12,000 rows, 100 features, two regression tasks,
+batch 256, Adam 3e-3, early stopping on validation loss; the quickstart
+command itself runs a smaller regime) at each task correlation and seed; the table shows each task's test
 R² (mean over seeds, ± standard deviation) and the constant predictor's,
 which is 0 by construction. Gated models get 8 experts of 16 units (CGC/PLE:
 4 shared + 2 per task per level) so their capacities are comparable.
@@ -26,19 +27,19 @@ from mtrec.config import apply_overrides, parse_config
 from mtrec.quickstart import QUICKSTART_CONFIG
 from mtrec.training.run import train
 
-EXPERTS = {"num_experts": 8, "expert_units": [16]}
-PLE_EXPERTS = {"num_shared_experts": 4, "num_task_experts": 2, "expert_units": [16]}
+EXPERTS = {"num_experts": 8, "expert": {"units": [16]}}
+PLE_EXPERTS = {"num_shared_experts": 4, "num_task_experts": 2, "expert": {"units": [16]}}
 #: The benchmarked variants: label -> model section.
 MODELS: dict[str, dict[str, Any]] = {
-    "single_task": {"kind": "single_task", "bottom_units": [64]},
-    "shared_bottom": {"kind": "shared_bottom", "bottom_units": [64]},
+    "single_task": {"kind": "single_task", "bottom": {"units": [64]}},
+    "shared_bottom": {"kind": "shared_bottom", "bottom": {"units": [64]}},
     "omoe": {"kind": "omoe", **EXPERTS},
     "mmoe": {"kind": "mmoe", **EXPERTS},
-    "mmoe_dcn": {"kind": "mmoe", **EXPERTS, "expert_kind": "dcn", "cross_projection_dim": 16},
+    "mmoe_dcn": {"kind": "mmoe", "num_experts": 8, "expert": {"kind": "dcn", "units": [16], "projection_dim": 16}},
     "cgc": {"kind": "cgc", **PLE_EXPERTS},
     "ple": {"kind": "ple", "num_levels": 2, **PLE_EXPERTS},
-    "soft_sharing": {"kind": "soft_sharing", "bottom_units": [64], "penalty": 0.001},
-    "cross_stitch": {"kind": "cross_stitch", "bottom_units": [64, 32]},
+    "soft_sharing": {"kind": "soft_sharing", "bottom": {"units": [64]}, "penalty": 0.001},
+    "cross_stitch": {"kind": "cross_stitch", "bottom": {"units": [64, 32]}},
 }
 
 

@@ -92,7 +92,7 @@ def reference_mmoe(num_features: int, training: TrainingConfig) -> MMoE:
     """
     layout = {"numeric_dim": num_features, "tables": {}, "categorical": {}, "multi_categorical": {}}
     model = MMoE([RegressionTask("y0"), RegressionTask("y1")], layout,
-                 num_experts=8, expert_units=[16], tower_units=[8])
+                 num_experts=8, expert={"units": [16]}, tower_units=[8])
     model.compile_for_tasks(keras.optimizers.Adam(training.learning_rate),
                             steps_per_execution=training.steps_per_execution,
                             jit_compile=training.jit_compile)
