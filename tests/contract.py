@@ -97,6 +97,7 @@ def _functional(layer: Any, x: Any) -> keras.Model:
 def _trainable(obj: Any, case: Case, x: Any, *, eager: bool = False) -> tuple[Any, Any, Any]:
     """(the model to fit, its inputs, its targets): the model itself, or the layer wrapped."""
     if case.model:
+        obj(x)
         obj.compile_for_tasks("adam", run_eagerly=eager or case.eager_fit)
         return obj, x, case.labels()
     model = _functional(obj, x)
@@ -138,6 +139,7 @@ def fit_step(case: Case) -> None:
     obj, x = case.make(), case.inputs()
     model, fit_x, targets = _trainable(obj, case, x)
     before = [np.array(keras.ops.convert_to_numpy(w)) for w in model.trainable_weights]
+    assert before, "nothing to train"
     history = model.fit(fit_x, targets, epochs=1, batch_size=len(keras.tree.flatten(x)[0]), verbose=0)
     assert np.isfinite(history.history["loss"][-1])
     after = [keras.ops.convert_to_numpy(w) for w in model.trainable_weights]

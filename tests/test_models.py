@@ -1,17 +1,31 @@
-"""Contract tests of every model: shapes, weight counts, config round trip, .keras reload,
-shared tables after reload, gate weights, and learning beats a constant on synthetic-like data."""
+"""Model tests: the contract battery over every model kind (`tests/contract.py`), then weight
+counts by hand, shared tables after reload, gate weights, and learning beats a constant."""
 
 import keras
 import numpy as np
 import pytest
 
-from mtrec.models import MMoE, MODEL_KINDS, SharedBottom, SingleTask
+from mtrec.models import MMoE, MODEL_KINDS, GatedModel, SharedBottom, SingleTask
 from mtrec.tasks import BinaryTask, MulticlassTask, RegressionTask
+from tests.contract import BACKENDS, CHECKS, Case, run_check
 
 TASKS = [BinaryTask("click"), RegressionTask("rating", loss="huber"), MulticlassTask("genre", num_classes=3)]
+LAYOUT = {
+    "numeric_dim": 5,
+    "tables": {"items": {"input_dim": 12, "output_dim": 4}, "users": {"input_dim": 7, "output_dim": 3}},
+    "categorical": {"item": "items", "last_item": "items", "user": "users"},
+    "multi_categorical": {"genres": "items"},
+}
 
 
-def _labels(n, seed=0):
+def _inputs(n=32):
+    rng = np.random.default_rng(0)
+    return {"numeric": rng.normal(size=(n, 5)).astype("float32"), "item": rng.integers(0, 12, n).astype("int32"),
+            "last_item": rng.integers(0, 12, n).astype("int32"), "user": rng.integers(0, 7, n).astype("int32"),
+            "genres": rng.integers(0, 12, (n, 3)).astype("int32")}
+
+
+def _labels(n=32, seed=0):
     rng = np.random.default_rng(seed)
     return {
         "click": rng.integers(0, 2, (n, 1)).astype("float32"),
@@ -20,52 +34,53 @@ def _labels(n, seed=0):
     }
 
 
-def _make(kind, layout, **params):
+def _make(kind, layout=LAYOUT, **params):
     return MODEL_KINDS[kind](TASKS, layout, **params)
 
 
-# Every model with its defaults, plus each gated model with DCN-v2 experts.
-CONTRACT_CASES = [(kind, {}) for kind in sorted(MODEL_KINDS)] + [
-    (kind, {"expert_kind": "dcn", "cross_projection_dim": 4}) for kind in ("mmoe", "omoe", "cgc", "ple")]
+def _case(kind, **params):
+    # DCN experts fit eagerly: tracing their graph costs 10-20 s on CPU; graph-mode training of
+    # DCN experts is covered by test_models_learn_a_nonlinear_two_task_function.
+    dcn = params.get("expert", {}).get("kind") == "dcn"
+    return Case(kind + ("-dcn" if dcn else ""), lambda: _make(kind, **params), _inputs, model=True,
+                labels=_labels, eager_fit=dcn)
 
 
-@pytest.mark.parametrize("kind,params", CONTRACT_CASES,
-                         ids=[k + ("-dcn" if p else "") for k, p in CONTRACT_CASES])
-def test_model_contract(kind, params, layout, inputs, tmp_path):
-    model = _make(kind, layout, **params)
-    outputs = model(inputs)
+# Every model kind with its defaults, plus each gated kind with low-rank DCN-v2 experts.
+MODEL_CASES = [_case(kind) for kind in sorted(MODEL_KINDS)] + [
+    _case(kind, expert={"kind": "dcn", "projection_dim": 4})
+    for kind in sorted(MODEL_KINDS) if issubclass(MODEL_KINDS[kind], GatedModel)]
+
+
+def test_every_model_kind_has_a_case():
+    assert {case.id for case in MODEL_CASES} >= set(MODEL_KINDS)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("check", list(CHECKS))
+@pytest.mark.parametrize("case", MODEL_CASES, ids=lambda c: c.id)
+def test_model_contract(case, check, backend, tmp_path):
+    run_check(check, case, tmp_path)
+
+
+def test_outputs_follow_their_tasks(layout, inputs):
+    outputs = _make("mmoe", layout)(inputs)
     assert set(outputs) == {"click", "rating", "genre"}
     assert outputs["click"].shape == (64, 1) and outputs["genre"].shape == (64, 3)
     p = keras.ops.convert_to_numpy(outputs["click"])
     assert ((p > 0) & (p < 1)).all()
     np.testing.assert_allclose(keras.ops.convert_to_numpy(outputs["genre"]).sum(1), 1, rtol=1e-5)
 
-    clone = model.__class__.from_config(model.get_config())
-    clone(inputs)
-    assert clone.count_params() == model.count_params()
-    assert clone.get_config() == model.get_config()
-
-    # The DCN variants take one eager step: tracing their graph costs 10-20 s on CPU, and graph-mode
-    # training of DCN experts is covered by test_models_learn_a_nonlinear_two_task_function.
-    model.compile_for_tasks("adam", run_eagerly=bool(params))
-    model.fit(inputs, _labels(64), epochs=1, batch_size=16, verbose=0)
-    path = tmp_path / "model.keras"
-    model.save(path)
-    reloaded = keras.models.load_model(path)
-    before, after = model.predict(inputs, verbose=0), reloaded.predict(inputs, verbose=0)
-    for name in before:
-        np.testing.assert_array_equal(before[name], after[name])
-
 
 def test_weight_counts_match_hand_computation(layout):
     # Embedding: items 12x4 + users 7x3 = 69; embedded width = 5 + 4 + 4 + 3 + 4 = 20.
     emb, width = 12 * 4 + 7 * 3, 20
     towers = lambda units_in: sum(units_in * 8 + 8 + 8 * out + out for out in (1, 1, 3))
-    mmoe = MMoE(TASKS, layout, num_experts=8, expert_units=[16], tower_units=[8])
+    mmoe = MMoE(TASKS, layout, num_experts=8, expert={"units": [16]}, tower_units=[8])
     mmoe_expected = emb + 8 * (width * 16 + 16) + 3 * (width * 8 + 8) + towers(16)
-    shared = SharedBottom(TASKS, layout, bottom_units=[32])
+    shared = SharedBottom(TASKS, layout, bottom={"units": [32]})
     shared_expected = emb + width * 32 + 32 + towers(32)
-    single = SingleTask(TASKS, layout, bottom_units=[32])
+    single = SingleTask(TASKS, layout, bottom={"units": [32]})
     single_expected = 3 * (emb + width * 32 + 32) + towers(32)
     x = {k: np.zeros((2,) + ((3,) if k == "genres" else (5,) if k == "numeric" else ()),
                      dtype="float32" if k == "numeric" else "int32")
@@ -112,7 +127,7 @@ def test_mmoe_gate_weights(layout, inputs, tmp_path):
 
 
 def test_mmoe_paper_sizes(layout, inputs):
-    model = MMoE(TASKS, layout, num_experts=8, expert_units=[16], tower_units=[8])
+    model = MMoE(TASKS, layout, num_experts=8, expert={"units": [16]}, tower_units=[8])
     model(inputs)
     assert model.mixture.experts.kernels[0].shape == (20, 16) or \
         tuple(model.mixture.experts.kernels[0].shape) == (8, 20, 16)
@@ -120,7 +135,7 @@ def test_mmoe_paper_sizes(layout, inputs):
 
 
 @pytest.mark.parametrize("kind,params", [("mmoe", {}), ("shared_bottom", {}), ("single_task", {}),
-                                         ("mmoe", {"expert_kind": "dcn", "num_cross_layers": 1})],
+                                         ("mmoe", {"expert": {"kind": "dcn", "num_cross_layers": 1}})],
                          ids=["mmoe", "shared_bottom", "single_task", "mmoe-dcn"])
 def test_models_learn_a_nonlinear_two_task_function(kind, params):
     # Two correlated regression tasks on 10 Gaussian inputs; a model that learns
@@ -157,7 +172,7 @@ def test_omoe_shares_one_gate_across_tasks(layout, inputs):
 def test_ple_gates_per_level(layout, inputs):
     from mtrec.models import PLE
 
-    model = PLE(TASKS, layout, num_levels=2, num_shared_experts=2, num_task_experts=3, expert_units=[4])
+    model = PLE(TASKS, layout, num_levels=2, num_shared_experts=2, num_task_experts=3, expert={"units": [4]})
     gates = model.gate_weights(inputs)
     assert set(gates) == {"level0/click", "level0/rating", "level0/genre", "level0/shared",
                           "level1/click", "level1/rating", "level1/genre"}
@@ -185,7 +200,7 @@ def test_cgc_is_one_level_with_task_keys(layout, inputs):
 @pytest.mark.parametrize("kind", ["mmoe", "omoe", "cgc", "ple"])
 def test_dcn_experts_swap_in_behind_the_same_gates(kind, layout, inputs):
     mlp = _make(kind, layout)
-    dcn = _make(kind, layout, expert_kind="dcn", num_cross_layers=2)
+    dcn = _make(kind, layout, expert={"kind": "dcn", "num_cross_layers": 2})
     mlp(inputs), dcn(inputs)
     # Each expert adds two full-rank cross layers (a d x d kernel and a d bias) in front of its
     # MLP, d its input width: 20 for the embedded inputs (5 numeric + 4 + 4 + 3 + 4), 16 for
@@ -196,3 +211,47 @@ def test_dcn_experts_swap_in_behind_the_same_gates(kind, layout, inputs):
     assert dcn.count_params() - mlp.count_params() == extra
     for name, gate in dcn.gate_weights(inputs).items():
         np.testing.assert_allclose(gate.sum(axis=1), 1, rtol=1e-5, err_msg=name)
+
+
+def test_omoe_is_mmoe_with_one_gate_and_cgc_is_ple_with_one_level(layout, inputs):
+    from mtrec.models import CGC, OMoE, PLE
+
+    assert issubclass(OMoE, MMoE) and issubclass(CGC, PLE)
+    assert len(_make("omoe", layout).mixture.gates) == 1 and len(_make("mmoe", layout).mixture.gates) == 3
+    assert len(_make("cgc", layout).levels) == 1
+
+
+@pytest.mark.parametrize("kind,flat,nested", [
+    ("mmoe", {"expert_units": [8], "expert_dropout": 0.1, "expert_activation": "tanh"},
+     {"expert": {"units": [8], "dropout": 0.1, "activation": "tanh"}}),
+    ("ple", {"expert_kind": "dcn", "num_cross_layers": 1, "cross_projection_dim": 2},
+     {"expert": {"kind": "dcn", "num_cross_layers": 1, "projection_dim": 2}}),
+    ("shared_bottom", {"bottom_units": [8], "bottom_dropout": 0.2}, {"bottom": {"units": [8], "dropout": 0.2}}),
+    ("cross_stitch", {"bottom_units": [6, 4], "bottom_activation": "tanh"},
+     {"bottom": {"units": [6, 4], "activation": "tanh"}}),
+])
+def test_flat_keys_of_0_1_build_the_same_model_as_the_spec(kind, flat, nested, layout, inputs):
+    models = []
+    for params in (flat, nested):
+        keras.utils.set_random_seed(3)
+        models.append(_make(kind, layout, name="m", **params))
+        models[-1](inputs)
+    old, new = models
+    assert old.get_config() == new.get_config()
+    assert len(old.weights) == len(new.weights)
+    for a, b in zip(old.weights, new.weights):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
+
+
+def test_gate_weights_are_compiled_once_and_silent(layout, inputs, capfd):
+    model = _make("ple", layout)
+    first = model.gate_weights(inputs, batch_size=16)
+    reader = model.__dict__["_gate_reader"]
+    for batch_size in (7, 64, 100):
+        again = model.gate_weights(inputs, batch_size=batch_size)
+        for key in first:
+            np.testing.assert_allclose(again[key], first[key], rtol=1e-6)
+    assert model.__dict__["_gate_reader"] is reader
+    assert reader not in model._flatten_layers()  # not part of the model's saved state
+    out, err = capfd.readouterr()
+    assert "retracing" not in out + err and "step" not in out

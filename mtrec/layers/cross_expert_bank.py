@@ -31,12 +31,9 @@ class CrossExpertBank(keras.layers.Layer):
         projection_dim: int or None. Rank of the low-rank cross kernels
             (`W = U V`, DCN-Mix's cost saving); None for full-rank kernels.
             Defaults to `None`.
-        activation: str. Activation of the MLP layers. Defaults to `"relu"`.
-        dropout: float. Dropout after each MLP layer. Defaults to `0.0`.
-        kernel_initializer: initializer of the MLP kernels (cloned per
-            expert). Defaults to `"glorot_uniform"`.
-        kernel_regularizer: optional regularizer of the MLP kernels.
-        **kwargs: base `Layer` arguments.
+        **kwargs: the MLP's `ExpertBank` arguments (`activation`, `dropout`,
+            `kernel_initializer`, `kernel_regularizer`), then base `Layer`
+            arguments.
 
     Input shape: `(batch, features)`.
     Output shape: `(batch, num_experts, units[-1])`.
@@ -48,12 +45,9 @@ class CrossExpertBank(keras.layers.Layer):
         units: list[int] = (16,),
         num_cross_layers: int = 2,
         projection_dim: int | None = None,
-        activation: str = "relu",
-        dropout: float = 0.0,
-        kernel_initializer: Any = "glorot_uniform",
-        kernel_regularizer: Any = None,
         **kwargs: Any,
     ) -> None:
+        mlp_arguments = {k: kwargs.pop(k) for k in ExpertBank.EXPERT_ARGUMENTS if k in kwargs}
         super().__init__(**kwargs)
         self.num_experts = check_positive_int(num_experts, "num_experts")
         self.num_cross_layers = check_positive_int(num_cross_layers, "num_cross_layers")
@@ -65,9 +59,7 @@ class CrossExpertBank(keras.layers.Layer):
             FeatureCross(projection_dim=self.projection_dim, dtype=self.dtype_policy, name=f"cross_{e}_{layer}")
             for e in range(self.num_experts) for layer in range(self.num_cross_layers)
         ]
-        self.mlp = ExpertBank(num_experts, units, activation=activation, dropout=dropout,
-                              kernel_initializer=kernel_initializer, kernel_regularizer=kernel_regularizer,
-                              dtype=self.dtype_policy, name="mlp")
+        self.mlp = ExpertBank(num_experts, units, **mlp_arguments, dtype=self.dtype_policy, name="mlp")
         self.units = self.mlp.units
 
     def build(self, input_shape: Shape) -> None:

@@ -42,12 +42,17 @@ class SoftSharing(SingleTask):
         return [list(group) for group in zip(*per_task)]
 
     def weight_distance(self) -> Tensor:
-        """Sum over task pairs and tied weights of the squared L2 distance."""
-        total = ops.convert_to_tensor(0.0)
+        """Sum over task pairs and tied weights of the squared L2 distance, in float32.
+
+        Under a mixed-precision policy the weights read inside `call` are
+        the compute-dtype copies; the sum is still accumulated in float32.
+        """
+        total = ops.convert_to_tensor(0.0, dtype="float32")
         for group in self.tied_weights():
             for s in range(len(group)):
                 for t in range(s + 1, len(group)):
-                    total = total + ops.sum(ops.square(group[s] - group[t]))
+                    diff = ops.cast(group[s], "float32") - ops.cast(group[t], "float32")
+                    total = total + ops.sum(ops.square(diff))
         return total
 
     def call(self, inputs: dict[str, Tensor], training: bool | None = None) -> dict[str, Tensor]:
