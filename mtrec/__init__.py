@@ -19,6 +19,7 @@ classes), or use `mtrec.load_run`.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import Any
 
 __version__ = "0.1.0"
@@ -59,6 +60,8 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(_MODULE_OF[name]), name)
     elif name.startswith("_"):
         raise AttributeError(f"module 'mtrec' has no attribute '{name}'")
+    elif importlib.util.find_spec(f"mtrec.{name}") is not None:
+        value = importlib.import_module(f"mtrec.{name}")  # a subpackage: `mtrec.models` after `import mtrec`
     else:
         for package in _CLASS_PACKAGES:
             module = importlib.import_module(package)
@@ -66,12 +69,7 @@ def __getattr__(name: str) -> Any:
                 value = getattr(module, name)
                 break
         else:
-            try:  # a subpackage, as `mtrec.models` after a plain `import mtrec`
-                value = importlib.import_module(f"mtrec.{name}")
-            except ModuleNotFoundError as err:
-                if err.name != f"mtrec.{name}":
-                    raise
-                raise AttributeError(f"module 'mtrec' has no attribute '{name}'") from None
+            raise AttributeError(f"module 'mtrec' has no attribute '{name}'")
     globals()[name] = value
     return value
 
