@@ -11,7 +11,8 @@ Modules:
     retrieval_anchor  the TFRS multitask tutorial reproduced on ML-100K (a Keras 2 process)
 """
 
-import os
+from mtrec.utils.framework_logs import quiet_framework_logs
 
-# Before any benchmark imports TensorFlow: its C++ start-up lines are not the benchmark's output.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Before any benchmark imports TensorFlow: its start-up lines (CUDA probing, absl) are not the
+# benchmark's output.
+quiet_framework_logs()

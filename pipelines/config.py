@@ -29,9 +29,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from mtrec.config import ExperimentConfig, apply_overrides, parse_config, read_config_file
+from mtrec.config import ExperimentConfig, apply_overrides, parse_config
 from mtrec.errors import ConfigError
 from mtrec.pipelines.target_stats import TargetStat
+from mtrec.utils.config_file import read_config_file
 from mtrec.utils.validation import from_config
 
 #: Folder of the shipped configs: the package data of `mtrec.configs` (installed as plain files).

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import ast
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -82,3 +85,13 @@ def test_benchmarks_share_only_the_harness():
         assert {m for m in imported if m.startswith("benchmarks")} == {"benchmarks.harness"}, module.__name__
     assert harness.machine_info()["backend"]
     assert not (REPO / "mtrec" / "bench.py").exists()
+
+
+def test_a_benchmark_prints_no_tensorflow_start_up_lines():
+    # Without the quieting, TensorFlow writes its CUDA probing and absl preamble to stderr here.
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "MTREC_QUIET_FRAMEWORK_LOGS")}
+    code = "import benchmarks, tensorflow as tf; print(float(tf.constant(1.0) + 1))"
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "2.0", done.stderr
+    assert done.stderr.strip() == ""
