@@ -18,7 +18,7 @@ CONFIG = {
     "name": "funnel",
     "features": [{"name": "x*", "kind": "numeric"}],
     "tasks": [{"name": "click", "kind": "binary"}, {"name": "purchase", "kind": "binary", "after": "click"}],
-    "model": {"kind": "mmoe", "num_experts": 4, "expert_units": [16], "tower_units": [8]},
+    "model": {"kind": "mmoe", "num_experts": 4, "expert": {"units": [16]}, "tower_units": [8]},
     "training": {"epochs": 8, "batch_size": 256, "learning_rate": 0.003, "verbose": 0,
                  "early_stopping": {"monitor": "val_purchase_auc", "patience": 3}},
 }

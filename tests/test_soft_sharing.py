@@ -73,7 +73,7 @@ def test_cross_stitch_unit_starts_near_identity_and_mixes():
 
 def test_cross_stitch_with_identity_units_keeps_tasks_apart():
     x, _ = _data(8)
-    model = CrossStitch(TASKS, LAYOUT, bottom_units=[5, 4], self_weight=1.0)
+    model = CrossStitch(TASKS, LAYOUT, bottom={"units": [5, 4]}, self_weight=1.0)
     base = model(x)
     # Changing task b's first layer cannot move task a's prediction while the units are the identity.
     model.dense[0][1].kernel.assign(model.dense[0][1].kernel + 1.0)

@@ -128,7 +128,8 @@ class MultiTaskModel(keras.Model):
         `"<task>"` for single-level models (MMoE; OMoE repeats its one gate
         under every task name) and `"<level>/<task>"` (or
         `"<level>/shared"`) for stacked models; values are float arrays of
-        shape `(num_examples, num_experts)` whose rows sum to 1.
+        shape `(num_examples, num_experts)` whose rows sum to 1 (float32, also
+        under a mixed-precision policy).
 
         The forward pass is compiled once per model (Keras' own predict
         loop: a `tf.function` on TensorFlow, `jax.jit` on JAX) and reused by
@@ -151,7 +152,7 @@ class MultiTaskModel(keras.Model):
             # Kept out of Keras' attribute tracking: the reader is not part of the model's state.
             reader = self.__dict__["_gate_reader"] = _GateReader(self)
         gates = reader.predict(inputs, batch_size=batch_size, verbose=0)
-        return {key: np.asarray(value) for key, value in gates.items()}
+        return {key: np.asarray(value, dtype="float32") for key, value in gates.items()}
 
     def get_config(self) -> dict[str, Any]:
         return {
