@@ -1,0 +1,469 @@
+"""`mtrec prepare`: a table larger than memory to encoded, model-ready shards per split.
+
+Passes over the input, one record batch in memory at a time:
+
+0. `group` splits only: count the rows of each group (the split column alone).
+1. Fit: each batch's rows get their split (`mtrec.data.splits.split_codes`),
+   the training rows' partial fit state is merged into the running one
+   (`FeatureEncoder.partial_fit`), labels are checked. The fitted encoder is
+   written (`features.json`, vocabularies as Parquet).
+2. Write: each unit of work (one input file, or `shard_batches` batches of it)
+   is encoded into one shard per split, `<split>/part-<file>-<chunk>.parquet`,
+   each written atomically, then the unit is marked done.
+
+Last, `manifest.json` is written atomically: its presence means complete.
+A killed run leaves no manifest; rerun with the same config, it reuses the
+fitted encoder and the finished units and completes the rest.
+
+Shard columns: `row` (int64, the row's position in the input), `numeric`
+(fixed-size list of float32), one int32 column per categorical feature, a
+fixed-size list of int32 per multi-valued feature, `label.<task>` (float32,
+NaN for missing) and `id.<column>` (the raw id columns).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import logging
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mtrec.data.io import CSV_SUFFIXES, PARQUET_SUFFIXES, ParquetBatchWriter, _check_file, _parquet_files
+from mtrec.data.splits import (
+    SPLIT_NAMES,
+    GroupSplit,
+    check_split_sizes,
+    check_streamable,
+    split_codes,
+)
+from mtrec.errors import ConfigError, DataError, SchemaError
+from mtrec.features import NUMERIC_KEY, FeatureEncoder
+from mtrec.features.columns import expand_numeric
+from mtrec.preparation.state import load_encoder, save_encoder
+from mtrec.utils.atomic import write_json
+
+log = logging.getLogger(__name__)
+
+FORMAT = "mtrec.prepared"
+VERSION = 1
+MANIFEST = "manifest.json"
+WORK = "_work"
+DEFAULT_BATCH_SIZE = 131_072
+DEFAULT_SHARD_BATCHES = 8
+LABEL_PREFIX = "label."
+ID_PREFIX = "id."
+
+
+@dataclasses.dataclass
+class PrepareResult:
+    """What `prepare` wrote.
+
+    Args:
+        out: the prepared folder.
+        manifest: the manifest's content.
+        rows: input rows.
+        seconds: wall time of this call.
+        resumed: whether a killed run's work was reused.
+    """
+
+    out: Path
+    manifest: dict[str, Any]
+    rows: int
+    seconds: float
+    resumed: bool
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else float("inf")
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def input_files(path: Any) -> list[tuple[Path, str]]:
+    """The input files of `data.path` (file, list, or folder of Parquet shards), with their kind.
+
+    Raises:
+        ConfigError: `data.path` is empty.
+        DataError: a path is missing, empty or of unknown type.
+    """
+    if not path:
+        raise ConfigError(
+            "mtrec prepare needs data.path: a Parquet/CSV file, a list of them, or a folder of "
+            "Parquet shards. (The synthetic generator's rows fit in memory: use mtrec train.)")
+    files = []
+    for p in [path] if isinstance(path, str) else list(path):
+        p = Path(p)
+        kind = _check_file(p)
+        if kind == "parquet_dir":
+            files.extend((f, "parquet") for f in _parquet_files(p))
+        else:
+            files.append((p, kind))
+    return files
+
+
+def _file_schema(path: Path, kind: str) -> dict[str, str]:
+    try:
+        if kind == "parquet":
+            schema = pq.read_schema(path)
+            return {f.name: str(f.type) for f in schema}
+        header = pd.read_csv(path, sep="\t" if path.name.lower().endswith((".tsv", ".tsv.gz")) else ",",
+                             nrows=0)
+        return {str(c): "csv" for c in header.columns}
+    except (pa.ArrowException, OSError, ValueError) as err:
+        raise DataError(f"Cannot read {path.resolve()} (truncated or not {kind}?): {err}") from err
+
+
+def check_schemas(files: list[tuple[Path, str]], needed: list[str]) -> dict[str, str]:
+    """The first file's schema; every other file must have the needed columns with the same types.
+
+    Raises:
+        SchemaError: naming the file and the column that differs.
+        DataError: a file is unreadable (truncated), naming it.
+    """
+    first, first_kind = files[0]
+    schema = _file_schema(first, first_kind)
+    for column in needed:
+        if column not in schema:
+            raise SchemaError(f"Column '{column}' is missing from {first.resolve()}. "
+                              f"Columns present: {list(schema)}")
+    for path, kind in files[1:]:
+        other = _file_schema(path, kind)
+        for column in needed:
+            if column not in other:
+                raise SchemaError(f"Shard {path.resolve()} lacks column '{column}', which "
+                                  f"{first.resolve()} has.")
+            if other[column] != schema[column]:
+                raise SchemaError(
+                    f"Shard {path.resolve()} has column '{column}' as {other[column]}, but "
+                    f"{first.resolve()} has it as {schema[column]}. Every shard needs the same schema.")
+    return schema
+
+
+def _batches(path: Path, kind: str, batch_size: int, columns: list[str]) -> Iterator[pd.DataFrame]:
+    try:
+        if kind == "parquet":
+            with pq.ParquetFile(path) as file:
+                for batch in file.iter_batches(batch_size=batch_size, columns=columns):
+                    yield batch.to_pandas()
+        else:
+            sep = "\t" if path.name.lower().endswith((".tsv", ".tsv.gz")) else ","
+            yield from pd.read_csv(path, sep=sep, usecols=columns, chunksize=batch_size)
+    except (pa.ArrowException, OSError, ValueError, pd.errors.ParserError) as err:
+        raise DataError(f"Cannot read {path.resolve()} (truncated or malformed?): {err}") from err
+
+
+# --------------------------------------------------------------------------- config identity
+
+
+def prepared_config(config: Any, batch_size: int, shard_batches: int) -> dict[str, Any]:
+    """The part of an experiment config that decides a prepared folder's content."""
+    full = config.get_config()
+    return {
+        "data": {"path": full["data"]["path"], "split": full["data"]["split"],
+                 "id_columns": full["data"]["id_columns"]},
+        "features": full["features"],
+        "tasks": [{"name": t["name"], "kind": t["kind"], "label": t.get("label")} for t in full["tasks"]],
+        "layout": {"batch_size": batch_size, "shard_batches": shard_batches},
+    }
+
+
+def config_hash(prepared: dict[str, Any]) -> str:
+    """sha256 of the canonical JSON of `prepared_config`'s output."""
+    text = json.dumps(prepared, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        out = {}
+        for i, v in enumerate(value):
+            out.update(_flatten(v, f"{prefix}.{i}"))
+        return out
+    return {prefix: value}
+
+
+def differing_keys(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """Dotted keys whose values differ between two `prepared_config` outputs."""
+    fa, fb = _flatten(a), _flatten(b)
+    return sorted(k for k in set(fa) | set(fb) if fa.get(k, "<absent>") != fb.get(k, "<absent>"))
+
+
+def _refuse_other_config(out: Path, found: dict[str, Any], wanted: dict[str, Any], what: str) -> None:
+    keys = differing_keys(found, wanted)
+    if keys:
+        shown = "; ".join(f"{k}: {_flatten(found).get(k, '<absent>')!r} there, "
+                          f"{_flatten(wanted).get(k, '<absent>')!r} now" for k in keys[:8])
+        raise ConfigError(
+            f"{out} holds {what} from another config; the keys that differ: {shown}"
+            f"{' ...' if len(keys) > 8 else ''}. Use another --out folder, or --overwrite.")
+
+
+# --------------------------------------------------------------------------- encoding
+
+
+def _fixed_list(values: np.ndarray, width: int) -> pa.Array:
+    return pa.FixedSizeListArray.from_arrays(pa.array(np.ascontiguousarray(values).reshape(-1)), width)
+
+
+def encoded_table(arrays: dict[str, np.ndarray], labels: dict[str, np.ndarray],
+                  ids: pd.DataFrame, rows: np.ndarray) -> pa.Table:
+    """One encoded batch as an Arrow table (the shard columns, see the module docstring)."""
+    columns: dict[str, pa.Array] = {"row": pa.array(rows, type=pa.int64())}
+    for name, values in arrays.items():
+        if values.ndim == 2:
+            columns[name] = _fixed_list(values, values.shape[1])
+        else:
+            columns[name] = pa.array(values)
+    for name, values in labels.items():
+        columns[f"{LABEL_PREFIX}{name}"] = pa.array(values.reshape(-1).astype(np.float32))
+    for name in ids.columns:
+        columns[f"{ID_PREFIX}{name}"] = pa.Array.from_pandas(ids[name])
+    return pa.table(columns)
+
+
+def read_prepared(out: str | Path) -> tuple[dict[str, Any], FeatureEncoder]:
+    """The manifest and the fitted encoder of a complete prepared folder.
+
+    Raises:
+        DataError: the folder has no manifest (not prepared, or prepare did not finish).
+    """
+    out = Path(out)
+    path = out / MANIFEST
+    if not path.is_file():
+        raise DataError(f"{out} is not a complete prepared folder: it has no {MANIFEST}. Run "
+                        f"mtrec prepare -c CONFIG --out {out} (a rerun finishes an interrupted one).")
+    return json.loads(path.read_text()), load_encoder(out)
+
+
+# --------------------------------------------------------------------------- prepare
+
+
+def prepare(config: Any, out: str | Path, batch_size: int = DEFAULT_BATCH_SIZE,
+            shard_batches: int = DEFAULT_SHARD_BATCHES, overwrite: bool = False) -> PrepareResult:
+    """Streams `config.data.path` into encoded shards per split under `out`.
+
+    Args:
+        config: the experiment (`ExperimentConfig`): its `data`, `features`
+            and `tasks` are used.
+        out: the prepared folder.
+        batch_size: rows per record batch; memory is bounded by it and by
+            the vocabulary sizes. Defaults to `131_072`.
+        shard_batches: batches per output shard (one shard per input file
+            at most). Defaults to `8`.
+        overwrite: delete a prepared or half-prepared folder of another config.
+
+    Returns:
+        A `PrepareResult`.
+
+    Raises:
+        ConfigError: the split kind needs the whole table (`random`), or `out`
+            holds work of another config (naming the keys that differ).
+        SchemaError: a shard's schema differs (naming the file and column),
+            or a needed column is missing.
+        DataError: a file is unreadable or truncated (named), a split is empty.
+    """
+    for name, value in (("batch_size", batch_size), ("shard_batches", shard_batches)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
+    started = time.perf_counter()
+    out = Path(out)
+    split = config.data.split
+    check_streamable(split)
+    wanted = prepared_config(config, batch_size, shard_batches)
+    digest = config_hash(wanted)
+    work = out / WORK
+    resumed = False
+    if (out / MANIFEST).is_file() or (work / "plan.json").is_file():
+        found_path = out / MANIFEST if (out / MANIFEST).is_file() else work / "plan.json"
+        found = json.loads(found_path.read_text())
+        if found.get("config_hash") != digest:
+            if not overwrite:
+                _refuse_other_config(out, found.get("config", {}), wanted,
+                                     "a prepared table" if found_path.name == MANIFEST else "unfinished work")
+            shutil.rmtree(out)
+        elif found_path.name == MANIFEST:
+            log.info("%s is already prepared from this config.", out)
+            return PrepareResult(out, found, found["rows"], time.perf_counter() - started, False)
+        else:
+            resumed = True
+    work.mkdir(parents=True, exist_ok=True)
+    for stale in out.rglob(".*.parquet"):  # temporary files of a killed write
+        stale.unlink()
+
+    files = input_files(config.data.path)
+    exclude = [t.label for t in config.tasks] + list(config.data.id_columns)
+    first_schema = _file_schema(*files[0])
+    encoder = FeatureEncoder(config.features)
+    numeric = expand_numeric(encoder.specs, [c for c in first_schema if c not in set(exclude)],
+                             str(files[0][0]))
+    wanted_columns = ({c for c, _ in numeric} | {s.name for s in encoder._table_specs()} | set(exclude)
+                      | ({split.column} if split.column else set()))
+    needed = [c for c in first_schema if c in wanted_columns]
+    for column in sorted(wanted_columns - set(first_schema)):
+        raise SchemaError(f"Column '{column}' is missing from {files[0][0].resolve()}. "
+                          f"Columns present: {list(first_schema)}")
+    check_schemas(files, needed)
+    inputs = [{"path": str(p.resolve()), "bytes": p.stat().st_size, "mtime_ns": p.stat().st_mtime_ns}
+              for p, _ in files]
+    plan = {"format": FORMAT, "config_hash": digest, "config": wanted, "inputs": inputs}
+    if resumed and json.loads((work / "plan.json").read_text()).get("inputs") != inputs:
+        log.warning("The input files changed since the interrupted run: starting over.")
+        shutil.rmtree(work)
+        work.mkdir(parents=True)
+        resumed = False
+    write_json(work / "plan.json", plan)
+
+    def batches() -> Iterator[tuple[int, int, int, pd.DataFrame]]:
+        """(file index, batch index in file, position of first row, batch)."""
+        position = 0
+        for i, (path, kind) in enumerate(files):
+            for j, batch in enumerate(_batches(path, kind, batch_size, needed)):
+                yield i, j, position, batch
+                position += len(batch)
+
+    # Pass 0: group counts.
+    groups = None
+    if split.kind == "group":
+        counts = None
+        for _, _, _, batch in batches():
+            part = GroupSplit.count(batch, split)
+            counts = part if counts is None else counts.merge(part)
+        groups = GroupSplit.fit(counts, split)
+
+    # Pass 1: fit on the training rows.
+    fit_marker = work / "fit.json"
+    if fit_marker.is_file():
+        fitted = json.loads(fit_marker.read_text())
+        encoder = load_encoder(out)
+        sizes, rows = fitted["split_rows"], fitted["rows"]
+    else:
+        state, sizes_array, rows = None, np.zeros(3, dtype=np.int64), 0
+        for i, _, start, batch in batches():
+            source = str(files[i][0].resolve())
+            _labels(config.tasks, batch, source)
+            codes = split_codes(batch, split, start, groups)
+            sizes_array += np.bincount(codes, minlength=3)
+            train = batch if (codes == 0).all() else batch[codes == 0]
+            part = encoder.partial_fit(train, f"{source} (train split)", exclude)
+            state = part if state is None else state.merge(part)
+            rows += len(batch)
+        sizes = [int(s) for s in sizes_array]
+        check_split_sizes(sizes, split)
+        encoder.finish_fit(state, f"{config.data.path} (train split)")
+        save_encoder(encoder, out)
+        write_json(fit_marker, {"split_rows": sizes, "rows": rows})
+
+    # Pass 2: encode and write, unit by unit.
+    units_dir = work / "units"
+    units_dir.mkdir(exist_ok=True)
+    units: dict[str, dict[str, Any]] = {}
+    for marker in units_dir.glob("*.json"):
+        units[marker.stem] = json.loads(marker.read_text())
+    current: tuple[str, contextlib.ExitStack, dict[str, ParquetBatchWriter]] | None = None
+    done_before = set(units)
+
+    def close(unit: tuple[str, contextlib.ExitStack, dict[str, ParquetBatchWriter]]) -> None:
+        name, stack, writers = unit
+        stack.close()
+        record = {split_name: {"path": str(w.path.relative_to(out)), "rows": w.rows_written}
+                  for split_name, w in writers.items()}
+        write_json(units_dir / f"{name}.json", record)
+        units[name] = record
+
+    try:
+        for i, j, start, batch in batches():
+            name = f"{i:05d}-{j // shard_batches:04d}"
+            if name in done_before:
+                continue
+            if current is None or current[0] != name:
+                if current is not None:
+                    close(current)
+                current = (name, contextlib.ExitStack(), {})
+            source = str(files[i][0].resolve())
+            codes = split_codes(batch, split, start, groups)
+            positions = np.arange(start, start + len(batch), dtype=np.int64)
+            for k, split_name in enumerate(SPLIT_NAMES):
+                mask = codes == k
+                if not mask.any():
+                    continue
+                part = batch if mask.all() else batch[mask]
+                table = encoded_table(encoder.transform(part, source),
+                                      _labels(config.tasks, part, source),
+                                      part[list(config.data.id_columns)], positions[mask])
+                writers = current[2]
+                if split_name not in writers:
+                    writers[split_name] = current[1].enter_context(
+                        ParquetBatchWriter(out / split_name / f"part-{name}.parquet", schema=table.schema))
+                writers[split_name].write(table)
+        if current is not None:
+            close(current)
+            current = None
+    except BaseException:
+        if current is not None:
+            current[1].__exit__(*__import__("sys").exc_info())
+        raise
+
+    manifest = _manifest(out, plan, encoder, units, sizes, rows, batch_size)
+    write_json(out / MANIFEST, manifest)
+    shutil.rmtree(work, ignore_errors=True)
+    return PrepareResult(out, manifest, rows, time.perf_counter() - started, resumed)
+
+
+def _labels(tasks: list[Any], frame: pd.DataFrame, source: str) -> dict[str, np.ndarray]:
+    from mtrec.training.prepare import encode_labels  # the in-memory path's label checks
+
+    return encode_labels(tasks, frame, source)
+
+
+def _manifest(out: Path, plan: dict[str, Any], encoder: FeatureEncoder, units: dict[str, dict[str, Any]],
+              sizes: list[int], rows: int, batch_size: int) -> dict[str, Any]:
+    splits: dict[str, Any] = {}
+    schema = None
+    for k, name in enumerate(SPLIT_NAMES):
+        shards = []
+        for unit in sorted(units):
+            entry = units[unit].get(name)
+            if entry is None:
+                continue
+            if schema is None:
+                schema = pq.read_schema(out / entry["path"])
+            shards.append({"path": entry["path"], "rows": entry["rows"]})
+        written = sum(s["rows"] for s in shards)
+        if written != sizes[k]:
+            raise DataError(f"The {name} shards of {out} hold {written:,} rows, but the fit pass "
+                            f"counted {sizes[k]:,}: the input changed while preparing. Rerun.")
+        splits[name] = {"rows": written, "shards": shards}
+    layout = encoder.layout()
+    return {
+        "format": FORMAT, "version": VERSION,
+        "config_hash": plan["config_hash"], "config": plan["config"],
+        "rows": rows, "batch_size": batch_size,
+        "inputs": plan["inputs"],
+        "encoder": "features.json",
+        "schema": {f.name: str(f.type) for f in schema} if schema is not None else {},
+        "numeric_key": NUMERIC_KEY, "numeric_columns": list(encoder.numeric_columns_),
+        "layout": layout,
+        "splits": splits,
+    }
+
+
+__all__ = ["PrepareResult", "check_schemas", "config_hash", "differing_keys", "encoded_table",
+           "input_files", "prepare", "prepared_config", "read_prepared"]
+_ = (CSV_SUFFIXES, PARQUET_SUFFIXES)

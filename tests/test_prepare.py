@@ -1,0 +1,312 @@
+"""Tests of streamed preparation: partial fits, batch-by-batch splits, `prepare`'s shards, restarts, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from mtrec.config import parse_config
+from mtrec.data.click_log import CARDINALITIES, make_click_log, write_click_log
+from mtrec.data.io import write_parquet
+from mtrec.data.splits import GroupSplit, SplitConfig, make_splits, split_codes
+from mtrec.errors import ConfigError, DataError, SchemaError
+from mtrec.features import FeatureEncoder
+from mtrec.preparation import prepare, read_prepared
+from mtrec.training.prepare import prepare as prepare_in_memory
+
+SPECS = [
+    {"name": "x*", "kind": "numeric"},
+    {"name": "count", "kind": "numeric", "log1p": True, "impute": "median", "clip": [0, 3]},
+    {"name": "item", "kind": "categorical", "table": "items", "min_count": 2},
+    {"name": "last_item", "kind": "categorical", "table": "items", "min_count": 2},
+    {"name": "color", "kind": "categorical"},
+    {"name": "tags", "kind": "multi_categorical", "separator": "|"},
+    {"name": "user", "kind": "categorical", "hash_buckets": 50},
+]
+MOMENTS = ("mean", "std")
+
+
+def make_table(n: int = 3000, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({f"x{i}": rng.normal(i, 1 + i, n) for i in range(3)})
+    frame.loc[rng.random(n) < 0.1, "x1"] = np.nan
+    frame["count"] = np.round(rng.exponential(4, n))
+    frame.loc[rng.random(n) < 0.05, "count"] = np.nan
+    frame["item"] = rng.zipf(1.5, n) % 400
+    frame["last_item"] = rng.zipf(1.5, n) % 400
+    frame["color"] = pd.Series(rng.choice(["red", "blue", "green", None], n), dtype=object)
+    frame["tags"] = ["|".join(f"t{t}" for t in rng.integers(0, 30, rng.integers(0, 4))) for _ in range(n)]
+    frame["user"] = rng.integers(0, 500, n)
+    frame["day"] = rng.integers(0, 100, n)
+    frame["click"] = (rng.random(n) < 0.3).astype(np.int64)
+    frame["spend"] = np.where(rng.random(n) < 0.2, np.nan, rng.exponential(10, n))
+    return frame
+
+
+def make_config(path, split: dict, **data) -> object:
+    return parse_config({
+        "name": "prep",
+        "data": {"path": path, "split": split, **data},
+        "features": SPECS,
+        "tasks": [{"name": "click", "kind": "binary"}, {"name": "spend", "kind": "regression"}],
+        "model": {"kind": "mmoe", "num_experts": 2},
+    })
+
+
+def assert_same_state(a: dict, b: dict, moments_rtol: float = 0.0) -> None:
+    """Identical fitted states; means/stds (and mean fills) equal to `moments_rtol`."""
+    assert a["tables"] == b["tables"]
+    assert a["lengths"] == b["lengths"]
+    assert a["numeric_columns"] == b["numeric_columns"]
+    for x, y in zip(a["numeric"], b["numeric"]):
+        for key in x:
+            if key in MOMENTS or (key == "fill" and x["impute"] == "mean"):
+                np.testing.assert_allclose(x[key], y[key], rtol=moments_rtol, atol=0, err_msg=key)
+            else:
+                assert x[key] == y[key], key
+
+
+def write_shards(frame: pd.DataFrame, folder, parts: int = 3) -> list:
+    bounds = np.linspace(0, len(frame), parts + 1).astype(int)
+    return [write_parquet(frame.iloc[a:b], folder / f"part-{i}.parquet")
+            for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))]
+
+
+# --------------------------------------------------------------------------- partial fits
+
+
+def test_partial_fit_of_one_batch_is_the_in_memory_fit_bit_for_bit():
+    frame = make_table()
+    encoder = FeatureEncoder(SPECS)
+    one = encoder.finish_fit(encoder.partial_fit(frame)).get_config()
+    assert_same_state(FeatureEncoder(SPECS).fit(frame).get_config(), one)
+    # numpy's own figures, computed here
+    x0 = frame["x0"].to_numpy()
+    state = {s["column"]: s for s in one["numeric"]}
+    assert state["x0"]["mean"] == float(x0.mean()) and state["x0"]["std"] == float(x0.std())
+    counts = np.clip(np.log1p(frame["count"].dropna().to_numpy()), 0, 3)
+    assert state["count"]["fill"] == float(np.median(counts))
+
+
+@pytest.mark.parametrize("batch", [1, 7, 500, 2999])
+def test_streamed_fit_merges_to_the_in_memory_fit(batch):
+    frame = make_table()
+    encoder = FeatureEncoder(SPECS)
+    state = None
+    for start in range(0, len(frame), batch):
+        part = encoder.partial_fit(frame.iloc[start:start + batch])
+        state = part if state is None else state.merge(part)
+    streamed = encoder.finish_fit(state).get_config()
+    # vocabularies, counts, excluded values, lengths, indicators, medians: identical;
+    # means and stds: the same to float rounding (another summation order)
+    assert_same_state(FeatureEncoder(SPECS).fit(frame).get_config(), streamed, moments_rtol=1e-12)
+
+
+def test_partial_fit_of_empty_batches_merges_as_nothing():
+    frame = make_table(200)
+    encoder = FeatureEncoder(SPECS)
+    state = encoder.partial_fit(frame.iloc[:0]).merge(encoder.partial_fit(frame)).merge(
+        encoder.partial_fit(frame.iloc[:0]))
+    assert_same_state(FeatureEncoder(SPECS).fit(frame).get_config(),
+                      encoder.finish_fit(state).get_config())
+    with pytest.raises(DataError, match="no rows"):
+        FeatureEncoder(SPECS).finish_fit(encoder.partial_fit(frame.iloc[:0]))
+
+
+# --------------------------------------------------------------------------- splits batch by batch
+
+
+@pytest.mark.parametrize("split", [
+    {"kind": "group", "column": "user"},
+    {"kind": "group", "column": "color", "fractions": [0.5, 0.25, 0.25], "seed": 3},
+    {"kind": "time", "column": "day", "valid_start": 70, "test_start": 85},
+    {"kind": "hash"},
+    {"kind": "hash", "column": "user", "seed": 9},
+])
+def test_streamed_split_codes_equal_the_in_memory_split(split):
+    frame = make_table()
+    frame["color"] = frame["color"].fillna("none")
+    config = SplitConfig(**split)
+    splits = make_splits(frame, config)
+    groups = None
+    if config.kind == "group":
+        counts = None
+        for start in range(0, len(frame), 700):
+            part = GroupSplit.count(frame.iloc[start:start + 700], config)
+            counts = part if counts is None else counts.merge(part)
+        groups = GroupSplit.fit(counts, config)
+    codes = np.concatenate([split_codes(frame.iloc[s:s + 700], config, s, groups)
+                            for s in range(0, len(frame), 700)])
+    for k, name in enumerate(("train", "valid", "test")):
+        np.testing.assert_array_equal(np.flatnonzero(codes == k), getattr(splits, name))
+
+
+def test_hash_split_is_seeded_keyed_and_near_its_fractions():
+    frame = make_table(20000)
+    a = make_splits(frame, SplitConfig(kind="hash", seed=1))
+    b = make_splits(frame, SplitConfig(kind="hash", seed=2))
+    assert not np.array_equal(a.train, b.train)
+    sizes = a.sizes()
+    assert abs(sizes["train"] / 20000 - 0.8) < 0.02 and abs(sizes["test"] / 20000 - 0.1) < 0.02
+    keyed = make_splits(frame, SplitConfig(kind="hash", column="user"))
+    users = {name: set(frame["user"].iloc[getattr(keyed, name)]) for name in ("train", "valid", "test")}
+    assert not users["train"] & users["valid"] and not users["train"] & users["test"]
+    # 5 and "5" are the same key, as in the vocabularies
+    as_text = frame.assign(user=frame["user"].astype(str))
+    np.testing.assert_array_equal(make_splits(as_text, SplitConfig(kind="hash", column="user")).train,
+                                  keyed.train)
+
+
+def test_random_split_is_refused_for_streaming_with_a_pointer_to_hash():
+    with pytest.raises(ConfigError, match="kind: hash"):
+        split_codes(make_table(10), SplitConfig(kind="random"), 0)
+
+
+# --------------------------------------------------------------------------- prepare
+
+
+def read_split(out, name: str) -> pd.DataFrame:
+    manifest = json.loads((out / "manifest.json").read_text())
+    tables = [pq.read_table(out / s["path"]).to_pandas() for s in manifest["splits"][name]["shards"]]
+    return pd.concat(tables, ignore_index=True)
+
+
+@pytest.mark.parametrize("split", [
+    {"kind": "group", "column": "user"},
+    {"kind": "time", "column": "day", "valid_start": 70, "test_start": 85},
+    {"kind": "hash", "seed": 5},
+])
+def test_prepare_writes_the_in_memory_splits_state_and_encoding(tmp_path, split):
+    frame = make_table()
+    write_shards(frame, tmp_path / "in")
+    config = make_config(str(tmp_path / "in"), split)
+    result = prepare(config, tmp_path / "out", batch_size=256, shard_batches=2)
+    manifest, encoder = read_prepared(tmp_path / "out")
+    reference = prepare_in_memory(config, frame, "the table")
+    assert_same_state(reference.encoder.get_config(), encoder.get_config(), moments_rtol=1e-12)
+    assert result.rows == len(frame) == manifest["rows"]
+    for name in ("train", "valid", "test"):
+        shards = read_split(tmp_path / "out", name)
+        expected = reference.splits[name]
+        np.testing.assert_array_equal(shards["row"].to_numpy(), expected.index)
+        assert manifest["splits"][name]["rows"] == len(expected)
+        np.testing.assert_allclose(np.stack(shards["numeric"].to_numpy()),
+                                   expected.features["numeric"], rtol=1e-6, atol=1e-6)
+        for feature in ("item", "last_item", "color", "user"):
+            np.testing.assert_array_equal(shards[feature].to_numpy(), expected.features[feature])
+        np.testing.assert_array_equal(np.stack(shards["tags"].to_numpy()), expected.features["tags"])
+        for task in ("click", "spend"):
+            np.testing.assert_array_equal(shards[f"label.{task}"].to_numpy(),
+                                          expected.labels[task].reshape(-1))
+    assert manifest["schema"]["item"] == "int32" and manifest["schema"]["label.spend"] == "float"
+    assert (tmp_path / "out" / "vocabularies").is_dir()
+    assert "vocabulary" not in json.loads((tmp_path / "out" / "features.json").read_text())["tables"]["items"]
+    assert not (tmp_path / "out" / "_work").exists()
+
+
+def test_prepare_reads_csv_and_carries_id_columns(tmp_path):
+    frame = make_table(500)
+    frame.to_csv(tmp_path / "rows.csv", index=False)
+    config = make_config(str(tmp_path / "rows.csv"), {"kind": "hash"}, id_columns=["day"])
+    prepare(config, tmp_path / "out", batch_size=100)
+    test = read_split(tmp_path / "out", "test")
+    np.testing.assert_array_equal(test["id.day"].to_numpy(), frame["day"].to_numpy()[test["row"]])
+
+
+def test_prepare_refuses_a_random_split(tmp_path):
+    write_shards(make_table(100), tmp_path / "in", 1)
+    with pytest.raises(ConfigError, match="hash"):
+        prepare(make_config(str(tmp_path / "in"), {"kind": "random"}), tmp_path / "out")
+    assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+def test_a_killed_prepare_leaves_no_manifest_and_a_rerun_finishes(tmp_path, monkeypatch):
+    frame = make_table()
+    write_shards(frame, tmp_path / "in")
+    config = make_config(str(tmp_path / "in"), {"kind": "hash"})
+    prepare(config, tmp_path / "whole", batch_size=256, shard_batches=2)
+
+    import mtrec.preparation.streaming as module
+
+    real = module.encoded_table
+    calls = {"n": 0}
+
+    def failing(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > 10:
+            raise OSError("No space left on device")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, "encoded_table", failing)
+    with pytest.raises(OSError, match="No space"):
+        prepare(config, tmp_path / "out", batch_size=256, shard_batches=2)
+    assert not (tmp_path / "out" / "manifest.json").exists()
+    assert not list((tmp_path / "out").rglob(".*.parquet"))  # no half-written file
+    done = len(list((tmp_path / "out" / "_work" / "units").glob("*.json")))
+    assert done >= 1
+    monkeypatch.setattr(module, "encoded_table", real)
+    result = prepare(config, tmp_path / "out", batch_size=256, shard_batches=2)
+    assert result.resumed
+    for name in ("train", "valid", "test"):
+        pd.testing.assert_frame_equal(read_split(tmp_path / "out", name), read_split(tmp_path / "whole", name))
+    assert json.loads((tmp_path / "out" / "features.json").read_text()) == json.loads(
+        (tmp_path / "whole" / "features.json").read_text())
+
+
+def test_prepare_refuses_a_folder_of_another_config_naming_the_keys(tmp_path):
+    write_shards(make_table(400), tmp_path / "in", 2)
+    prepare(make_config(str(tmp_path / "in"), {"kind": "hash"}), tmp_path / "out")
+    # the same config again: nothing to do
+    assert prepare(make_config(str(tmp_path / "in"), {"kind": "hash"}), tmp_path / "out").rows == 400
+    other = make_config(str(tmp_path / "in"), {"kind": "hash", "seed": 7, "fractions": [0.7, 0.2, 0.1]})
+    with pytest.raises(ConfigError, match=r"data\.split\.fractions.*data\.split\.seed"):
+        prepare(other, tmp_path / "out")
+    prepare(other, tmp_path / "out", overwrite=True)
+    assert read_prepared(tmp_path / "out")[0]["config"]["data"]["split"]["seed"] == 7
+
+
+def test_a_shard_with_another_schema_is_named_with_its_column(tmp_path):
+    frame = make_table(300)
+    write_shards(frame, tmp_path / "in", 2)
+    bad = frame.iloc[:100].assign(item=frame["item"].iloc[:100].astype(str))
+    write_parquet(bad, tmp_path / "in" / "part-9.parquet")
+    with pytest.raises(SchemaError, match=r"part-9\.parquet has column 'item' as (large_)?string, but .*part-0.parquet has it as int64"):
+        prepare(make_config(str(tmp_path / "in"), {"kind": "hash"}), tmp_path / "out")
+
+
+def test_a_truncated_shard_is_named(tmp_path):
+    frame = make_table(300)
+    paths = write_shards(frame, tmp_path / "in", 2)
+    data = paths[1].read_bytes()
+    paths[1].write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataError, match=r"part-1\.parquet"):
+        prepare(make_config(str(tmp_path / "in"), {"kind": "hash"}), tmp_path / "out")
+
+
+def test_read_prepared_refuses_an_unfinished_folder(tmp_path):
+    with pytest.raises(DataError, match="no manifest.json"):
+        read_prepared(tmp_path)
+
+
+# --------------------------------------------------------------------------- click log
+
+
+def test_click_log_has_the_issue_shape(tmp_path):
+    frame = make_click_log(20000, seed=3)
+    assert frame.shape == (20000, 26)
+    numeric = frame[[f"n{i}" for i in range(13)]]
+    assert np.allclose(numeric.isna().mean(), 0.05, atol=0.01)
+    assert CARDINALITIES[0] == 10 and CARDINALITIES[-1] == 1_000_000
+    for i, cardinality in enumerate(CARDINALITIES):
+        ids = frame[f"c{i}"]
+        assert ids.min() >= 0 and ids.max() < cardinality
+        assert (ids == 0).mean() > (ids == 1).mean() > 0  # Zipf: id 0 most frequent
+    assert not ((frame["purchase"] == 1) & (frame["click"] == 0)).any()
+    assert (frame["dwell_time"].isna() == (frame["click"] == 0)).all()
+    paths = write_click_log(tmp_path, 25, shard_rows=10, seed=3)
+    assert [len(pd.read_parquet(p)) for p in paths] == [10, 10, 5]
+    pd.testing.assert_frame_equal(pd.read_parquet(paths[1]), make_click_log(10, seed=3, shard=1))
