@@ -428,6 +428,8 @@ class ParquetBatchWriter:
             batches are cast to it. Give it when the first batch may hold a
             column that is all missing (Arrow would type it `null`).
         compression: Parquet compression codec. Defaults to `"snappy"`.
+        use_dictionary: dictionary-encode columns (smaller files of repeated
+            values, slower writes). Defaults to `True`.
 
     Example:
 
@@ -439,10 +441,11 @@ class ParquetBatchWriter:
     """
 
     def __init__(self, path: PathLike, schema: pa.Schema | None = None,
-                 compression: str = "snappy") -> None:
+                 compression: str = "snappy", use_dictionary: bool = True) -> None:
         self.path = Path(path)
         self.schema = schema
         self.compression = compression
+        self.use_dictionary = use_dictionary
         self.rows_written = 0
         self._writer: pq.ParquetWriter | None = None
         self._stack: contextlib.ExitStack | None = None
@@ -472,7 +475,8 @@ class ParquetBatchWriter:
             self.schema = table.schema.remove_metadata()
         table = self._conform(table)
         if self._writer is None:
-            self._writer = pq.ParquetWriter(str(self._tmp), self.schema, compression=self.compression)
+            self._writer = pq.ParquetWriter(str(self._tmp), self.schema, compression=self.compression,
+                                            use_dictionary=self.use_dictionary)
         self._writer.write_table(table)
         self.rows_written += table.num_rows
 

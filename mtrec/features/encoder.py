@@ -176,7 +176,11 @@ class FeatureEncoder:
                     longest[spec.name] = int(lengths.max()) if len(lengths) else 0
                     counts.merge(ValueCounts.of_codes(uniques, codes))
                 elif members[0].hash_buckets is None:
-                    counts.merge(ValueCounts.of_codes(*factorize_strings(df[spec.name])))
+                    column = df[spec.name]
+                    if _is_integer(column):
+                        counts.merge(ValueCounts.of_integer_column(column.to_numpy()))
+                    else:
+                        counts.merge(ValueCounts.of_codes(*factorize_strings(column)))
         return PartialFit(numeric=[(column, spec.name) for column, spec in numeric],
                           numeric_stats=stats, tables=tables, longest=longest, rows=len(df))
 
@@ -243,8 +247,14 @@ class FeatureEncoder:
             out[NUMERIC_KEY] = encode_numeric(self.numeric_, values, source)
         oov: dict[str, int] = {}
         for spec in self.categorical_features:
-            uniques, codes = factorize_strings(df[spec.name])
-            ids, unseen = self.vocabularies_[spec.table_name].lookup(uniques)
+            column = df[spec.name]
+            vocabulary = self.vocabularies_[spec.table_name]
+            if _is_integer(column) and vocabulary.hash_buckets is None:
+                codes, uniques = pd.factorize(column)
+                ids, unseen = vocabulary.lookup_integers(np.asarray(uniques, dtype=np.int64))
+            else:
+                uniques, codes = factorize_strings(column)
+                ids, unseen = vocabulary.lookup(uniques)
             out[spec.name] = ids.astype(np.int32)[codes]
             oov[spec.name] = int(unseen[codes].sum())
         for spec in self.multi_categorical_features:
@@ -442,6 +452,12 @@ class FeatureEncoder:
 
 def _numeric_columns(states: list[NumericColumn]) -> list[str]:
     return [s.column for s in states] + [s.indicator_name for s in states if s.indicator]
+
+
+def _is_integer(column: pd.Series) -> bool:
+    """Whether a column is plain numpy integers (no missing), whose category strings are `str(k)`."""
+    return isinstance(column.dtype, np.dtype) and column.dtype.kind in "iu" and column.dtype.itemsize <= 8 \
+        and column.dtype != np.uint64
 
 
 def _check_frame(df: Any) -> None:

@@ -119,6 +119,19 @@ def hash_ids(strings: np.ndarray, hash_buckets: int) -> np.ndarray:
     return (hashes % np.uint64(hash_buckets)).astype(np.int64) + FIRST_ID
 
 
+_CANONICAL_INTEGER = r"(?:0|-?[1-9][0-9]{0,17})"
+
+
+def _integer_index(values: list[str]) -> tuple[pd.Index, np.ndarray]:
+    """The values that are canonical integer strings (`str(k)`), as an int64 Index, and their positions."""
+    strings = pd.Series(np.asarray(values, dtype=object), dtype=object)
+    mask = strings.str.fullmatch(_CANONICAL_INTEGER).fillna(False).to_numpy(dtype=bool) \
+        if len(strings) else np.zeros(0, dtype=bool)
+    positions = np.flatnonzero(mask)
+    integers = strings[mask].astype(np.int64).to_numpy() if len(positions) else np.zeros(0, dtype=np.int64)
+    return pd.Index(integers), positions
+
+
 class Vocabulary:
     """The id lookup of one embedding table: a fitted vocabulary, or hashing.
 
@@ -144,6 +157,8 @@ class Vocabulary:
         self.hash_buckets = hash_buckets
         self._index = pd.Index(np.asarray(self.values, dtype=object), dtype=object)
         self._excluded_index = pd.Index(np.asarray(list(self.excluded), dtype=object), dtype=object)
+        self._integer_index: tuple[pd.Index, np.ndarray] | None = None
+        self._integer_excluded: tuple[pd.Index, np.ndarray] | None = None
 
     @classmethod
     def fit(cls, parts: list[tuple[np.ndarray, np.ndarray]], min_count: int = 1,
@@ -223,6 +238,29 @@ class Vocabulary:
             where = np.flatnonzero(oov)
             rest = strings[where]
             unseen[where] = (rest != MISSING) & (self._excluded_index.get_indexer(rest) < 0)
+        return ids, unseen
+
+    def lookup_integers(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`lookup` of integers, whose category strings are `str(k)`, without making the strings.
+
+        Args:
+            values: int64 values (e.g. the uniques of an integer column).
+
+        Returns:
+            The same ids and unseen mask as `lookup(as_strings(values))`.
+        """
+        if self.hash_buckets is not None:
+            return self.lookup(as_strings(pd.Series(values)))
+        if self._integer_index is None:
+            self._integer_index = _integer_index(self.values)
+            self._integer_excluded = _integer_index(list(self.excluded))
+        index, positions = self._integer_index
+        found = index.get_indexer(values)
+        ids = np.where(found >= 0, positions[found] + FIRST_ID, OOV_ID).astype(np.int64)
+        unseen = found < 0
+        if unseen.any():
+            excluded, _ = self._integer_excluded
+            unseen &= excluded.get_indexer(values) < 0
         return ids, unseen
 
     def get_config(self) -> dict[str, Any]:

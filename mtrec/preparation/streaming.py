@@ -410,7 +410,8 @@ def prepare(config: Any, out: str | Path, batch_size: int = DEFAULT_BATCH_SIZE,
                 writers = current[2]
                 if split_name not in writers:
                     writers[split_name] = current[1].enter_context(
-                        ParquetBatchWriter(out / split_name / f"part-{name}.parquet", schema=table.schema))
+                        ParquetBatchWriter(out / split_name / f"part-{name}.parquet", schema=table.schema,
+                                           use_dictionary=False))
                 writers[split_name].write(table)
         if current is not None:
             close(current)
