@@ -222,8 +222,9 @@ def _parse_model(raw: Any) -> ModelConfig:
     """Validates the `model:` section: its kind, then each key against the class's constructor.
 
     A spec key (`expert`, `bottom`) is checked field by field (`model.expert.units`); the flat
-    keys of mtrec 0.1 (`expert_units`, `bottom_dropout`, ...) are accepted and checked as the
-    spec field they stand for. Values are kept as given (the model folds flat keys in).
+    keys of mtrec 0.1 (`expert_units`, `bottom_dropout`, ...) are accepted, checked as the
+    spec field they stand for, and override that field. Values are kept as given (the model
+    folds flat keys in).
     """
     if not isinstance(raw, dict):
         raise ConfigError(f"Config key 'model' must be a mapping with a 'kind'. Received: {raw!r}")

@@ -236,10 +236,8 @@ def test_specs_fold_the_flat_keys_of_0_1():
     assert ExpertSpec.get(None, kwargs) == ExpertSpec(kind="dcn", units=[8], projection_dim=4)
     assert kwargs == {"name": "x"}  # the flat keys are consumed, the rest is left
     assert BottomSpec.get({"units": [8]}, {"bottom_dropout": 0.2}) == BottomSpec(units=[8], dropout=0.2)
-    # A flat key may repeat a spec field, not contradict it.
-    assert ExpertSpec.get({"units": [8]}, {"expert_units": [8]}) == ExpertSpec(units=[8])
-    with pytest.raises(ValueError, match="`expert_units` and `expert.units` disagree"):
-        ExpertSpec.get({"units": [8]}, {"expert_units": [4]})
+    # A flat key overrides the spec's field (`model.expert_units=[4]` on a config with `expert:`).
+    assert ExpertSpec.get({"units": [8], "dropout": 0.1}, {"expert_units": [4]}) == ExpertSpec(units=[4], dropout=0.1)
     # Old layer configs load.
     moe = MixtureOfExperts.from_config({"num_gates": 2, "num_experts": 3, "expert_units": [4], "expert_dropout": 0.1})
     assert moe.expert_spec == ExpertSpec(units=[4], dropout=0.1)

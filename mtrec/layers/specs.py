@@ -56,32 +56,28 @@ class LayerSpec:
             value: a spec, a dict of its fields, or None for `default`.
             legacy: constructor keyword arguments; the flat keys of mtrec 0.1
                 (`expert_units`, `bottom_dropout`, ...) are popped from it
-                and override the matching field.
-            default: the spec when `value` is None. Defaults to `cls()`.
+                and override the matching field (so an override such as
+                `model.expert_units=[8]` still applies to a config that
+                writes `expert: {units: [16]}`).
+            default: the spec when `value` is None, and the fields a dict
+                leaves out. Defaults to `cls()`.
 
         Raises:
             ValueError: `value` is of another type, names an unknown field,
-                sets a field that a flat key also sets differently, or a
-                field breaks its rule.
+                or a field breaks its rule.
         """
         if value is None:
             config = (default or cls()).get_config()
-            given: set[str] = set()
         elif isinstance(value, cls):
-            config, given = value.get_config(), {f.name for f in dataclasses.fields(cls)}
+            config = value.get_config()
         elif isinstance(value, dict):
-            config, given = {**(default or cls()).get_config(), **value}, set(value)
+            config = {**(default or cls()).get_config(), **value}
         else:
             raise ValueError(f"`{cls.argument}` must be a {cls.__name__} or a dict of its fields "
                              f"{[f.name for f in dataclasses.fields(cls)]}. Received: {cls.argument}={value!r}")
         for old, new in cls.legacy_keys.items():
-            if legacy is None or old not in legacy:
-                continue
-            flat = legacy.pop(old)
-            if new in given and config[new] != flat:
-                raise ValueError(f"`{old}` and `{cls.argument}.{new}` disagree ({flat!r} vs {config[new]!r}): "
-                                 f"set `{cls.argument}.{new}` only.")
-            config[new] = flat
+            if legacy is not None and old in legacy:
+                config[new] = legacy.pop(old)
         fields = [f.name for f in dataclasses.fields(cls)]
         for key in config:
             if key not in fields:
