@@ -24,7 +24,7 @@ from mtrec.layers.specs import LayerSpec
 from mtrec.models import MODEL_KINDS, MultiTaskModel
 from mtrec.tasks import Task, tasks_from_config
 from mtrec.utils.config_file import parse_yaml, read_config_file
-from mtrec.utils.validation import check_keys, choice, coerce, from_config, get_config
+from mtrec.utils.validation import check_keys, coerce, from_config, get_config, kind_and_params
 from mtrec.weighting import WeightingConfig, parse_weighting
 
 SECTIONS = ("name", "seed", "data", "features", "tasks", "model", "training", "scoring", "weighting")
@@ -226,17 +226,12 @@ def _parse_model(raw: Any) -> ModelConfig:
     spec field they stand for, and override that field. Values are kept as given (the model
     folds flat keys in).
     """
-    if not isinstance(raw, dict):
-        raise ConfigError(f"Config key 'model' must be a mapping with a 'kind'. Received: {raw!r}")
-    if "kind" not in raw:
-        raise ConfigError(f"Missing required config key 'model.kind' (one of {sorted(MODEL_KINDS)}).")
-    kind = choice(raw["kind"], sorted(MODEL_KINDS), "model.kind")
+    kind, params = kind_and_params(raw, MODEL_KINDS, "model")
     cls = MODEL_KINDS[kind]
     hints = _model_hints(cls)
     allowed = model_parameters(cls)
     specs = {key: spec for key in allowed if (spec := _spec_class(hints.get(key))) is not None}
     legacy = {old: (key, field) for key, spec in specs.items() for old, field in spec.legacy_keys.items()}
-    params = {k: v for k, v in raw.items() if k != "kind"}
     check_keys(params, [*allowed, *legacy], "model")
     for key, value in params.items():
         if key in specs:

@@ -104,6 +104,29 @@ def choice(value: Any, allowed: Iterable[str], where: str) -> str:
     return value
 
 
+def kind_and_params(raw: Any, kinds: Iterable[str], where: str,
+                    default: str | None = None) -> tuple[str, dict[str, Any]]:
+    """Splits a `{kind: ..., other keys}` section (`model:`, `weighting:`) into its kind and the rest.
+
+    Args:
+        raw: the mapping read from the config.
+        kinds: the known kinds.
+        where: the key path of `raw`, for messages.
+        default: the kind when `raw` has none; None makes `kind` required.
+
+    Raises:
+        ConfigError: `raw` is not a mapping, has no kind (and there is no
+            default), or names an unknown kind (the kinds are listed).
+    """
+    kinds = sorted(kinds)
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"Config key '{where}' must be a mapping with a 'kind'. Received: {raw!r}")
+    if "kind" not in raw and default is None:
+        raise ConfigError(f"Missing required config key '{where}.kind' (one of {kinds}).")
+    kind = choice(raw.get("kind", default), kinds, f"{where}.kind")
+    return kind, {k: v for k, v in raw.items() if k != "kind"}
+
+
 def _type_name(tp: Any) -> str:
     origin = typing.get_origin(tp)
     if origin is Literal:

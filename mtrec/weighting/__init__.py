@@ -21,7 +21,7 @@ import typing
 from typing import Any
 
 from mtrec.errors import ConfigError
-from mtrec.utils.validation import check_keys, choice, coerce
+from mtrec.utils.validation import check_keys, coerce, kind_and_params
 from mtrec.weighting.base import GradientWeighting, WeightingStrategy
 from mtrec.weighting.callback import WeightingLogger
 from mtrec.weighting.dwa import DynamicWeightAverage
@@ -76,11 +76,8 @@ def parse_weighting(raw: Any, where: str = "weighting") -> WeightingConfig:
     """
     if raw is None:
         return WeightingConfig()
-    if not isinstance(raw, dict):
-        raise ConfigError(f"Config key '{where}' must be a mapping with a 'kind'. Received: {raw!r}")
-    kind = choice(raw.get("kind", "static"), sorted(WEIGHTING_KINDS), f"{where}.kind")
+    kind, params = kind_and_params(raw, WEIGHTING_KINDS, where, default="static")
     cls = WEIGHTING_KINDS[kind]
-    params = {k: v for k, v in raw.items() if k != "kind"}
     signature = inspect.signature(cls.__init__).parameters
     allowed = [name for name in signature if name != "self"]
     if "every_k_steps" in params and "every_k_steps" not in allowed:
