@@ -310,3 +310,15 @@ def test_click_log_has_the_issue_shape(tmp_path):
     paths = write_click_log(tmp_path, 25, shard_rows=10, seed=3)
     assert [len(pd.read_parquet(p)) for p in paths] == [10, 10, 5]
     pd.testing.assert_frame_equal(pd.read_parquet(paths[1]), make_click_log(10, seed=3, shard=1))
+
+
+def test_scale_benchmark_measures_prepare_beside_the_in_memory_path(tmp_path, capsys):
+    from benchmarks import scale
+
+    out = tmp_path / "scale.json"
+    assert scale.main(["--rows", "3000", "--shard-rows", "1000", "--batch-size", "512",
+                       "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert [r["mode"] for r in result["results"]] == ["prepare", "in-memory"]
+    assert all(r["rows"] == 3000 and r["peak_mb"] >= r["import_mb"] > 0 for r in result["results"])
+    assert "| 3,000 | prepare" in capsys.readouterr().out

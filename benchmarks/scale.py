@@ -1,0 +1,144 @@
+"""Data larger than memory: rows/s and peak memory of `mtrec prepare` beside the in-memory path.
+
+For each size, a synthetic click log (`mtrec.data.click_log`: 13 numeric
+columns with 5% missing, 10 Zipf ids of 10 to 1,000,000 values, click,
+purchase, dwell time) is written as Parquet shards; then, each in a fresh
+subprocess so that peak memory (`ru_maxrss`) is its own:
+
+- `prepare`: the streamed preparation into encoded shards per split
+  (`mtrec.preparation.prepare`, two passes over the shards);
+- `in-memory`: today's path, `read_table` + split + `FeatureEncoder.fit`
+  on train + `transform` of every split (`mtrec.training.prepare.prepare`).
+
+Both use the same `hash` split, so they encode the same rows. `import MB` is
+the process's memory after importing mtrec (TensorFlow included, since the
+config imports the tasks); the growth above it is the work's own.
+
+Example:
+
+```bash
+python -m benchmarks.scale --rows 1000000            # table + bench_results/scale.json
+python -m benchmarks.scale --rows 200000 1000000 --skip-in-memory
+```
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.harness import argument_parser, report
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def click_config(data: str) -> Any:
+    """The experiment of the issue's benchmark: 23 feature columns, 3 tasks, MMoE."""
+    from mtrec.config import parse_config
+
+    return parse_config({
+        "name": "click_log",
+        "data": {"path": data, "split": {"kind": "hash", "fractions": [0.8, 0.1, 0.1], "seed": 1}},
+        "features": [{"name": "n*", "kind": "numeric"}]
+        + [{"name": f"c{i}", "kind": "categorical", "embedding_dim": 8} for i in range(10)],
+        "tasks": [{"name": "click", "kind": "binary"}, {"name": "purchase", "kind": "binary"},
+                  {"name": "dwell_time", "kind": "regression"}],
+        "model": {"kind": "mmoe", "num_experts": 4},
+    })
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def worker(mode: str, data: str, out: str, batch_size: int) -> dict[str, Any]:
+    """Runs one measurement in this process and returns its figures."""
+    config = click_config(data)
+    import mtrec.training.prepare  # noqa: F401  (imported before the baseline is taken)
+
+    imported = _peak_mb()
+    start = time.perf_counter()
+    if mode == "prepare":
+        from mtrec.preparation import prepare
+
+        result = prepare(config, out, batch_size=batch_size)
+        rows = result.rows
+    else:
+        from mtrec.training.prepare import prepare as prepare_in_memory
+
+        prepared = prepare_in_memory(config)
+        rows = sum(len(s) for s in prepared.splits.values())
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "rows": rows, "rows_per_s": rows / seconds,
+            "peak_mb": _peak_mb(), "import_mb": imported}
+
+
+def measure(mode: str, data: Path, work: Path, batch_size: int) -> dict[str, Any]:
+    """`worker` in a fresh subprocess (its own peak memory)."""
+    command = [sys.executable, "-m", "benchmarks.scale", "--worker", mode, "--data", str(data),
+               "--work", str(work / f"prepared-{mode}"), "--batch-size", str(batch_size)]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{mode} failed:\n{done.stderr[-4000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run_benchmark(sizes: list[int], shard_rows: int, batch_size: int, in_memory: bool) -> dict[str, Any]:
+    from mtrec.data.click_log import write_click_log
+
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for rows in sizes:
+            data = Path(tmp) / f"clicks-{rows}"
+            started = time.perf_counter()
+            write_click_log(data, rows, shard_rows=shard_rows)
+            generated = time.perf_counter() - started
+            for mode in ["prepare"] + (["in-memory"] if in_memory else []):
+                figures = measure(mode, data, Path(tmp) / f"work-{rows}", batch_size)
+                figures.update(mode=mode, input_rows=rows, generate_seconds=generated)
+                print({k: round(v, 2) if isinstance(v, float) else v for k, v in figures.items()}, flush=True)
+                results.append(figures)
+    return {"sizes": sizes, "shard_rows": shard_rows, "batch_size": batch_size, "results": results,
+            "cpus": os.cpu_count()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argument_parser("scale", __doc__)
+    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000], help="sizes of the click log")
+    parser.add_argument("--shard-rows", type=int, default=250_000, help="rows per input Parquet shard")
+    parser.add_argument("--batch-size", type=int, default=131_072, help="prepare's record batch")
+    parser.add_argument("--skip-in-memory", action="store_true", help="measure prepare only")
+    parser.add_argument("--worker", choices=["prepare", "in-memory"], help=argparse_hidden())
+    parser.add_argument("--data", help=argparse_hidden())
+    parser.add_argument("--work", help=argparse_hidden())
+    args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.data, args.work, args.batch_size)))
+        return 0
+    result = run_benchmark(args.rows, args.shard_rows, args.batch_size, not args.skip_in_memory)
+    table = [{"rows": f"{r['input_rows']:,}", "path": r["mode"], "seconds": f"{r['seconds']:.1f}",
+              "rows/s": f"{r['rows_per_s']:,.0f}", "peak MB": f"{r['peak_mb']:,.0f}",
+              "import MB": f"{r['import_mb']:,.0f}", "work MB": f"{r['peak_mb'] - r['import_mb']:,.0f}"}
+             for r in result["results"]]
+    title = (f"Click log (23 feature columns, 3 tasks), Parquet shards of {args.shard_rows:,} rows, "
+             f"prepare batch {args.batch_size:,}, {result['cpus']} CPUs")
+    report(title, table, result, args.out)
+    return 0
+
+
+def argparse_hidden() -> str:
+    import argparse
+
+    return argparse.SUPPRESS
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
