@@ -1,4 +1,4 @@
-"""The `mtrec` command: train, score, quickstart, synthetic, pipeline, gates, transfer.
+"""The `mtrec` command: train, prepare, score, quickstart, synthetic, pipeline, gates, transfer.
 
 It prints only mtrec's own lines: TensorFlow's start-up chatter (CUDA probing
 on a CPU machine, absl's preamble, retracing warnings) is quieted before
@@ -23,6 +23,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
     result = train(config, run_dir, overwrite=args.overwrite)
     print((run_dir / "report.md").read_text())
     print(f"Run directory: {result.run_dir}")
+    return 0
+
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from mtrec.config import load_config
+    from mtrec.preparation import prepare
+
+    config = load_config(args.config, args.overrides)
+    result = prepare(config, args.out, batch_size=args.batch_size, overwrite=args.overwrite)
+    sizes = ", ".join(f"{name} {split['rows']:,}" for name, split in result.manifest["splits"].items())
+    print(f"Prepared {result.rows:,} rows into {result.out} ({sizes}; "
+          f"{result.rows_per_second:,.0f} rows/s{', resumed' if result.resumed else ''}).")
     return 0
 
 
@@ -103,6 +115,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="config overrides, e.g. training.epochs=5 model.num_experts=4")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("prepare", help="stream a table larger than memory into encoded shards per split")
+    p.add_argument("-c", "--config", required=True, help="YAML config file (data, features, tasks)")
+    p.add_argument("--out", required=True, help="the prepared folder (a rerun finishes an interrupted one)")
+    p.add_argument("--batch-size", type=int, default=131_072, help="rows per record batch")
+    p.add_argument("--overwrite", action="store_true", help="replace a folder prepared from another config")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    p.set_defaults(func=_cmd_prepare)
 
     p = sub.add_parser("score", help="score a Parquet file with a trained run")
     p.add_argument("run_dir")

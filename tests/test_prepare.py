@@ -322,3 +322,19 @@ def test_scale_benchmark_measures_prepare_beside_the_in_memory_path(tmp_path, ca
     assert [r["mode"] for r in result["results"]] == ["prepare", "in-memory"]
     assert all(r["rows"] == 3000 and r["peak_mb"] >= r["import_mb"] > 0 for r in result["results"])
     assert "| 3,000 | prepare" in capsys.readouterr().out
+
+
+def test_mtrec_prepare_command(tmp_path, capsys):
+    import yaml
+
+    from mtrec.cli import main
+
+    write_shards(make_table(400), tmp_path / "in", 2)
+    config = {"name": "prep", "data": {"path": str(tmp_path / "in"), "split": {"kind": "hash"}},
+              "features": SPECS, "tasks": [{"name": "click", "kind": "binary"}],
+              "model": {"kind": "mmoe", "num_experts": 2}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    assert main(["prepare", "-c", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "out"),
+                 "--batch-size", "100"]) == 0
+    assert "Prepared 400 rows" in capsys.readouterr().out
+    assert (tmp_path / "out" / "manifest.json").is_file()
