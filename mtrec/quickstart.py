@@ -42,19 +42,19 @@ QUICKSTART_CONFIG: dict[str, Any] = {
         {"name": "y0", "kind": "regression"},
         {"name": "y1", "kind": "regression"},
     ],
-    "model": {"kind": "mmoe", "num_experts": 8, "expert_units": [16], "tower_units": [8]},
+    "model": {"kind": "mmoe", "num_experts": 8, "expert": {"units": [16]}, "tower_units": [8]},
     "training": {"epochs": 40, "batch_size": 256, "learning_rate": 0.003,
                  "early_stopping": {"monitor": "val_loss", "patience": 4}},
 }
 
 #: SharedBottom of about the same number of parameters as the MMoE above.
 SHARED_BOTTOM_MODEL: dict[str, Any] = {
-    "kind": "shared_bottom", "bottom_units": [128], "tower_units": [8],
+    "kind": "shared_bottom", "bottom": {"units": [128]}, "tower_units": [8],
 }
 
 #: SingleTask: one independent 64-unit network per task (nothing shared).
 SINGLE_TASK_MODEL: dict[str, Any] = {
-    "kind": "single_task", "bottom_units": [64], "tower_units": [8],
+    "kind": "single_task", "bottom": {"units": [64]}, "tower_units": [8],
 }
 
 #: The quickstart's three models, in table order.
