@@ -338,3 +338,50 @@ def test_mtrec_prepare_command(tmp_path, capsys):
                  "--batch-size", "100"]) == 0
     assert "Prepared 400 rows" in capsys.readouterr().out
     assert (tmp_path / "out" / "manifest.json").is_file()
+
+
+# --------------------------------------------------------------------------- streamed reading
+
+
+def test_prepared_batches_are_the_in_memory_arrays_and_reshuffle_each_epoch(tmp_path):
+    from mtrec.preparation.reader import iter_prepared_batches
+
+    frame = make_table(2000)
+    write_shards(frame, tmp_path / "in")
+    config = make_config(str(tmp_path / "in"), {"kind": "hash"})
+    prepare(config, tmp_path / "out", batch_size=300, shard_batches=1)
+    reference = prepare_in_memory(config, frame, "the table").splits["train"]
+    batches = list(iter_prepared_batches(tmp_path / "out", "train", batch_size=128))
+    assert all(len(x["item"]) == 128 for x, _ in batches[:-1])
+    for key, expected in reference.features.items():
+        got = np.concatenate([x[key] for x, _ in batches])
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6) if key == "numeric" else \
+            np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(np.concatenate([y["spend"] for _, y in batches]), reference.labels["spend"])
+
+    def epoch(n):
+        return np.concatenate([x["numeric"][:, 0] for x, _ in iter_prepared_batches(
+            tmp_path / "out", "train", 128, shuffle_rows=500, seed=3, epoch=n)])
+
+    first, second = epoch(0), epoch(1)
+    assert not np.array_equal(first, second) and np.array_equal(first, epoch(0))
+    np.testing.assert_array_equal(np.sort(first), np.sort(reference.features["numeric"][:, 0]))
+
+
+def test_a_model_fits_and_evaluates_on_prepared_shards_through_tf_data(tmp_path):
+    from mtrec.preparation.reader import prepared_dataset
+    from mtrec.training.run import build_model, compile_model
+
+    frame = make_table(1500)
+    write_shards(frame, tmp_path / "in")
+    config = make_config(str(tmp_path / "in"), {"kind": "hash"})
+    prepare(config, tmp_path / "out", batch_size=400)
+    _, encoder = read_prepared(tmp_path / "out")
+    model = build_model(config, encoder.layout())
+    compile_model(model, config)
+    train = prepared_dataset(tmp_path / "out", "train", batch_size=64, shuffle_rows=1000, seed=1)
+    history = model.fit(train, validation_data=prepared_dataset(tmp_path / "out", "valid", 256),
+                        epochs=2, shuffle=False, verbose=0)
+    assert np.isfinite(history.history["val_loss"]).all() and len(history.history["loss"]) == 2
+    scores = model.evaluate(prepared_dataset(tmp_path / "out", "test", 256), return_dict=True, verbose=0)
+    assert np.isfinite(scores["loss"])
