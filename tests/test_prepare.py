@@ -385,3 +385,40 @@ def test_a_model_fits_and_evaluates_on_prepared_shards_through_tf_data(tmp_path)
     assert np.isfinite(history.history["val_loss"]).all() and len(history.history["loss"]) == 2
     scores = model.evaluate(prepared_dataset(tmp_path / "out", "test", 256), return_dict=True, verbose=0)
     assert np.isfinite(scores["loss"])
+
+
+def test_a_sigkilled_prepare_reruns_to_the_same_folder(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    frame = make_table()
+    write_shards(frame, tmp_path / "in")
+    (tmp_path / "c.json").write_text(json.dumps({
+        "name": "prep", "data": {"path": str(tmp_path / "in"), "split": {"kind": "hash"}},
+        "features": SPECS, "tasks": [{"name": "click", "kind": "binary"}],
+        "model": {"kind": "mmoe", "num_experts": 2}}))
+    script = f"""
+import json, os, signal
+import mtrec.preparation.streaming as module
+from mtrec.config import parse_config
+config = parse_config(json.load(open({str(tmp_path / 'c.json')!r})))
+real, calls = module.encoded_table, [0]
+def killing(*args):
+    calls[0] += 1
+    if calls[0] == 9:
+        os.kill(os.getpid(), signal.SIGKILL)  # no cleanup at all, mid-shard
+    return real(*args)
+module.encoded_table = killing
+module.prepare(config, {str(tmp_path / 'out')!r}, batch_size=256, shard_batches=3)
+"""
+    done = subprocess.run([sys.executable, "-c", script], env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+                          capture_output=True, text=True)
+    assert done.returncode == -9, done.stderr[-2000:]
+    assert not (tmp_path / "out" / "manifest.json").exists()
+    config = parse_config(json.loads((tmp_path / "c.json").read_text()))
+    assert prepare(config, tmp_path / "out", batch_size=256, shard_batches=3).resumed
+    prepare(config, tmp_path / "whole", batch_size=256, shard_batches=3)
+    assert not list((tmp_path / "out").rglob(".*"))  # the killed write's temporary file is gone
+    for name in ("train", "valid", "test"):
+        pd.testing.assert_frame_equal(read_split(tmp_path / "out", name), read_split(tmp_path / "whole", name))
