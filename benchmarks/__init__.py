@@ -9,6 +9,7 @@ Modules:
     family            every model on the synthetic tasks, per task correlation (test R²)
     esmm              the chained ESMM tower against a naive CVR model on the synthetic funnel
     retrieval_anchor  the TFRS multitask tutorial reproduced on ML-100K (a Keras 2 process)
+    scale             streamed preparation (`mtrec prepare`) against the in-memory path: rows/s, peak memory
 """
 
 from mtrec.utils.framework_logs import quiet_framework_logs
