@@ -10,6 +10,11 @@ subprocess so that peak memory (`ru_maxrss`) is its own:
 - `in-memory`: today's path, `read_table` + split + `FeatureEncoder.fit`
   on train + `transform` of every split (`mtrec.training.prepare.prepare`).
 
+With `--train`, one more pair: two epochs of MMoE on the training split,
+fed from the prepared shards (`mtrec.preparation.prepared_dataset`, shuffle
+buffer of 262,144 rows) or from in-memory arrays (`make_dataset`, today's
+path); the second epoch's examples/s is reported (the first compiles).
+
 Both use the same `hash` split, so they encode the same rows. `import MB` is
 the process's memory after importing mtrec (TensorFlow included, since the
 config imports the tasks); the growth above it is the work's own.
@@ -19,6 +24,7 @@ Example:
 ```bash
 python -m benchmarks.scale --rows 1000000            # table + bench_results/scale.json
 python -m benchmarks.scale --rows 200000 1000000 --skip-in-memory
+python -m benchmarks.scale --rows 200000 --train                # + training examples/s
 ```
 """
 
@@ -51,7 +57,12 @@ def click_config(data: str) -> Any:
         "tasks": [{"name": "click", "kind": "binary"}, {"name": "purchase", "kind": "binary"},
                   {"name": "dwell_time", "kind": "regression"}],
         "model": {"kind": "mmoe", "num_experts": 4},
+        "training": {"batch_size": TRAIN_BATCH, "epochs": 2},
     })
+
+
+TRAIN_BATCH = 1024
+SHUFFLE_ROWS = 262_144
 
 
 def _peak_mb() -> float:
@@ -64,6 +75,8 @@ def worker(mode: str, data: str, out: str, batch_size: int) -> dict[str, Any]:
     import mtrec.training.prepare  # noqa: F401  (imported before the baseline is taken)
 
     imported = _peak_mb()
+    if mode.startswith("train"):
+        return train_worker(mode, config, out, batch_size, imported)
     start = time.perf_counter()
     if mode == "prepare":
         from mtrec.preparation import prepare
@@ -80,6 +93,35 @@ def worker(mode: str, data: str, out: str, batch_size: int) -> dict[str, Any]:
             "peak_mb": _peak_mb(), "import_mb": imported}
 
 
+def train_worker(mode: str, config: Any, out: str, batch_size: int, imported: float) -> dict[str, Any]:
+    """Two epochs of MMoE on the training split, streamed from shards or from arrays."""
+    from benchmarks.harness import EpochTimer
+    from mtrec.training.run import build_model, compile_model
+
+    if mode == "train-streamed":
+        from mtrec.preparation import prepare, prepared_dataset, read_prepared
+
+        prepare(config, out, batch_size=batch_size)
+        manifest, encoder = read_prepared(out)
+        rows = manifest["splits"]["train"]["rows"]
+        data = prepared_dataset(out, "train", TRAIN_BATCH, shuffle_rows=SHUFFLE_ROWS, seed=1)
+    else:
+        from mtrec.data.tf_dataset import make_dataset
+        from mtrec.training.prepare import prepare as prepare_in_memory
+
+        prepared = prepare_in_memory(config)
+        encoder, train = prepared.encoder, prepared.splits["train"]
+        rows = len(train)
+        data = make_dataset(train.features, train.labels, TRAIN_BATCH, shuffle=True, seed=1)
+    model = build_model(config, encoder.layout())
+    compile_model(model, config)
+    timer = EpochTimer()
+    model.fit(data, epochs=2, shuffle=False, verbose=0, callbacks=[timer])
+    seconds = timer.seconds[-1]
+    return {"seconds": seconds, "rows": rows, "rows_per_s": rows / seconds,
+            "peak_mb": _peak_mb(), "import_mb": imported}
+
+
 def measure(mode: str, data: Path, work: Path, batch_size: int) -> dict[str, Any]:
     """`worker` in a fresh subprocess (its own peak memory)."""
     command = [sys.executable, "-m", "benchmarks.scale", "--worker", mode, "--data", str(data),
@@ -91,7 +133,8 @@ def measure(mode: str, data: Path, work: Path, batch_size: int) -> dict[str, Any
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def run_benchmark(sizes: list[int], shard_rows: int, batch_size: int, in_memory: bool) -> dict[str, Any]:
+def run_benchmark(sizes: list[int], shard_rows: int, batch_size: int, in_memory: bool,
+                  train: bool = False) -> dict[str, Any]:
     from mtrec.data.click_log import write_click_log
 
     results = []
@@ -101,7 +144,9 @@ def run_benchmark(sizes: list[int], shard_rows: int, batch_size: int, in_memory:
             started = time.perf_counter()
             write_click_log(data, rows, shard_rows=shard_rows)
             generated = time.perf_counter() - started
-            for mode in ["prepare"] + (["in-memory"] if in_memory else []):
+            modes = ["prepare"] + (["in-memory"] if in_memory else [])
+            modes += ["train-streamed"] + (["train-in-memory"] if in_memory else []) if train else []
+            for mode in modes:
                 figures = measure(mode, data, Path(tmp) / f"work-{rows}", batch_size)
                 figures.update(mode=mode, input_rows=rows, generate_seconds=generated)
                 print({k: round(v, 2) if isinstance(v, float) else v for k, v in figures.items()}, flush=True)
@@ -116,14 +161,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shard-rows", type=int, default=250_000, help="rows per input Parquet shard")
     parser.add_argument("--batch-size", type=int, default=131_072, help="prepare's record batch")
     parser.add_argument("--skip-in-memory", action="store_true", help="measure prepare only")
-    parser.add_argument("--worker", choices=["prepare", "in-memory"], help=argparse_hidden())
+    parser.add_argument("--train", action="store_true", help="also time MMoE epochs, streamed vs in memory")
+    parser.add_argument("--worker", choices=["prepare", "in-memory", "train-streamed", "train-in-memory"],
+                        help=argparse_hidden())
     parser.add_argument("--data", help=argparse_hidden())
     parser.add_argument("--work", help=argparse_hidden())
     args = parser.parse_args(argv)
     if args.worker:
         print(json.dumps(worker(args.worker, args.data, args.work, args.batch_size)))
         return 0
-    result = run_benchmark(args.rows, args.shard_rows, args.batch_size, not args.skip_in_memory)
+    result = run_benchmark(args.rows, args.shard_rows, args.batch_size, not args.skip_in_memory, args.train)
     table = [{"rows": f"{r['input_rows']:,}", "path": r["mode"], "seconds": f"{r['seconds']:.1f}",
               "rows/s": f"{r['rows_per_s']:,.0f}", "peak MB": f"{r['peak_mb']:,.0f}",
               "import MB": f"{r['import_mb']:,.0f}", "work MB": f"{r['peak_mb'] - r['import_mb']:,.0f}"}
