@@ -399,14 +399,18 @@ def prepare(config: Any, out: str | Path, batch_size: int = DEFAULT_BATCH_SIZE,
             source = str(files[i][0].resolve())
             codes = split_codes(batch, split, start, groups)
             positions = np.arange(start, start + len(batch), dtype=np.int64)
+            # Encode the batch once, then cut the (compact) arrays by split.
+            arrays = encoder.transform(batch, source)
+            labels = _labels(config.tasks, batch, source)
+            ids = batch[list(config.data.id_columns)]
             for k, split_name in enumerate(SPLIT_NAMES):
                 mask = codes == k
                 if not mask.any():
                     continue
-                part = batch if mask.all() else batch[mask]
-                table = encoded_table(encoder.transform(part, source),
-                                      _labels(config.tasks, part, source),
-                                      part[list(config.data.id_columns)], positions[mask])
+                chosen = slice(None) if mask.all() else mask
+                table = encoded_table({key: v[chosen] for key, v in arrays.items()},
+                                      {key: v[chosen] for key, v in labels.items()},
+                                      ids[chosen], positions[chosen])
                 writers = current[2]
                 if split_name not in writers:
                     writers[split_name] = current[1].enter_context(
