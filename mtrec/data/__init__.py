@@ -2,8 +2,11 @@
 
 - `io`: `read_table`, `read_schema`, `iter_parquet_batches`, `count_rows`,
   `write_parquet`, `ParquetBatchWriter` (Parquet and CSV, atomic writes).
-- `splits`: `SplitConfig`, `Splits`, `make_splits` (random, group, time).
+- `splits`: `SplitConfig`, `Splits`, `make_splits` (random, group, time, hash),
+  and `split_codes` / `GroupSplit` for splitting batch by batch.
 - `synthetic`: `SyntheticConfig`, `make_synthetic` (the MMoE paper's data).
+- `click_log`: `make_click_log`, `write_click_log` (a synthetic click log of any
+  size as Parquet shards, for `mtrec prepare` and `benchmarks/scale.py`).
 """
 
 from mtrec.data.io import (
