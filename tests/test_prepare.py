@@ -455,3 +455,14 @@ def test_training_on_prepared_shards_matches_training_on_in_memory_arrays(tmp_pa
     assert set(in_memory) == set(streamed) and len(in_memory) > 2
     for key, value in in_memory.items():
         np.testing.assert_allclose(streamed[key], value, rtol=1e-4, atol=1e-5, err_msg=key)
+
+
+def test_a_prepared_folder_whose_input_changed_is_refused_naming_the_file(tmp_path):
+    frame = make_table(400)
+    write_shards(frame, tmp_path / "in", 2)
+    config = make_config(str(tmp_path / "in"), {"kind": "hash"})
+    prepare(config, tmp_path / "out")
+    write_parquet(frame.iloc[:50], tmp_path / "in" / "part-7.parquet")
+    with pytest.raises(ConfigError, match=r"input files changed since: .*part-7\.parquet is new"):
+        prepare(config, tmp_path / "out")
+    assert prepare(config, tmp_path / "out", overwrite=True).rows == 450

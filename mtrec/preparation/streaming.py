@@ -290,6 +290,9 @@ def prepare(config: Any, out: str | Path, batch_size: int = DEFAULT_BATCH_SIZE,
     digest = config_hash(wanted)
     work = out / WORK
     resumed = False
+    files = input_files(config.data.path)
+    inputs = [{"path": str(p.resolve()), "bytes": p.stat().st_size, "mtime_ns": p.stat().st_mtime_ns}
+              for p, _ in files]
     if (out / MANIFEST).is_file() or (work / "plan.json").is_file():
         found_path = out / MANIFEST if (out / MANIFEST).is_file() else work / "plan.json"
         found = json.loads(found_path.read_text())
@@ -297,6 +300,12 @@ def prepare(config: Any, out: str | Path, batch_size: int = DEFAULT_BATCH_SIZE,
             if not overwrite:
                 _refuse_other_config(out, found.get("config", {}), wanted,
                                      "a prepared table" if found_path.name == MANIFEST else "unfinished work")
+            shutil.rmtree(out)
+        elif found_path.name == MANIFEST and found.get("inputs") != inputs:
+            if not overwrite:
+                raise ConfigError(
+                    f"{out} was prepared from this config, but the input files changed since: "
+                    f"{_input_change(found.get('inputs', []), inputs)}. Use --overwrite to prepare again.")
             shutil.rmtree(out)
         elif found_path.name == MANIFEST:
             log.info("%s is already prepared from this config.", out)
@@ -307,7 +316,6 @@ def prepare(config: Any, out: str | Path, batch_size: int = DEFAULT_BATCH_SIZE,
     for stale in out.rglob(".*.parquet"):  # temporary files of a killed write
         stale.unlink()
 
-    files = input_files(config.data.path)
     exclude = [t.label for t in config.tasks] + list(config.data.id_columns)
     first_schema = _file_schema(*files[0])
     encoder = FeatureEncoder(config.features)
@@ -320,8 +328,6 @@ def prepare(config: Any, out: str | Path, batch_size: int = DEFAULT_BATCH_SIZE,
         raise SchemaError(f"Column '{column}' is missing from {files[0][0].resolve()}. "
                           f"Columns present: {list(first_schema)}")
     check_schemas(files, needed)
-    inputs = [{"path": str(p.resolve()), "bytes": p.stat().st_size, "mtime_ns": p.stat().st_mtime_ns}
-              for p, _ in files]
     plan = {"format": FORMAT, "config_hash": digest, "config": wanted, "inputs": inputs}
     if resumed and json.loads((work / "plan.json").read_text()).get("inputs") != inputs:
         log.warning("The input files changed since the interrupted run: starting over.")
@@ -429,6 +435,18 @@ def prepare(config: Any, out: str | Path, batch_size: int = DEFAULT_BATCH_SIZE,
     write_json(out / MANIFEST, manifest)
     shutil.rmtree(work, ignore_errors=True)
     return PrepareResult(out, manifest, rows, time.perf_counter() - started, resumed)
+
+
+def _input_change(before: list[dict[str, Any]], now: list[dict[str, Any]]) -> str:
+    """The first difference between two input fingerprints, in words."""
+    old, new = {i["path"]: i for i in before}, {i["path"]: i for i in now}
+    for path in new:
+        if path not in old:
+            return f"{path} is new"
+        if old[path] != new[path]:
+            return f"{path} was rewritten ({old[path]['bytes']:,} -> {new[path]['bytes']:,} bytes)"
+    gone = [p for p in old if p not in new]
+    return f"{gone[0]} is gone" if gone else "the file order changed"
 
 
 def _labels(tasks: list[Any], frame: pd.DataFrame, source: str) -> dict[str, np.ndarray]:
