@@ -466,3 +466,19 @@ def test_a_prepared_folder_whose_input_changed_is_refused_naming_the_file(tmp_pa
     with pytest.raises(ConfigError, match=r"input files changed since: .*part-7\.parquet is new"):
         prepare(config, tmp_path / "out")
     assert prepare(config, tmp_path / "out", overwrite=True).rows == 450
+
+
+def test_integer_lookup_equals_the_string_lookup():
+    from mtrec.features import Vocabulary
+    from mtrec.features.vocabulary import as_strings
+
+    vocabulary = Vocabulary(values=["5", "007", "-3", "abc", "0", "-0", "12"], counts=[9, 8, 7, 6, 5, 4, 3],
+                            excluded={"99": 1, "x": 1})
+    values = np.array([5, 7, -3, 0, 12, 99, 100, -7], dtype=np.int64)
+    expected = vocabulary.lookup(as_strings(pd.Series(values)))
+    got = vocabulary.lookup_integers(values)
+    np.testing.assert_array_equal(got[0], expected[0])
+    np.testing.assert_array_equal(got[1], expected[1])
+    assert got[0].tolist() == [2, 1, 4, 6, 8, 1, 1, 1] and got[1].tolist() == [0, 1, 0, 0, 0, 0, 1, 1]
+    empty = Vocabulary()
+    assert empty.lookup_integers(values)[0].tolist() == [1] * 8

@@ -256,8 +256,9 @@ class Vocabulary:
             self._integer_excluded = _integer_index(list(self.excluded))
         index, positions = self._integer_index
         found = index.get_indexer(values)
-        ids = np.where(found >= 0, positions[found] + FIRST_ID, OOV_ID).astype(np.int64)
         unseen = found < 0
+        ids = np.full(len(values), OOV_ID, dtype=np.int64)
+        ids[~unseen] = positions[found[~unseen]] + FIRST_ID
         if unseen.any():
             excluded, _ = self._integer_excluded
             unseen &= excluded.get_indexer(values) < 0

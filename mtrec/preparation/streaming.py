@@ -29,6 +29,7 @@ import hashlib
 import json
 import logging
 import shutil
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -336,105 +337,158 @@ def prepare(config: Any, out: str | Path, batch_size: int = DEFAULT_BATCH_SIZE,
         resumed = False
     write_json(work / "plan.json", plan)
 
-    def batches() -> Iterator[tuple[int, int, int, pd.DataFrame]]:
-        """(file index, batch index in file, position of first row, batch)."""
-        position = 0
-        for i, (path, kind) in enumerate(files):
-            for j, batch in enumerate(_batches(path, kind, batch_size, needed)):
-                yield i, j, position, batch
-                position += len(batch)
+    def file_batches(i: int) -> Iterator[tuple[int, pd.DataFrame]]:
+        """(batch index in the file, batch) of input file `i`."""
+        yield from enumerate(_batches(files[i][0], files[i][1], batch_size, needed))
+
+    def each_file(function: Any, starts: list[int] | None) -> list[Any]:
+        """`function(i, start)` per input file, in file order (each file is a unit of parallel work
+        for a future engine: its partial fit and its shards depend on the file and its start only).
+
+        Without known starts (CSV has no row count), each start is the
+        previous one plus its rows (`result[-1]`).
+        """
+        results, start = [], 0
+        for i in range(len(files)):
+            start = starts[i] if starts is not None else start
+            results.append(function(i, start))
+            start += results[-1][-1]
+        return results
+
+    starts = _parquet_starts(files)
 
     # Pass 0: group counts.
     groups = None
     if split.kind == "group":
+        def count_file(i: int, start: int) -> tuple[Any, int]:
+            counts, rows = None, 0
+            for _, batch in file_batches(i):
+                part = GroupSplit.count(batch, split)
+                counts = part if counts is None else counts.merge(part)
+                rows += len(batch)
+            return counts, rows
+
         counts = None
-        for _, _, _, batch in batches():
-            part = GroupSplit.count(batch, split)
-            counts = part if counts is None else counts.merge(part)
+        for part, _ in each_file(count_file, starts):
+            if part is not None:
+                counts = part if counts is None else counts.merge(part)
         groups = GroupSplit.fit(counts, split)
 
-    # Pass 1: fit on the training rows.
+    # Pass 1: fit on the training rows (a partial state per file, merged in file order).
     fit_marker = work / "fit.json"
     if fit_marker.is_file():
         fitted = json.loads(fit_marker.read_text())
         encoder = load_encoder(out)
-        sizes, rows = fitted["split_rows"], fitted["rows"]
+        sizes, rows, starts = fitted["split_rows"], fitted["rows"], fitted["starts"]
     else:
-        state, sizes_array, rows = None, np.zeros(3, dtype=np.int64), 0
-        for i, _, start, batch in batches():
+        def fit_file(i: int, start: int) -> tuple[Any, np.ndarray, int]:
             source = str(files[i][0].resolve())
-            _labels(config.tasks, batch, source)
-            codes = split_codes(batch, split, start, groups)
-            sizes_array += np.bincount(codes, minlength=3)
-            train = batch if (codes == 0).all() else batch[codes == 0]
-            part = encoder.partial_fit(train, f"{source} (train split)", exclude)
-            state = part if state is None else state.merge(part)
-            rows += len(batch)
-        sizes = [int(s) for s in sizes_array]
+            state, sizes, position = None, np.zeros(3, dtype=np.int64), start
+            for _, batch in file_batches(i):
+                _labels(config.tasks, batch, source)
+                codes = split_codes(batch, split, position, groups)
+                sizes += np.bincount(codes, minlength=3)
+                train = batch if (codes == 0).all() else batch[codes == 0]
+                part = encoder.partial_fit(train, f"{source} (train split)", exclude)
+                state = part if state is None else state.merge(part)
+                position += len(batch)
+            return state, sizes, position - start
+
+        state, sizes_array, file_rows = None, np.zeros(3, dtype=np.int64), []
+        for part, part_sizes, part_rows in each_file(fit_file, starts):
+            if part is not None:
+                state = part if state is None else state.merge(part)
+            sizes_array += part_sizes
+            file_rows.append(part_rows)
+        sizes, rows = [int(s) for s in sizes_array], int(sum(file_rows))
+        starts = [int(s) for s in np.cumsum([0] + file_rows[:-1])]
         check_split_sizes(sizes, split)
         encoder.finish_fit(state, f"{config.data.path} (train split)")
         save_encoder(encoder, out)
-        write_json(fit_marker, {"split_rows": sizes, "rows": rows})
+        write_json(fit_marker, {"split_rows": sizes, "rows": rows, "starts": starts})
 
-    # Pass 2: encode and write, unit by unit.
+    # Pass 2: encode and write, unit by unit (a unit: `shard_batches` batches of one file).
     units_dir = work / "units"
     units_dir.mkdir(exist_ok=True)
     units: dict[str, dict[str, Any]] = {}
     for marker in units_dir.glob("*.json"):
         units[marker.stem] = json.loads(marker.read_text())
-    current: tuple[str, contextlib.ExitStack, dict[str, ParquetBatchWriter]] | None = None
     done_before = set(units)
 
-    def close(unit: tuple[str, contextlib.ExitStack, dict[str, ParquetBatchWriter]]) -> None:
+    def close(unit: tuple[str, contextlib.ExitStack, dict[str, ParquetBatchWriter]]) -> tuple[str, dict]:
         name, stack, writers = unit
         stack.close()
         record = {split_name: {"path": str(w.path.relative_to(out)), "rows": w.rows_written}
                   for split_name, w in writers.items()}
         write_json(units_dir / f"{name}.json", record)
-        units[name] = record
+        return name, record
 
-    try:
-        for i, j, start, batch in batches():
-            name = f"{i:05d}-{j // shard_batches:04d}"
-            if name in done_before:
-                continue
-            if current is None or current[0] != name:
-                if current is not None:
-                    close(current)
-                current = (name, contextlib.ExitStack(), {})
-            source = str(files[i][0].resolve())
-            codes = split_codes(batch, split, start, groups)
-            positions = np.arange(start, start + len(batch), dtype=np.int64)
-            # Encode the batch once, then cut the (compact) arrays by split.
-            arrays = encoder.transform(batch, source)
-            labels = _labels(config.tasks, batch, source)
-            ids = batch[list(config.data.id_columns)]
-            for k, split_name in enumerate(SPLIT_NAMES):
-                mask = codes == k
-                if not mask.any():
+    def write_file(i: int, start: int) -> tuple[list[tuple[str, dict]], int]:
+        source = str(files[i][0].resolve())
+        finished: list[tuple[str, dict]] = []
+        current: tuple[str, contextlib.ExitStack, dict[str, ParquetBatchWriter]] | None = None
+        position = start
+        try:
+            for j, batch in file_batches(i):
+                name = f"{i:05d}-{j // shard_batches:04d}"
+                first, position = position, position + len(batch)
+                if name in done_before:
                     continue
-                chosen = slice(None) if mask.all() else mask
-                table = encoded_table({key: v[chosen] for key, v in arrays.items()},
-                                      {key: v[chosen] for key, v in labels.items()},
-                                      ids[chosen], positions[chosen])
-                writers = current[2]
-                if split_name not in writers:
-                    writers[split_name] = current[1].enter_context(
-                        ParquetBatchWriter(out / split_name / f"part-{name}.parquet", schema=table.schema,
-                                           use_dictionary=False))
-                writers[split_name].write(table)
-        if current is not None:
-            close(current)
-            current = None
-    except BaseException:
-        if current is not None:
-            current[1].__exit__(*__import__("sys").exc_info())
-        raise
+                if current is None or current[0] != name:
+                    if current is not None:
+                        finished.append(close(current))
+                    current = (name, contextlib.ExitStack(), {})
+                codes = split_codes(batch, split, first, groups)
+                positions = np.arange(first, first + len(batch), dtype=np.int64)
+                # Encode the batch once, then cut the (compact) arrays by split.
+                arrays = encoder.transform(batch, source)
+                labels = _labels(config.tasks, batch, source)
+                ids = batch[list(config.data.id_columns)]
+                for k, split_name in enumerate(SPLIT_NAMES):
+                    mask = codes == k
+                    if not mask.any():
+                        continue
+                    chosen = slice(None) if mask.all() else mask
+                    table = encoded_table({key: v[chosen] for key, v in arrays.items()},
+                                          {key: v[chosen] for key, v in labels.items()},
+                                          ids[chosen], positions[chosen])
+                    writers = current[2]
+                    if split_name not in writers:
+                        writers[split_name] = current[1].enter_context(ParquetBatchWriter(
+                            out / split_name / f"part-{name}.parquet", schema=table.schema,
+                            use_dictionary=False))
+                    writers[split_name].write(table)
+            if current is not None:
+                finished.append(close(current))
+                current = None
+        except BaseException:
+            if current is not None:  # the unit's temporary files are deleted, nothing is renamed
+                current[1].__exit__(*sys.exc_info())
+            raise
+        return finished, position - start
+
+    for finished, _ in each_file(write_file, starts):
+        units.update(finished)
 
     manifest = _manifest(out, plan, encoder, units, sizes, rows, batch_size)
     write_json(out / MANIFEST, manifest)
     shutil.rmtree(work, ignore_errors=True)
     return PrepareResult(out, manifest, rows, time.perf_counter() - started, resumed)
+
+
+def _parquet_starts(files: list[tuple[Path, str]]) -> list[int] | None:
+    """The position of each file's first row, from the Parquet footers; None when a file is CSV."""
+    if any(kind != "parquet" for _, kind in files):
+        return None
+    starts, position = [], 0
+    for path, _ in files:
+        starts.append(position)
+        try:
+            with pq.ParquetFile(path) as file:
+                position += file.metadata.num_rows
+        except (pa.ArrowException, OSError) as err:
+            raise DataError(f"Cannot read {path.resolve()} (truncated or not Parquet?): {err}") from err
+    return starts
 
 
 def _input_change(before: list[dict[str, Any]], now: list[dict[str, Any]]) -> str:
