@@ -33,6 +33,8 @@ from mtrec.preparation.streaming import LABEL_PREFIX, MANIFEST
 
 #: Rows read from a shard at a time.
 READ_ROWS = 65_536
+#: Rows per block handed from Python to tf.data (rounded down to whole batches).
+BLOCK_ROWS = 65_536
 
 
 def _column_array(column: pa.ChunkedArray) -> np.ndarray:
@@ -123,13 +125,22 @@ def prepared_dataset(folder: str | Path, split: str, batch_size: int, shuffle_ro
     if labels:
         signature = (signature, {task: tf.TensorSpec((None, 1), tf.float32) for task in label_columns})
     epochs = {"n": 0}
+    # Python hands over blocks of whole batches (one call per block, not per batch);
+    # tf.data cuts them into batches.
+    block = batch_size * max(1, BLOCK_ROWS // batch_size)
 
     def generate() -> Iterator[Any]:
         epoch = epochs["n"]
         epochs["n"] += 1
-        yield from iter_prepared_batches(folder, split, batch_size, shuffle_rows, seed, epoch, labels)
+        yield from iter_prepared_batches(folder, split, block, shuffle_rows, seed, epoch, labels)
 
-    dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
+    def cut(*block_tensors: Any) -> Any:
+        first = tf.nest.flatten(block_tensors)[0]
+        starts = tf.data.Dataset.range(0, tf.cast(tf.shape(first)[0], tf.int64), batch_size)
+        return starts.map(lambda start: tf.nest.map_structure(
+            lambda t: t[start:start + batch_size], block_tensors if len(block_tensors) > 1 else block_tensors[0]))
+
+    dataset = tf.data.Dataset.from_generator(generate, output_signature=signature).flat_map(cut)
     # The batch count is known: Keras then sees a finite epoch, not a generator that ran out.
     rows = manifest["splits"][split]["rows"]
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(-(-rows // batch_size)))
