@@ -98,7 +98,7 @@ RAW = {
     "features": [{"name": "x*", "kind": "numeric"},
                  {"name": "market", "kind": "categorical", "embedding_dim": 4}],
     "tasks": [{"name": "y0", "kind": "regression"}, {"name": "y1", "kind": "regression"}],
-    "model": {"kind": "mmoe", "num_experts": 6, "expert_units": [16], "tower_units": [8]},
+    "model": {"kind": "mmoe", "num_experts": 6, "expert": {"units": [16]}, "tower_units": [8]},
     "training": {"epochs": EPOCHS, "batch_size": 128, "learning_rate": 0.003, "verbose": 0,
                  "early_stopping": {"monitor": "val_loss", "patience": 4},
                  "analysis": {"gate_stats": True, "rows": 1024}},
@@ -201,7 +201,7 @@ and the shared ones (`shared/e0`, ...); below the last level a shared gate weigh
 ones, level by level; the alarm runs on each level separately.'''),
         new_code_cell('''\
 ple_raw = {**RAW, "model": {"kind": "ple", "num_levels": 2, "num_shared_experts": 2, "num_task_experts": 2,
-                            "expert_units": [16], "tower_units": [8]}}
+                            "expert": {"units": [16]}, "tower_units": [8]}}
 ple = mtrec.train(mtrec.parse_config(ple_raw), OUT / "ple", frame=frame, overwrite=True)
 ple_analysis = analyze_gates(ple.model, ple.prepared.splits["test"].features)
 for ple_level, alarm in zip(ple_analysis.levels, ple_analysis.alarms):
@@ -250,7 +250,7 @@ RAW = {
     "name": "relationships_demo", "seed": 1,
     "features": [{"name": "x*", "kind": "numeric"}],
     "tasks": [{"name": t, "kind": "regression"} for t in TASKS],
-    "model": {"kind": "mmoe", "num_experts": 8, "expert_units": [16], "tower_units": [8]},
+    "model": {"kind": "mmoe", "num_experts": 8, "expert": {"units": [16]}, "tower_units": [8]},
     "training": {"epochs": EPOCHS, "batch_size": 128, "learning_rate": 0.003, "verbose": 0,
                  "early_stopping": {"monitor": "val_loss", "patience": 4},
                  "analysis": {"gradient_cosine": True, "gate_stats": True, "rows": 1024}},
@@ -297,7 +297,7 @@ single-task networks catch up, and a task can lose.'''),
         new_code_cell('''\
 from mtrec.analysis import transfer_between_runs
 
-single_raw = {**RAW, "model": {"kind": "single_task", "bottom_units": [64], "tower_units": [8]},
+single_raw = {**RAW, "model": {"kind": "single_task", "bottom": {"units": [64]}, "tower_units": [8]},
               "training": {**RAW["training"], "analysis": {}}}
 single = mtrec.train(mtrec.parse_config(single_raw), OUT / "single_task", frame=frame, overwrite=True)
 transfer = transfer_between_runs(mtl.run_dir, single.run_dir)

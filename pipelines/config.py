@@ -8,7 +8,7 @@ A pipeline config is YAML validated into `PipelineConfig`::
     seeds: [1, 2, 3]
     experiment: {data: {split: ...}, features: [...], tasks: [...], model: {...}, training: {...}}
     models:
-    - {name: single_task, model: {kind: single_task, bottom_units: [64]}}
+    - {name: single_task, model: {kind: single_task, bottom: {units: [64]}}}
     - {name: mmoe, model: {kind: mmoe, num_experts: 8}, experiment: {training: {learning_rate: 0.002}}}
     lightgbm: {enabled: true, num_boost_round: 2000}
 

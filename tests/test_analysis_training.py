@@ -89,7 +89,7 @@ def test_alarm_is_quiet_on_a_healthy_model_and_fires_on_an_induced_collapse(heal
 
 def test_gradient_cosine_is_one_for_identical_tasks_and_minus_one_for_opposed_ones():
     # A shared bottom whose two towers hold the same weights: both tasks predict the same.
-    config = _config("model={kind: shared_bottom, bottom_units: [16], tower_units: [4]}")
+    config = _config("model={kind: shared_bottom, bottom: {units: [16]}, tower_units: [4]}")
     model, prepared = built_model(config)
     split = prepared.splits["train"]
     model.towers[1].set_weights(model.towers[0].get_weights())

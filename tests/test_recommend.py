@@ -183,7 +183,7 @@ E2E = {
                      {"name": "genres", "kind": "multi_categorical", "separator": "|"}],
         "tasks": [{"name": "click", "kind": "binary"}, {"name": "rating", "kind": "regression"},
                   {"name": "like", "kind": "binary", "after": "click"}],
-        "model": {"kind": "mmoe", "num_experts": 2, "expert_units": [8], "tower_units": [4]},
+        "model": {"kind": "mmoe", "num_experts": 2, "expert": {"units": [8]}, "tower_units": [4]},
         "training": {"epochs": 3, "batch_size": 64, "learning_rate": 0.01, "early_stopping": None,
                      "steps_per_execution": 1},
     },

@@ -49,8 +49,8 @@ from mtrec.utils.tables import markdown_table
 #: The paper's three models at its synthetic sizes (8 experts of 16 units, towers of 8);
 #: the shared bottom has about as many parameters as the mixtures.
 MODELS: dict[str, dict[str, Any]] = {
-    "mmoe": {"kind": "mmoe", "num_experts": 8, "expert_units": [16], "tower_units": [8]},
-    "omoe": {"kind": "omoe", "num_experts": 8, "expert_units": [16], "tower_units": [8]},
+    "mmoe": {"kind": "mmoe", "num_experts": 8, "expert": {"units": [16]}, "tower_units": [8]},
+    "omoe": {"kind": "omoe", "num_experts": 8, "expert": {"units": [16]}, "tower_units": [8]},
     "shared_bottom": dict(SHARED_BOTTOM_MODEL),
 }
 CORRELATIONS = (0.5, 0.9, 1.0)
