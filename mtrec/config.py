@@ -69,7 +69,7 @@ class EarlyStoppingConfig:
 
 @dataclasses.dataclass
 class TrainingAnalysisConfig:
-    """Analysis recorded while training, into metrics.json/csv and TensorBoard (`mtrec.analysis.callbacks`).
+    """Analysis recorded while training, into metrics.json/csv and TensorBoard (`mtrec.training.analysis_loggers`).
 
     Args:
         gate_stats: every epoch, each gate's entropy, effective experts and
