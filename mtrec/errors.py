@@ -29,3 +29,15 @@ class NotFittedError(MtrecError, RuntimeError):
 
 class KerasVersionError(MtrecError, ImportError):
     """A module that needs Keras 2 (tf_keras, for TensorFlow Recommenders) was imported in a Keras 3 process."""
+
+
+class RunDirectoryError(MtrecError, RuntimeError):
+    """A run directory is in use by another live process, or holds another run."""
+
+
+class CheckpointError(MtrecError, RuntimeError):
+    """No checkpoint of an interrupted run can be loaded."""
+
+
+class ModelFileError(MtrecError, ValueError):
+    """A saved model is truncated, refused by Keras' safe mode, or does not match its features."""

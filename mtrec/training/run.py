@@ -7,9 +7,12 @@ Run directory layout:
     metrics.json     per-epoch metrics nested by split and task (metrics.csv: flat)
     report.json      per-task test (and validation) metrics with a constant baseline
     report.md        the same as a table
-    run.json         status ("running", "failed", "completed"), timings, sizes
+    run.json         status ("running", "failed", "completed"), pid, host, heartbeat,
+                     epochs and seconds over every attempt, sizes
+    run.lock         held by the live training process (one writer per directory)
     tensorboard/     TensorBoard logs
-    checkpoints/     last-epoch backup while training; a rerun resumes from it
+    checkpoints/     the last two end-of-epoch checkpoints while training (written
+                     atomically); a rerun resumes from the last good one
 
 Final artifacts are written atomically, so a failed run never leaves a
 half-written model or report.
@@ -32,14 +35,16 @@ import yaml
 
 from mtrec.config import ExperimentConfig
 from mtrec.data.tf_dataset import make_dataset
-from mtrec.errors import ConfigError, MtrecError
+from mtrec.errors import ConfigError, RunDirectoryError
 from mtrec.models import MultiTaskModel
 from mtrec.training.analysis_loggers import analysis_callbacks
+from mtrec.training.checkpoints import RunCheckpoint, list_checkpoints
 from mtrec.training.callbacks import MainLossLogger, SingleTaskLogNames, TaskMetricsLogger
 from mtrec.training.evaluation import evaluate_predictions
 from mtrec.training.predict import predict_arrays
 from mtrec.training.prepare import PreparedData, prepare
 from mtrec.training.report import format_report
+from mtrec.training.run_lock import RunLock, RunStatus, run_status
 from mtrec.utils.atomic import atomic_path, write_json, write_text
 from mtrec.utils.validation import closest
 from mtrec.weighting import WeightingLogger, WeightingStrategy
@@ -141,7 +146,7 @@ def monitor_mode(monitor: str, mode: str) -> str:
 def _check_run_dir(run_dir: Path, overwrite: bool) -> bool:
     """Returns True when the run resumes from a checkpoint."""
     if (run_dir / "report.json").exists() and not overwrite:
-        raise MtrecError(
+        raise RunDirectoryError(
             f"Run directory {run_dir} already holds a completed run. "
             "Choose another --run-dir or pass --overwrite.")
     if overwrite:
@@ -151,16 +156,12 @@ def _check_run_dir(run_dir: Path, overwrite: bool) -> bool:
         for name in ("model.keras", "report.json", "report.md", "metrics.json", "metrics.csv"):
             (run_dir / name).unlink(missing_ok=True)
         return False
-    return (run_dir / "checkpoints").exists()
+    return bool(list_checkpoints(run_dir / "checkpoints"))
 
 
-def _write_status(run_dir: Path, status: str, **extra: Any) -> None:
-    write_json(run_dir / "run.json", {
-        "status": status,
-        "updated": dt.datetime.now().isoformat(timespec="seconds"),
-        "keras": keras.__version__, "backend": keras.backend.backend(),
-        "python": platform.python_version(), **extra,
-    })
+def _environment() -> dict[str, Any]:
+    return {"keras": keras.__version__, "backend": keras.backend.backend(),
+            "python": platform.python_version()}
 
 
 def train(
@@ -172,7 +173,10 @@ def train(
     """Trains the configured model and writes a run directory.
 
     If `run_dir` holds checkpoints of an interrupted run of the same config,
-    training resumes from the last finished epoch.
+    training resumes from the last good one (see `mtrec.training.checkpoints`).
+    The process holds `run_dir`'s lock while it runs, and `run.json` carries
+    its pid, host and a heartbeat (`run_status` reports a dead run as
+    "interrupted"); its `epochs` and `seconds` count every attempt.
 
     Args:
         config: the experiment.
@@ -186,23 +190,51 @@ def train(
     Raises:
         MtrecError: bad config, bad data or an occupied run directory; the
             run directory's `run.json` then says "failed" and why.
+        RunDirectoryError: another live process trains into `run_dir`, or it
+            holds a completed run (without `overwrite`).
+        CheckpointError: no checkpoint of the interrupted run can be loaded.
     """
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    resuming = _check_run_dir(run_dir, overwrite)
-    check_monitor(config)
-    write_text(run_dir / "config.yaml", yaml.safe_dump(config.get_config(), sort_keys=False))
-    _write_status(run_dir, "running", started=dt.datetime.now().isoformat(timespec="seconds"))
-    started = time.perf_counter()
-    try:
-        result = _train(config, run_dir, frame, resuming)
-    except BaseException as err:
-        _write_status(run_dir, "failed", error=f"{type(err).__name__}: {err}")
-        raise
-    _write_status(run_dir, "completed", seconds=round(time.perf_counter() - started, 2),
-                  rows={k: len(v) for k, v in result.prepared.splits.items()},
-                  epochs=len(next(iter(result.history.values()), [])))
+    with RunLock(run_dir):
+        previous = run_status(run_dir)
+        resuming = _check_run_dir(run_dir, overwrite)
+        check_monitor(config)
+        if resuming and previous.get("status") == "interrupted":
+            logger.warning("The previous run in %s was interrupted (pid %s on %s, last heartbeat %s).",
+                           run_dir, previous.get("pid"), previous.get("host"), previous.get("heartbeat"))
+        earlier = float(previous.get("seconds") or 0.0) if resuming else 0.0
+        attempts = int(previous.get("attempts") or 1) + 1 if resuming else 1
+        write_text(run_dir / "config.yaml", yaml.safe_dump(config.get_config(), sort_keys=False))
+        status = RunStatus(run_dir, {"started": dt.datetime.now().isoformat(timespec="seconds"),
+                                     "attempts": attempts, **_environment()})
+        status.start()
+        started = time.perf_counter()
+
+        def seconds() -> float:
+            return round(earlier + time.perf_counter() - started, 2)
+
+        try:
+            result, epochs = _train(config, run_dir, frame, resuming,
+                                    progress=lambda done: status.update(epochs=done, seconds=seconds()))
+        except BaseException as err:
+            status.finish("failed", seconds=seconds(), error=f"{type(err).__name__}: {err}")
+            raise
+        status.finish("completed", seconds=seconds(),
+                      rows={k: len(v) for k, v in result.prepared.splits.items()},
+                      epochs=epochs,
+                      epochs_this_attempt=len(next(iter(result.history.values()), [])))
     return result
+
+
+class _Progress(keras.callbacks.Callback):
+    """Reports the finished epochs (all attempts) to run.json after each epoch's checkpoint."""
+
+    def __init__(self, metrics: TaskMetricsLogger, report) -> None:
+        super().__init__()
+        self.metrics, self.report = metrics, report
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.report(len(self.metrics.history))
 
 
 def fit_model(config: ExperimentConfig, prepared: PreparedData,
@@ -269,17 +301,21 @@ def fit_model(config: ExperimentConfig, prepared: PreparedData,
 
 
 def _train(config: ExperimentConfig, run_dir: Path, frame: pd.DataFrame | None,
-           resuming: bool) -> RunResult:
+           resuming: bool, progress=None) -> tuple[RunResult, int]:
     keras.utils.set_random_seed(config.seed)
     prepared = prepare(config, frame)
     prepared.encoder.save(run_dir / "features.json")
     if resuming:
         logger.warning("Resuming from the checkpoint in %s", run_dir / "checkpoints")
-    fitted = fit_model(config, prepared, callbacks=[
-        TaskMetricsLogger(run_dir, [t.name for t in config.tasks]),
-        keras.callbacks.BackupAndRestore(str(run_dir / "checkpoints")),
+    metrics = TaskMetricsLogger(run_dir, [t.name for t in config.tasks])
+    checkpoint = RunCheckpoint(run_dir / "checkpoints")
+    callbacks: list[keras.callbacks.Callback] = [
+        metrics, checkpoint,
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False, profile_batch=0),
-    ])
+    ]
+    if progress is not None:
+        callbacks.append(_Progress(metrics, progress))
+    fitted = fit_model(config, prepared, callbacks=callbacks)
     model = fitted.model
     with atomic_path(run_dir / "model.keras", suffix=".keras") as tmp:
         model.save(tmp)
@@ -294,7 +330,10 @@ def _train(config: ExperimentConfig, run_dir: Path, frame: pd.DataFrame | None,
     report["model"] = {"kind": config.model.kind, "parameters": int(model.count_params())}
     write_json(run_dir / "report.json", report)
     write_text(run_dir / "report.md", format_report(report, title=f"{config.name} ({config.model.kind})"))
-    return RunResult(run_dir, model, prepared, report, fitted.history)
+    # The run is complete: the checkpoints have served (a kill before this point resumes from them).
+    import shutil
+    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+    return RunResult(run_dir, model, prepared, report, fitted.history), len(metrics.history)
 
 
 def default_run_dir(config: Any, root: str | os.PathLike = "runs") -> Path:

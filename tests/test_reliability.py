@@ -1,0 +1,186 @@
+"""Reliability: kills during training, damaged checkpoints, one writer per run directory, file modes.
+
+The kill tests run `train` in a subprocess that SIGKILLs itself at a chosen
+moment, then rerun it plainly in this process: the rerun must complete, lose
+at most one finished epoch and leave nothing half-written under a final name.
+"""
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mtrec.config import apply_overrides, parse_config
+from mtrec.errors import CheckpointError, RunDirectoryError
+from mtrec.quickstart import QUICKSTART_CONFIG
+from mtrec.training.checkpoints import list_checkpoints
+from mtrec.training.run import train
+from mtrec.training.run_lock import RunLock, run_status
+from mtrec.utils.atomic import remove_stale_temporaries, write_text
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = ["data.synthetic.n_rows=600", "training.verbose=0", "training.early_stopping=null",
+        "training.batch_size=64", "model.num_experts=2"]
+EPOCHS = 4
+
+
+def _config(*overrides):
+    return parse_config(apply_overrides(QUICKSTART_CONFIG, [*FAST, f"training.epochs={EPOCHS}", *overrides]))
+
+
+def _train_and_kill(run_dir: Path, kill_code: str) -> None:
+    """Runs `train` in a subprocess with `kill_code` patched in; it must die by SIGKILL."""
+    script = textwrap.dedent(f"""
+        import os, signal, sys
+        import keras
+        from mtrec.config import apply_overrides, parse_config
+        from mtrec.quickstart import QUICKSTART_CONFIG
+        from mtrec.training.run import train
+        config = parse_config(apply_overrides(QUICKSTART_CONFIG, {FAST + [f"training.epochs={EPOCHS}"]!r}))
+        def die():
+            os.kill(os.getpid(), signal.SIGKILL)
+    """) + textwrap.dedent(kill_code) + f"\ntrain(config, {str(run_dir)!r})\n"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", script], env=env, timeout=120,
+                          capture_output=True, text=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
+
+
+def _no_temporaries(folder: Path) -> None:
+    leftovers = [p for p in folder.rglob(".*") if p.is_file() and p.name != ".gitignore"]
+    assert leftovers == [], leftovers
+
+
+def _metrics_epochs(run_dir: Path) -> list[int]:
+    return [row["epoch"] for row in json.loads((run_dir / "metrics.json").read_text())]
+
+
+def test_kill_during_the_checkpoint_write_resumes_from_the_last_good_one(tmp_path):
+    run_dir = tmp_path / "r"
+    # The third end-of-epoch checkpoint is cut off halfway through its weights file.
+    _train_and_kill(run_dir, """
+        original = keras.Model.save_weights
+        calls = []
+        def save_weights(self, filepath, *args, **kwargs):
+            calls.append(filepath)
+            original(self, filepath, *args, **kwargs)
+            if len(calls) == 3:
+                size = os.path.getsize(filepath)
+                with open(filepath, "r+b") as f:
+                    f.truncate(size // 2)
+                die()
+        keras.Model.save_weights = save_weights
+    """)
+    assert run_status(run_dir)["status"] == "interrupted"
+    assert [epoch for epoch, _, _ in list_checkpoints(run_dir / "checkpoints")] == [2, 1]
+    assert not (run_dir / "model.keras").exists() and not (run_dir / "report.json").exists()
+    result = train(_config(), run_dir)  # a plain rerun
+    assert len(result.history["loss"]) == EPOCHS - 2  # epochs 3 and 4: only the epoch being saved was lost
+    assert _metrics_epochs(run_dir) == list(range(EPOCHS))
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "completed" and record["epochs"] == EPOCHS and record["attempts"] == 2
+    assert record["epochs_this_attempt"] == EPOCHS - 2 and record["pid"] == os.getpid()
+    assert not (run_dir / "checkpoints").exists()
+    _no_temporaries(run_dir)
+
+
+def test_kill_mid_epoch_loses_at_most_the_epoch_in_progress(tmp_path):
+    run_dir = tmp_path / "r"
+    _train_and_kill(run_dir, """
+        class Kill(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                self.epoch = epoch
+            def on_train_batch_end(self, batch, logs=None):
+                if self.epoch == 2 and batch >= 1:
+                    die()
+        import mtrec.training.run as run_module
+        fit = run_module.fit_model
+        run_module.fit_model = lambda config, prepared, callbacks=None: fit(config, prepared, [*callbacks, Kill()])
+    """)
+    record = run_status(run_dir)
+    assert record["status"] == "interrupted" and record["epochs"] == 2 and record["host"]
+    result = train(_config(), run_dir)
+    assert len(result.history["loss"]) == EPOCHS - 2
+    assert json.loads((run_dir / "run.json").read_text())["epochs"] == EPOCHS
+    _no_temporaries(run_dir)
+
+
+def test_a_damaged_checkpoint_is_named_and_the_one_before_it_used(tmp_path, caplog):
+    run_dir = tmp_path / "r"
+    import mtrec.training.run as run_module
+    original = run_module.TaskMetricsLogger
+
+    class Stop(original):
+        def on_epoch_end(self, epoch, logs=None):
+            super().on_epoch_end(epoch, logs)
+            if epoch == 2:
+                raise KeyboardInterrupt
+
+    run_module.TaskMetricsLogger = Stop
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train(_config(), run_dir)
+    finally:
+        run_module.TaskMetricsLogger = original
+    (epoch, newest, _), (older, _, _) = list_checkpoints(run_dir / "checkpoints")
+    assert (epoch, older) == (2, 1)
+    newest.write_bytes(newest.read_bytes()[:1000])  # damaged on disk
+    with caplog.at_level("WARNING"):
+        result = train(_config(), run_dir)
+    assert newest.name in caplog.text and "damaged" in caplog.text
+    assert len(result.history["loss"]) == EPOCHS - 1
+
+
+def test_no_usable_checkpoint_is_a_named_error_with_the_way_out(tmp_path):
+    run_dir = tmp_path / "r"
+    folder = run_dir / "checkpoints"
+    folder.mkdir(parents=True)
+    (folder / "epoch-0001.weights.h5").write_bytes(b"\x89HDF\r\n\x1a\n broken")
+    write_text(folder / "epoch-0001.json", json.dumps({"epoch": 1, "bytes": 17}))
+    with pytest.raises(CheckpointError, match=r"epoch-0001.weights.h5.*--overwrite"):
+        train(_config(), run_dir)
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "failed"
+    assert train(_config("training.epochs=1"), run_dir, overwrite=True).report
+
+
+def test_a_second_writer_is_refused_with_the_holders_pid_and_host(tmp_path):
+    run_dir = tmp_path / "r"
+    with RunLock(run_dir):
+        with pytest.raises(RunDirectoryError, match=rf"in use by another mtrec process \(pid {os.getpid()} on "):
+            train(_config(), run_dir)
+        assert not (run_dir / "config.yaml").exists()
+    write_text(run_dir / "run.json", json.dumps({"status": "running", "pid": 1, "host": "x"}))
+    assert run_status(run_dir)["status"] == "interrupted"  # nobody holds the lock
+
+
+def test_files_are_written_with_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        write_text(tmp_path / "a.txt", "x")
+        assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o644
+        os.umask(0o077)
+        write_text(tmp_path / "b.txt", "x")
+        assert stat.S_IMODE((tmp_path / "b.txt").stat().st_mode) == 0o600
+    finally:
+        os.umask(old)
+
+
+def test_stale_temporaries_of_dead_writers_are_removed(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    stale = tmp_path / f".out.parquet.{dead}-abcd1234.parquet"
+    live = tmp_path / f".out.parquet.{os.getpid()}-abcd1234.parquet"
+    other = tmp_path / f".other.parquet.{dead}-abcd1234.parquet"
+    for path in (stale, live, other):
+        path.write_bytes(b"x")
+    write_text(tmp_path / "out.parquet", "done")
+    assert not stale.exists() and live.exists() and other.exists()
+    assert remove_stale_temporaries(tmp_path) == [other]
