@@ -1,4 +1,4 @@
-"""Tests of streamed preparation: partial fits, batch-by-batch splits, `prepare`'s shards, restarts, bad input."""
+"""Tests of streamed preparation: partial fits, streamed splits, prepared shards, restarts, bad input."""
 
 from __future__ import annotations
 
@@ -252,7 +252,8 @@ def test_a_killed_prepare_leaves_no_manifest_and_a_rerun_finishes(tmp_path, monk
     result = prepare(config, tmp_path / "out", batch_size=256, shard_batches=2)
     assert result.resumed
     for name in ("train", "valid", "test"):
-        pd.testing.assert_frame_equal(read_split(tmp_path / "out", name), read_split(tmp_path / "whole", name))
+        pd.testing.assert_frame_equal(read_split(tmp_path / "out", name),
+                                      read_split(tmp_path / "whole", name))
     assert json.loads((tmp_path / "out" / "features.json").read_text()) == json.loads(
         (tmp_path / "whole" / "features.json").read_text())
 
@@ -274,7 +275,8 @@ def test_a_shard_with_another_schema_is_named_with_its_column(tmp_path):
     write_shards(frame, tmp_path / "in", 2)
     bad = frame.iloc[:100].assign(item=frame["item"].iloc[:100].astype(str))
     write_parquet(bad, tmp_path / "in" / "part-9.parquet")
-    with pytest.raises(SchemaError, match=r"part-9\.parquet has column 'item' as (large_)?string, but .*part-0.parquet has it as int64"):
+    expected = r"part-9\.parquet has column 'item' as (large_)?string, but .*part-0.parquet has it as int64"
+    with pytest.raises(SchemaError, match=expected):
         prepare(make_config(str(tmp_path / "in"), {"kind": "hash"}), tmp_path / "out")
 
 
@@ -421,7 +423,8 @@ module.prepare(config, {str(tmp_path / 'out')!r}, batch_size=256, shard_batches=
     prepare(config, tmp_path / "whole", batch_size=256, shard_batches=3)
     assert not list((tmp_path / "out").rglob(".*"))  # the killed write's temporary file is gone
     for name in ("train", "valid", "test"):
-        pd.testing.assert_frame_equal(read_split(tmp_path / "out", name), read_split(tmp_path / "whole", name))
+        pd.testing.assert_frame_equal(read_split(tmp_path / "out", name),
+                                      read_split(tmp_path / "whole", name))
 
 
 def test_training_on_prepared_shards_matches_training_on_in_memory_arrays(tmp_path):

@@ -88,7 +88,8 @@ def make_click_log(rows: int, seed: int = 0, shard: int = 0) -> pd.DataFrame:
         values[rng.random(rows) < MISSING_RATE] = np.nan
         columns[name] = values
     for name, cardinality in zip(CATEGORICAL_COLUMNS, CARDINALITIES):
-        columns[name] = np.searchsorted(_zipf_cdf(cardinality), rng.random(rows), side="right").astype(np.int64)
+        ranks = np.searchsorted(_zipf_cdf(cardinality), rng.random(rows), side="right")
+        columns[name] = ranks.astype(np.int64)
     n0 = np.nan_to_num(columns["n0"])
     n1 = np.log1p(np.nan_to_num(columns["n1"]))
     effect = _id_effect(columns["c1"], 1) + _id_effect(columns["c4"], 4) + _id_effect(columns["c7"], 7)

@@ -28,8 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mtrec.errors import DataError
-from mtrec.preparation.streaming import LABEL_PREFIX, MANIFEST
+from mtrec.preparation.streaming import LABEL_PREFIX, read_manifest
 
 #: Rows read from a shard at a time.
 READ_ROWS = 65_536
@@ -135,29 +134,16 @@ def prepared_dataset(folder: str | Path, split: str, batch_size: int, shuffle_ro
         yield from iter_prepared_batches(folder, split, block, shuffle_rows, seed, epoch, labels)
 
     def cut(*block_tensors: Any) -> Any:
-        first = tf.nest.flatten(block_tensors)[0]
-        starts = tf.data.Dataset.range(0, tf.cast(tf.shape(first)[0], tf.int64), batch_size)
-        return starts.map(lambda start: tf.nest.map_structure(
-            lambda t: t[start:start + batch_size], block_tensors if len(block_tensors) > 1 else block_tensors[0]))
+        data = block_tensors if len(block_tensors) > 1 else block_tensors[0]
+        rows = tf.cast(tf.shape(tf.nest.flatten(data)[0])[0], tf.int64)
+        return tf.data.Dataset.range(0, rows, batch_size).map(
+            lambda start: tf.nest.map_structure(lambda t: t[start:start + batch_size], data))
 
     dataset = tf.data.Dataset.from_generator(generate, output_signature=signature).flat_map(cut)
     # The batch count is known: Keras then sees a finite epoch, not a generator that ran out.
     rows = manifest["splits"][split]["rows"]
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(-(-rows // batch_size)))
     return dataset.prefetch(tf.data.AUTOTUNE)
-
-
-def read_manifest(folder: str | Path) -> dict[str, Any]:
-    """The manifest of a complete prepared folder.
-
-    Raises:
-        DataError: the folder has no manifest.
-    """
-    path = Path(folder) / MANIFEST
-    if not path.is_file():
-        raise DataError(f"{folder} is not a complete prepared folder: it has no {MANIFEST}. Run "
-                        f"mtrec prepare -c CONFIG --out {folder} (a rerun finishes an interrupted one).")
-    return json.loads(path.read_text())
 
 
 def _columns(manifest: dict[str, Any]) -> tuple[list[str], dict[str, str]]:

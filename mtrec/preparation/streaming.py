@@ -40,7 +40,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mtrec.data.io import CSV_SUFFIXES, PARQUET_SUFFIXES, ParquetBatchWriter, _check_file, _parquet_files
+from mtrec.data.io import ParquetBatchWriter, _check_file, _parquet_files
 from mtrec.data.splits import (
     SPLIT_NAMES,
     GroupSplit,
@@ -86,6 +86,7 @@ class PrepareResult:
 
     @property
     def rows_per_second(self) -> float:
+        """Input rows per second of wall time."""
         return self.rows / self.seconds if self.seconds > 0 else float("inf")
 
 
@@ -239,18 +240,26 @@ def encoded_table(arrays: dict[str, np.ndarray], labels: dict[str, np.ndarray],
     return pa.table(columns)
 
 
+def read_manifest(folder: str | Path) -> dict[str, Any]:
+    """The manifest of a complete prepared folder.
+
+    Raises:
+        DataError: the folder has no manifest (not prepared, or prepare did not finish).
+    """
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        raise DataError(f"{folder} is not a complete prepared folder: it has no {MANIFEST}. Run "
+                        f"mtrec prepare -c CONFIG --out {folder} (a rerun finishes an interrupted one).")
+    return json.loads(path.read_text())
+
+
 def read_prepared(out: str | Path) -> tuple[dict[str, Any], FeatureEncoder]:
     """The manifest and the fitted encoder of a complete prepared folder.
 
     Raises:
         DataError: the folder has no manifest (not prepared, or prepare did not finish).
     """
-    out = Path(out)
-    path = out / MANIFEST
-    if not path.is_file():
-        raise DataError(f"{out} is not a complete prepared folder: it has no {MANIFEST}. Run "
-                        f"mtrec prepare -c CONFIG --out {out} (a rerun finishes an interrupted one).")
-    return json.loads(path.read_text()), load_encoder(out)
+    return read_manifest(out), load_encoder(out)
 
 
 # --------------------------------------------------------------------------- prepare
@@ -322,17 +331,20 @@ def prepare(config: Any, out: str | Path, batch_size: int = DEFAULT_BATCH_SIZE,
     encoder = FeatureEncoder(config.features)
     numeric = expand_numeric(encoder.specs, [c for c in first_schema if c not in set(exclude)],
                              str(files[0][0]))
-    wanted_columns = ({c for c, _ in numeric} | {s.name for s in encoder._table_specs()} | set(exclude)
+    tables = [spec.name for members in encoder.table_features.values() for spec in members]
+    wanted_columns = ({c for c, _ in numeric} | set(tables) | set(exclude)
                       | ({split.column} if split.column else set()))
+    missing = sorted(wanted_columns - set(first_schema))
+    if missing:
+        raise SchemaError(f"Column(s) {missing} needed by the config are missing from "
+                          f"{files[0][0].resolve()}. Columns present: {list(first_schema)}")
     needed = [c for c in first_schema if c in wanted_columns]
-    for column in sorted(wanted_columns - set(first_schema)):
-        raise SchemaError(f"Column '{column}' is missing from {files[0][0].resolve()}. "
-                          f"Columns present: {list(first_schema)}")
     check_schemas(files, needed)
     plan = {"format": FORMAT, "config_hash": digest, "config": wanted, "inputs": inputs}
     if resumed and json.loads((work / "plan.json").read_text()).get("inputs") != inputs:
         log.warning("The input files changed since the interrupted run: starting over.")
-        shutil.rmtree(work)
+        for stale in [work, *(out / name for name in SPLIT_NAMES)]:
+            shutil.rmtree(stale, ignore_errors=True)
         work.mkdir(parents=True)
         resumed = False
     write_json(work / "plan.json", plan)
@@ -542,5 +554,4 @@ def _manifest(out: Path, plan: dict[str, Any], encoder: FeatureEncoder, units: d
 
 
 __all__ = ["PrepareResult", "check_schemas", "config_hash", "differing_keys", "encoded_table",
-           "input_files", "prepare", "prepared_config", "read_prepared"]
-_ = (CSV_SUFFIXES, PARQUET_SUFFIXES)
+           "input_files", "prepare", "prepared_config", "read_manifest", "read_prepared"]
