@@ -1,4 +1,4 @@
-"""The `mtrec` command: train, prepare, score, quickstart, synthetic, pipeline, gates, transfer.
+"""The `mtrec` command: train, prepare, score, export, quickstart, synthetic, pipeline, gates, transfer.
 
 It prints only mtrec's own lines: TensorFlow's start-up chatter (CUDA probing
 on a CPU machine, absl's preamble, retracing warnings) is quieted before
@@ -45,6 +45,17 @@ def _cmd_score(args: argparse.Namespace) -> int:
                          progress=not args.no_progress)
     print(f"Wrote {summary.rows:,} rows to {summary.output} "
           f"({summary.rows_per_second:,.0f} rows/s).")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from mtrec.export import export_run, read_blend
+
+    blend = read_blend(args.blend) if args.blend else None
+    summary = export_run(args.run_dir, args.out_dir, gates=args.gates, blend=blend, overwrite=args.overwrite)
+    print(f"Wrote a SavedModel to {summary.out_dir} in {summary.seconds:.1f} s: signatures "
+          f"serving_default and serve_batch; inputs {[i['name'] for i in summary.inputs]}; "
+          f"outputs {summary.outputs}.")
     return 0
 
 
@@ -131,6 +142,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_score)
+
+    p = sub.add_parser("export", help="write a run as one TensorFlow SavedModel: raw columns in, every task's score out")
+    p.add_argument("run_dir", help="a finished run directory")
+    p.add_argument("out_dir", help="the SavedModel folder to write")
+    p.add_argument("--gates", action="store_true", help="also output the gate weights (gated models)")
+    p.add_argument("--blend", help="YAML with a blend (a recommend config, or {kind, weights}): adds `score`")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing OUT_DIR")
+    p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("quickstart", help="MMoE vs SharedBottom vs SingleTask on synthetic data (no data needed)")
     p.add_argument("--out", default="runs/quickstart", help="folder of the run directories")

@@ -1,0 +1,158 @@
+"""GraphEncoder: the fitted FeatureEncoder as TensorFlow ops, for a SavedModel that takes raw columns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from mtrec.errors import NotFittedError
+from mtrec.export.hashing import hash_ids
+from mtrec.features import FeatureEncoder
+from mtrec.features.specs import NUMERIC_KEY
+from mtrec.features.vocabulary import FIRST_ID, MISSING, OOV_ID, PAD_ID, Vocabulary
+
+
+class GraphEncoder(tf.Module):
+    """Encodes raw request columns in the graph exactly as `FeatureEncoder.transform` does.
+
+    Built from a fitted encoder's state; nothing is fitted here. Per raw column:
+
+    * categorical: a `tf.string` `[n]` input. The empty string is a missing
+      value (the Python encoder's `"<missing>"` category). Values go through a
+      `tf.lookup.StaticHashTable` of the fitted vocabulary (id 2, 3, ... in
+      the fitted order, out-of-vocabulary id 1), or through the Python
+      encoder's SipHash (`mtrec.export.hashing`) when the table hashes.
+    * multi-valued: a `tf.string` `[n]` input in the feature's separator
+      format (`"Action|Comedy"`). Tokens are split, stripped and empty ones
+      dropped, looked up as above, then padded with 0 / cut to the fitted
+      length. The empty string is a missing cell (`["<missing>"]`); a cell
+      holding only the separator is an empty list (all padding).
+    * numeric: a `tf.float64` `[n]` input, NaN (or +/-inf) for missing:
+      log1p, clip, imputation, standardization and missing flags with the
+      fitted statistics, in float64, then float32.
+
+    Args:
+        encoder: a fitted `FeatureEncoder`.
+
+    Raises:
+        NotFittedError: the encoder is not fitted.
+
+    Example:
+
+    ```python
+    graph = GraphEncoder(run.encoder)
+    features = graph({"age": tf.constant([31.0]), "genres": tf.constant(["Action|Comedy"])})
+    predictions = run.model(features, training=False)
+    ```
+    """
+
+    def __init__(self, encoder: FeatureEncoder) -> None:
+        super().__init__(name="graph_encoder")
+        if not encoder.is_fitted:
+            raise NotFittedError("This FeatureEncoder instance is not fitted yet. Call 'fit' first.")
+        self._categorical = [(s.name, s.table_name) for s in encoder.categorical_features]
+        self._multi = [(s.name, s.table_name, s.separator, int(encoder.lengths_[s.name]))
+                       for s in encoder.multi_categorical_features]
+        self._numeric = [dict(column=s.column, feature=s.feature, log1p=bool(s.log1p),
+                              clip=None if s.clip is None else [float(v) for v in s.clip],
+                              fill=float(s.fill), mean=float(s.mean), std=float(s.std),
+                              indicator=bool(s.indicator)) for s in encoder.numeric_]
+        self._hash_buckets: dict[str, int] = {}
+        self.tables: dict[str, tf.lookup.StaticHashTable] = {}
+        for table, vocabulary in encoder.vocabularies_.items():
+            if vocabulary.hash_buckets is not None:
+                self._hash_buckets[table] = int(vocabulary.hash_buckets)
+            elif vocabulary.values:
+                self.tables[table] = _static_table(vocabulary, table)
+        self._vocabulary_tables = set(encoder.vocabularies_)
+
+    # -- the raw inputs --------------------------------------------------------------------
+
+    def input_signature(self) -> dict[str, tf.TensorSpec]:
+        """`{column: tf.TensorSpec([None], dtype, name=column)}`, numeric columns then the others."""
+        specs = {s["column"]: tf.float64 for s in self._numeric}
+        specs.update({name: tf.string for name, _ in self._categorical})
+        specs.update({name: tf.string for name, *_ in self._multi})
+        return {column: tf.TensorSpec([None], dtype, name=column) for column, dtype in specs.items()}
+
+    def describe_inputs(self) -> list[dict[str, Any]]:
+        """One JSON-able entry per input column: name, dtype, kind and (multi-valued) separator."""
+        out = [{"name": s["column"], "dtype": "float64", "kind": "numeric",
+                "missing": "NaN"} for s in self._numeric]
+        out += [{"name": name, "dtype": "string", "kind": "categorical", "missing": "''"}
+                for name, _ in self._categorical]
+        out += [{"name": name, "dtype": "string", "kind": "multi_categorical", "separator": sep,
+                 "max_length": length, "missing": "''", "empty_list": sep}
+                for name, _, sep, length in self._multi]
+        return out
+
+    # -- encoding --------------------------------------------------------------------------
+
+    def __call__(self, inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """Encodes raw columns into the model's input dict (`FeatureEncoder.transform`'s keys and dtypes).
+
+        Args:
+            inputs: `{column: [n] tensor}` as in `input_signature`; extra keys are ignored.
+
+        Returns:
+            `{"numeric": float32 [n, d]}` when there are numeric columns,
+            `{feature: int32 [n]}` per categorical feature and
+            `{feature: int32 [n, length]}` per multi-valued feature.
+        """
+        out: dict[str, tf.Tensor] = {}
+        if self._numeric:
+            out[NUMERIC_KEY] = self._encode_numeric(inputs)
+        for name, table in self._categorical:
+            values = tf.convert_to_tensor(inputs[name])
+            values = tf.where(tf.equal(values, ""), MISSING, values)
+            out[name] = self._lookup(table, values)
+        for name, table, separator, length in self._multi:
+            out[name] = self._encode_multi(tf.convert_to_tensor(inputs[name]), table, separator, length)
+        return out
+
+    def _lookup(self, table: str, strings: tf.Tensor) -> tf.Tensor:
+        if table in self._hash_buckets:
+            return hash_ids(strings, self._hash_buckets[table])
+        if table not in self.tables:  # an empty vocabulary: everything is out of vocabulary
+            return tf.fill(tf.shape(strings), tf.constant(OOV_ID, tf.int32))
+        return tf.cast(self.tables[table].lookup(strings), tf.int32)
+
+    def _encode_multi(self, cells: tf.Tensor, table: str, separator: str, length: int) -> tf.Tensor:
+        tokens = tf.strings.split(cells, sep=separator)
+        tokens = tf.ragged.map_flat_values(tf.strings.strip, tokens)
+        tokens = tf.ragged.boolean_mask(tokens, tf.not_equal(tokens, ""))
+        ids = tf.ragged.map_flat_values(lambda flat: self._lookup(table, flat), tokens)
+        dense = ids.to_tensor(default_value=PAD_ID, shape=[None, length])
+        # A missing cell (the empty string) is the one-value list ["<missing>"].
+        missing_row = tf.concat([tf.reshape(self._lookup(table, tf.constant([MISSING])), [1]),
+                                 tf.fill([length - 1], tf.constant(PAD_ID, tf.int32))], axis=0)
+        missing = tf.equal(cells, "")[:, None]
+        return tf.where(missing, missing_row[None, :], dense)
+
+    def _encode_numeric(self, inputs: dict[str, tf.Tensor]) -> tf.Tensor:
+        columns, indicators = [], []
+        for s in self._numeric:
+            x = tf.cast(tf.convert_to_tensor(inputs[s["column"]]), tf.float64)
+            missing = tf.logical_not(tf.math.is_finite(x))
+            if s["log1p"]:
+                bad = tf.logical_and(tf.logical_not(missing), x <= -1.0)
+                tf.debugging.Assert(tf.logical_not(tf.reduce_any(bad)), [
+                    f"Column '{s['column']}' (numeric feature '{s['feature']}', log1p: true) has a "
+                    f"value <= -1; log1p needs values > -1."])
+                x = tf.math.log1p(tf.where(bad, tf.zeros_like(x), x))
+            if s["clip"] is not None:
+                x = tf.clip_by_value(x, s["clip"][0], s["clip"][1])
+            x = tf.where(missing, tf.constant(s["fill"], tf.float64), x)
+            columns.append((x - s["mean"]) / s["std"])
+            if s["indicator"]:
+                indicators.append(tf.cast(missing, tf.float64))
+        return tf.cast(tf.stack(columns + indicators, axis=1), tf.float32)
+
+
+def _static_table(vocabulary: Vocabulary, table: str) -> tf.lookup.StaticHashTable:
+    keys = tf.constant(np.asarray(vocabulary.values, dtype=object).astype(str).tolist(), tf.string)
+    values = tf.range(FIRST_ID, FIRST_ID + len(vocabulary.values), dtype=tf.int64)
+    return tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(keys, values),
+                                     default_value=OOV_ID, name=f"vocabulary_{table}")

@@ -1,0 +1,234 @@
+"""`mtrec export`: the SavedModel from raw columns matches `mtrec score`, in a process without mtrec."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+
+from mtrec.cli import main
+from mtrec.config import parse_config
+from mtrec.errors import ConfigError, DataError
+from mtrec.export import MANIFEST, GraphEncoder, export_run
+from mtrec.export.hashing import hash_ids as tf_hash_ids
+from mtrec.features.vocabulary import as_strings, hash_ids
+from mtrec.recommend.blend import Blend, BlendConfig
+from mtrec.scoring.score import score_frame
+from mtrec.training.run import train
+from mtrec.training.trained_run import load_run
+
+TAGS = ["Action", "Comedy", " Drama", "Sci-Fi", "Horror", "Noir"]
+NUMERIC = ["age", "income", "score"]
+CATEGORICAL = ["user", "city", "item"]
+
+CONFIG = {
+    "name": "export_test",
+    "seed": 1,
+    "data": {"id_columns": ["row_id"]},
+    "features": [
+        {"name": "user", "kind": "categorical", "embedding_dim": 4, "min_count": 15},
+        {"name": "city", "kind": "categorical", "embedding_dim": 4, "hash_buckets": 32},
+        {"name": "item", "kind": "categorical", "embedding_dim": 4},
+        {"name": "tags", "kind": "multi_categorical", "embedding_dim": 4, "max_length": 3},
+        {"name": "age", "kind": "numeric", "impute": "median"},
+        {"name": "income", "kind": "numeric", "log1p": True, "clip": [8.0, 12.0]},
+        {"name": "score", "kind": "numeric", "impute": "zero", "missing_indicator": "always"},
+    ],
+    "tasks": [{"name": "click", "kind": "binary"}, {"name": "buy", "kind": "binary", "after": "click"},
+              {"name": "rating", "kind": "regression"},
+              {"name": "segment", "kind": "multiclass", "num_classes": 3}],
+    "model": {"kind": "mmoe", "num_experts": 2, "expert": {"units": [8]}, "tower_units": [4]},
+    "training": {"epochs": 1, "batch_size": 256, "verbose": 0, "early_stopping": None},
+}
+BLEND = BlendConfig(kind="sum", weights={"click": 1.0, "rating": 0.5})
+
+
+def make_frame(n: int, seed: int) -> pd.DataFrame:
+    """Rows with string, hashed and integer categories, tag lists and numbers, some missing."""
+    rng = np.random.default_rng(seed)
+    user = np.array([f"u{i}" for i in range(200)], dtype=object)[rng.integers(0, 200, n)]
+    user[rng.random(n) < 0.03] = None
+    city = np.array([f"city_{i}" for i in range(80)], dtype=object)[rng.integers(0, 80, n)]
+    tags = np.array(["|".join(rng.choice(TAGS, rng.integers(0, 5), replace=False)) for _ in range(n)],
+                    dtype=object)
+    tags[rng.random(n) < 0.05] = None
+    age = rng.normal(40, 12, n)
+    age[rng.random(n) < 0.1] = np.nan
+    score = rng.normal(0, 1, n)
+    score[rng.random(n) < 0.05] = np.nan
+    item = rng.integers(0, 50, n)
+    z = 0.02 * np.nan_to_num(age - 40) + 0.5 * np.nan_to_num(score) + (item % 3 == 0)
+    click = (rng.random(n) < 1 / (1 + np.exp(-z))).astype(int)
+    return pd.DataFrame({
+        "row_id": np.arange(n), "user": user, "city": city, "item": item, "tags": tags, "age": age,
+        "income": rng.lognormal(10, 1, n), "score": score, "click": click,
+        "buy": click * (rng.random(n) < 0.4), "rating": z + rng.normal(0, 0.1, n), "segment": item % 3})
+
+
+def request_columns(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """A frame as the export's raw inputs: category strings ('' = missing), float64 numbers.
+
+    A missing tag cell is '' and an empty tag list is the bare separator '|'.
+    """
+    out = {}
+    for column in CATEGORICAL:
+        values = as_strings(frame[column])
+        values[values == "<missing>"] = ""
+        out[column] = values.astype(str)
+    tags = frame["tags"].to_numpy(dtype=object).copy()
+    tags[frame["tags"].isna().to_numpy()] = ""
+    tags[(frame["tags"] == "").to_numpy()] = "|"
+    out["tags"] = tags.astype(str)
+    for column in NUMERIC:
+        out[column] = frame[column].to_numpy(np.float64)
+    return out
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    root = tmp_path_factory.mktemp("export")
+    train(parse_config(CONFIG), root / "run", frame=make_frame(2000, seed=0))
+    run = load_run(root / "run")
+    export_run(run, root / "model", gates=True, blend=BLEND)
+    return run, root
+
+
+def edge_rows() -> pd.DataFrame:
+    """Held-out rows plus unseen categories, missing values and NaN/inf numbers."""
+    frame = make_frame(400, seed=5)
+    edits = [("user", "never_seen_user"), ("city", "a_new_city"), ("item", 999), ("tags", "Unknown|Action"),
+             ("tags", ""), ("tags", " | Comedy ||"), ("tags", None), ("user", None), ("age", np.nan),
+             ("age", np.inf), ("score", -np.inf), ("income", np.nan), ("tags", "A|B|C|D|Noir")]
+    for row, (column, value) in enumerate(edits):
+        frame[column] = frame[column].astype(object) if column == "item" else frame[column]
+        frame.at[row, column] = value
+    frame["item"] = frame["item"].astype(np.int64)
+    return frame
+
+
+CLIENT = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+
+    model_dir, data = sys.argv[1], np.load(sys.argv[2])
+    names = json.loads(sys.argv[3])
+    inputs = {k: data[k] for k in names}
+    loaded = tf.saved_model.load(model_dir)
+    serve = loaded.signatures["serving_default"]
+    def run(rows, signature=serve, extra=()):
+        out = signature(**{k: tf.constant(v[rows]) for k, v in inputs.items()},
+                        **{k: tf.constant(data[k][rows]) for k in extra})
+        return {k: v.numpy() for k, v in out.items()}
+    n = len(inputs[names[0]])
+    full = run(np.arange(n))
+    singles = [run(np.array([i])) for i in range(12)]
+    big = run(np.arange(4096) % n)
+    batch = run(np.arange(n), loaded.signatures["serve_batch"], extra=["row_id"])
+    report = {"mtrec_loaded": any(m.split(".")[0] == "mtrec" for m in sys.modules),
+              "outputs": sorted(full), "batch_outputs": sorted(batch), "diff": {}}
+    for key, value in full.items():
+        expected = data["ref_" + key]
+        report["diff"][key] = max(float(np.abs(value - expected).max()),
+                                  max(float(np.abs(s[key] - expected[i:i + 1]).max()) for i, s in enumerate(singles)),
+                                  float(np.abs(big[key] - expected[np.arange(4096) % n]).max()),
+                                  float(np.abs(batch[key] - expected).max()))
+    report["row_id_passed"] = bool((batch["row_id"].astype(str) == data["row_id"]).all())
+    try:
+        serve(**{k: tf.constant(v[:2]) for k, v in inputs.items() if k != "age"})
+    except TypeError as err:
+        report["missing_error"] = str(err)[:200]
+    try:
+        serve(**{k: tf.constant(v[:2].astype(np.float32) if k == "age" else v[:2]) for k, v in inputs.items()})
+    except Exception as err:
+        report["dtype_error"] = str(err)[:300]
+    print("REPORT" + json.dumps(report))
+""")
+
+
+def test_fresh_tensorflow_process_matches_score_frame(exported, tmp_path):
+    run, root = exported
+    frame = edge_rows()
+    reference = score_frame(run, frame)
+    reference["score"] = Blend(BLEND)(reference)
+    features = run.encoder.transform(frame)
+    arrays = {f"ref_{k}": (np.stack(v.to_numpy()) if k.endswith("_proba") else v.to_numpy())
+              for k, v in reference.items() if k != "row_id"}
+    arrays.update({f"ref_gate_{k}": v for k, v in run.model.gate_weights(features).items()})
+    inputs = request_columns(frame)
+    np.savez(tmp_path / "rows.npz", row_id=frame["row_id"].astype(str).to_numpy().astype(str),
+             **inputs, **arrays)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": ""}
+    result = subprocess.run(
+        [sys.executable, "-c", CLIENT, str(root / "model"), str(tmp_path / "rows.npz"), json.dumps(list(inputs))],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    lines = [line for line in result.stdout.splitlines() if line.startswith("REPORT")]
+    assert lines, result.stderr[-3000:]
+    report = json.loads(lines[0][len("REPORT"):])
+    assert not report["mtrec_loaded"]
+    expected = sorted(["click", "buy", "buy_conditional", "rating", "segment", "segment_proba", "score",
+                       "gate_click", "gate_buy", "gate_rating", "gate_segment"])
+    assert report["outputs"] == expected
+    assert report["batch_outputs"] == sorted(expected + ["row_id"])
+    assert report["row_id_passed"]
+    assert max(report["diff"].values()) <= 1e-5, report["diff"]
+    assert "missing a required argument: 'age'" in report["missing_error"]
+    # TensorFlow's own dtype check names the input's position (inputs sorted by name: 'age' is #0).
+    assert "input #0" in report["dtype_error"] and "double" in report["dtype_error"]
+
+
+def test_graph_encoder_equals_python_encoder(exported):
+    run, _ = exported
+    frame = edge_rows()
+    expected = run.encoder.transform(frame)
+    got = GraphEncoder(run.encoder)({k: tf.constant(v) for k, v in request_columns(frame).items()})
+    assert sorted(got) == sorted(expected)
+    for key, value in expected.items():
+        assert got[key].dtype.as_numpy_dtype == value.dtype, key
+        np.testing.assert_array_equal(got[key].numpy(), value, err_msg=key)
+
+
+def test_hash_ids_match_the_python_encoder():
+    rng = np.random.default_rng(0)
+    strings = np.array(["", "<missing>", "héllo wörld", "12345", "x" * 300, "日本語"]
+                       + [f"v{k}" for k in rng.integers(0, 10**9, 500)], dtype=object)
+    for buckets in (1, 7, 1000, 2**31 - 1):
+        np.testing.assert_array_equal(tf_hash_ids(tf.constant(strings.tolist()), buckets).numpy(),
+                                      hash_ids(strings, buckets))
+
+
+def test_manifest_and_cli(exported, tmp_path, capsys):
+    run, root = exported
+    manifest = json.loads((root / "model" / MANIFEST).read_text())
+    assert manifest["signatures"] == ["serving_default", "serve_batch"]
+    assert {i["name"]: i["dtype"] for i in manifest["inputs"]} == {
+        "age": "float64", "income": "float64", "score": "float64", "user": "string", "city": "string",
+        "item": "string", "tags": "string"}
+    assert main(["export", str(root / "model"), str(tmp_path / "x")]) == 2  # not a run directory
+    err = capsys.readouterr().err
+    assert "missing ['config.yaml', 'features.json', 'model.keras']" in err
+    assert main(["export", str(root / "run"), str(root / "model")]) == 2  # exists, no --overwrite
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_unfinished_run_names_what_is_missing(exported, tmp_path):
+    run, root = exported
+    partial = tmp_path / "partial"
+    shutil.copytree(root / "run", partial)
+    (partial / "model.keras").unlink()
+    with pytest.raises(DataError, match=r"missing \['model.keras'\]"):
+        export_run(partial, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_gates_need_a_gated_model(exported, tmp_path, monkeypatch):
+    run, _ = exported
+    monkeypatch.setattr(type(run.model), "gated", False)
+    with pytest.raises(ConfigError, match="--gates needs a gated model"):
+        export_run(run, tmp_path / "out", gates=True)
