@@ -184,3 +184,84 @@ def test_stale_temporaries_of_dead_writers_are_removed(tmp_path):
     write_text(tmp_path / "out.parquet", "done")
     assert not stale.exists() and live.exists() and other.exists()
     assert remove_stale_temporaries(tmp_path) == [other]
+
+
+# -- scoring ------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def scored_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("scored") / "run"
+    config = _config("training.epochs=1", "data.id_columns=[row_id]")
+    from mtrec.data.synthetic import make_synthetic
+    frame = make_synthetic(600, correlation=0.5, seed=3)
+    frame["row_id"] = np.arange(len(frame))
+    train(config, run_dir, frame=frame)
+    return run_dir, frame.drop(columns=["y0", "y1"])
+
+
+def test_scoring_refuses_to_replace_its_input(scored_run, tmp_path):
+    from mtrec.data.io import write_parquet
+    from mtrec.errors import DataError
+    from mtrec.scoring import score_file
+    run_dir, rows = scored_run
+    source = tmp_path / "in.parquet"
+    write_parquet(rows, source)
+    before = source.read_bytes()
+    os.link(source, tmp_path / "alias.parquet")
+    for output in (source, tmp_path / "." / "in.parquet", tmp_path / "alias.parquet"):
+        with pytest.raises(DataError, match="is the input file"):
+            score_file(run_dir, source, output, progress=False)
+    assert source.read_bytes() == before
+    with pytest.raises(DataError, match="is a directory"):
+        score_file(run_dir, source, tmp_path, progress=False)
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    write_parquet(rows, folder / "part-0.parquet")
+    with pytest.raises(DataError, match="inside the input folder"):
+        score_file(run_dir, folder, folder / "scores.parquet", progress=False)
+    with pytest.raises(DataError, match="batch_size=0"):
+        score_file(run_dir, source, tmp_path / "out.parquet", batch_size=0, progress=False)
+    _no_temporaries(tmp_path)
+
+
+def test_scoring_zero_rows_writes_the_task_columns(scored_run, tmp_path):
+    import pyarrow.parquet as pq
+    from mtrec.data.io import write_parquet
+    from mtrec.scoring import score_file
+    run_dir, rows = scored_run
+    write_parquet(rows.iloc[:0], tmp_path / "empty.parquet")
+    summary = score_file(run_dir, tmp_path / "empty.parquet", tmp_path / "out.parquet", progress=False)
+    table = pq.read_table(tmp_path / "out.parquet")
+    assert summary.rows == 0 and table.num_rows == 0
+    assert table.column_names == ["row_id", "y0", "y1"] and str(table.schema.field("y0").type) == "float"
+    score_file(run_dir, tmp_path / "empty.parquet", tmp_path / "full.parquet", progress=False)
+    write_parquet(rows.iloc[:10], tmp_path / "ten.parquet")
+    score_file(run_dir, tmp_path / "ten.parquet", tmp_path / "full.parquet", progress=False)
+    assert pq.read_table(tmp_path / "full.parquet").schema.equals(table.schema)
+
+
+def test_kill_during_scoring_leaves_no_output_and_the_rerun_cleans_up(scored_run, tmp_path):
+    from mtrec.data.io import read_table, write_parquet
+    from mtrec.scoring import score_file
+    run_dir, rows = scored_run
+    write_parquet(rows, tmp_path / "in.parquet")
+    script = textwrap.dedent(f"""
+        import os, signal
+        import mtrec.data.io as io
+        write = io.ParquetBatchWriter.write
+        def dying_write(self, batch):
+            write(self, batch)
+            os.kill(os.getpid(), signal.SIGKILL)
+        io.ParquetBatchWriter.write = dying_write
+        from mtrec.scoring import score_file
+        score_file({str(run_dir)!r}, {str(tmp_path / "in.parquet")!r}, {str(tmp_path / "out.parquet")!r},
+                   batch_size=100, progress=False)
+    """)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", script], env=env, timeout=120, capture_output=True, text=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
+    assert not (tmp_path / "out.parquet").exists()
+    assert [p.name for p in tmp_path.glob(".out.parquet.*")]  # the killed writer's temporary file
+    score_file(run_dir, tmp_path / "in.parquet", tmp_path / "out.parquet", progress=False)
+    assert len(read_table(tmp_path / "out.parquet")) == len(rows)
+    _no_temporaries(tmp_path)

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from tqdm.auto import tqdm
 
 from mtrec.data.io import ParquetBatchWriter, count_rows, iter_parquet_batches, read_schema, read_table
-from mtrec.errors import SchemaError
+from mtrec.errors import DataError, SchemaError
 from mtrec.training.predict import predict_arrays
 from mtrec.training.trained_run import TrainedRun, load_run
 from mtrec.utils.validation import closest
@@ -39,6 +40,39 @@ def _check_id_columns(id_columns: list[str], columns: list[str], source: str) ->
             raise SchemaError(
                 f"Id column '{column}' (data.id_columns) is missing from {source}."
                 f"{closest(column, columns)} Columns present: {columns}")
+
+
+def check_output_path(input_path: Path, output_path: Path) -> None:
+    """Refuses an output that is a folder, is the input itself, or lies inside an input folder.
+
+    Raises:
+        DataError: naming both paths.
+    """
+    if output_path.is_dir():
+        raise DataError(
+            f"Output path {output_path} is a directory; give a file name such as "
+            f"{output_path / 'scores.parquet'}.")
+    same = output_path.exists() and input_path.exists() and output_path.samefile(input_path)
+    inside = input_path.is_dir() and output_path.resolve().is_relative_to(input_path.resolve())
+    if same or inside:
+        raise DataError(
+            f"Output path {output_path} {'is the input file' if same else 'lies inside the input folder'} "
+            f"{input_path}; scoring would replace the rows it reads. Write the scores to another path.")
+
+
+def _empty_output(run: TrainedRun, schema: pa.Schema) -> pa.Table:
+    """The scores table of zero rows: the same columns and types as for any other input."""
+    fields = [schema.field(c) for c in run.config.data.id_columns]
+    for task in run.config.tasks:
+        if task.auxiliary:
+            continue
+        width = int(getattr(task, "num_classes", 1) or 1)
+        for name, values in task.output_columns(np.zeros((0, width), "float32")).items():
+            kind = pa.list_(pa.float32()) if isinstance(values, list) else pa.from_numpy_dtype(values.dtype)
+            fields.append(pa.field(name, kind))
+        if getattr(task, "after", None) is not None:
+            fields.append(pa.field(f"{task.name}_conditional", pa.float32()))
+    return pa.schema(fields).empty_table()
 
 
 def _frames(path: Path, batch_size: int, columns: list[str]):
@@ -107,9 +141,20 @@ def score_file(
 
     Returns:
         A ScoreSummary (rows, seconds, OOV counts).
+
+    Raises:
+        DataError: the output path is a folder, the input itself or inside
+            the input folder (checked before the run is loaded); the input
+            is unreadable; `batch_size` is not positive.
+        SchemaError: the input lacks a feature or id column.
+
+    A zero-row input gives a zero-row file with the usual columns.
     """
-    run = run_dir if isinstance(run_dir, TrainedRun) else load_run(run_dir)
     input_path, output_path = Path(input_path), Path(output_path)
+    check_output_path(input_path, output_path)
+    if batch_size is not None and batch_size <= 0:
+        raise DataError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size}")
+    run = run_dir if isinstance(run_dir, TrainedRun) else load_run(run_dir)
     batch_size = batch_size or run.config.scoring.batch_size
     schema = read_schema(input_path)
     run.encoder.check_columns(schema, source=str(input_path))
@@ -125,12 +170,16 @@ def score_file(
     with ParquetBatchWriter(output_path) as writer, tqdm(
             total=total, unit="rows", desc="scoring", disable=not progress) as bar:
         for frame in _frames(input_path, batch_size, columns):
+            if not len(frame):
+                continue
             features = run.encoder.transform(frame)
             oov.update(run.encoder.last_oov_counts_)
             predictions = predict_arrays(run.model, features, batch_size)
             writer.write(_output_frame(run, frame, predictions))
             rows += len(frame)
             bar.update(len(frame))
+        if rows == 0:
+            writer.write(_empty_output(run, schema))
     seconds = time.perf_counter() - started
     oov_counts = {k: int(v) for k, v in oov.items() if v}
     if oov_counts:
