@@ -3,12 +3,15 @@
 Public names:
     FeatureEncoder: fits vocabularies and statistics on the training split,
         encodes any split, describes the embedding layout.
+    PartialFit: the mergeable state of `FeatureEncoder.partial_fit`, for
+        fitting a table batch by batch (`finish_fit` ends the fit).
     NumericFeature, CategoricalFeature, MultiCategoricalFeature: the specs.
     parse_features: config mappings (from YAML) to specs, with clear errors.
 """
 
 from mtrec.features.encoder import FeatureEncoder
 from mtrec.features.numeric import NumericColumn
+from mtrec.features.partial import PartialFit
 from mtrec.features.specs import (
     FEATURE_KINDS,
     NUMERIC_KEY,
@@ -32,6 +35,7 @@ __all__ = [
     "MultiCategoricalFeature",
     "NumericColumn",
     "NumericFeature",
+    "PartialFit",
     "Vocabulary",
     "parse_features",
 ]
