@@ -124,12 +124,14 @@ def test_partial_fit_of_empty_batches_merges_as_nothing():
     {"kind": "group", "column": "user"},
     {"kind": "group", "column": "color", "fractions": [0.5, 0.25, 0.25], "seed": 3},
     {"kind": "time", "column": "day", "valid_start": 70, "test_start": 85},
+    {"kind": "time", "column": "date", "valid_start": "2020-03-11", "test_start": "2020-03-26"},
     {"kind": "hash"},
     {"kind": "hash", "column": "user", "seed": 9},
 ])
 def test_streamed_split_codes_equal_the_in_memory_split(split):
     frame = make_table()
     frame["color"] = frame["color"].fillna("none")
+    frame["date"] = (pd.Timestamp("2020-01-01") + pd.to_timedelta(frame["day"], unit="D")).dt.strftime("%Y-%m-%d")
     config = SplitConfig(**split)
     splits = make_splits(frame, config)
     groups = None
