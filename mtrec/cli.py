@@ -13,6 +13,17 @@ import sys
 from pathlib import Path
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer; got '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer; got {value}")
+    return value
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from mtrec.config import load_config
     from mtrec.training.run import default_run_dir, train
@@ -117,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--verbose", action="store_true",
                         help="keep TensorFlow's own log lines (CUDA probing, retracing warnings); "
                              "give it before the command: mtrec --verbose train ...")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error instead of its one-line summary")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a model from a YAML config")
@@ -130,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("prepare", help="stream a table larger than memory into encoded shards per split")
     p.add_argument("-c", "--config", required=True, help="YAML config file (data, features, tasks)")
     p.add_argument("--out", required=True, help="the prepared folder (a rerun finishes an interrupted one)")
-    p.add_argument("--batch-size", type=int, default=131_072, help="rows per record batch")
+    p.add_argument("--batch-size", type=_positive_int, default=131_072, help="rows per record batch")
     p.add_argument("--overwrite", action="store_true", help="replace a folder prepared from another config")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     p.set_defaults(func=_cmd_prepare)
@@ -139,7 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("input")
     p.add_argument("output")
-    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--batch-size", type=_positive_int, default=None,
+                   help="rows per step (default: the run's scoring.batch_size)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_score)
 
@@ -158,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("synthetic", help="write the MMoE paper's synthetic data set as Parquet")
     p.add_argument("output")
-    p.add_argument("--rows", type=int, default=10000)
+    p.add_argument("--rows", type=_positive_int, default=10000)
     p.add_argument("--features", type=int, default=100)
     p.add_argument("--correlation", type=float, default=0.5)
     p.add_argument("--tasks", type=int, default=2)
@@ -222,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `mtrec` command; returns the exit status."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv  # before or after the command
+    argv = [arg for arg in argv if arg != "--debug"]
     # Before the parser is built: building it imports the recommend commands, and so TensorFlow.
     if not _verbose(argv):
         from mtrec.utils.framework_logs import quiet_framework_logs
@@ -235,13 +251,36 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides = list(args.overrides or []) + extra
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    from mtrec.errors import MtrecError
-
+    args.debug = debug
     try:
         return args.func(args)
-    except MtrecError as err:
-        print(f"mtrec {args.command}: error: {err}", file=sys.stderr)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"mtrec {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # every error ends in one line (the traceback with --debug)
+        if args.debug:
+            raise
+        print(f"mtrec {args.command}: error: {error_line(err)}", file=sys.stderr)
         return 2
+
+
+def error_line(err: BaseException) -> str:
+    """One line for an error: mtrec's own message, or the type, message and a hint for any other."""
+    from mtrec.errors import MtrecError
+
+    text = " ".join(str(err).split())
+    if isinstance(err, MtrecError):
+        return text
+    filename = getattr(err, "filename", None)
+    if isinstance(err, OSError) and filename:
+        text = f"{err.strerror or text}: {filename}"
+    elif isinstance(err, EOFError):
+        text = f"a compressed input ended early; the file is truncated ({text})"
+    if len(text) > 400:
+        text = text[:400] + " ..."
+    return f"{type(err).__name__}: {text} (unexpected; rerun with --debug for the traceback)"
 
 
 if __name__ == "__main__":

@@ -265,3 +265,55 @@ def test_kill_during_scoring_leaves_no_output_and_the_rerun_cleans_up(scored_run
     score_file(run_dir, tmp_path / "in.parquet", tmp_path / "out.parquet", progress=False)
     assert len(read_table(tmp_path / "out.parquet")) == len(rows)
     _no_temporaries(tmp_path)
+
+
+# -- the command line ---------------------------------------------------------------------------
+
+def test_every_cli_error_is_one_line_with_exit_2_and_debug_shows_the_traceback(monkeypatch, capsys):
+    import mtrec.cli as cli
+
+    def boom(args):
+        raise RuntimeError("deep inside\n  a second line")
+
+    real = cli.build_parser
+
+    def parser_with_boom():
+        parser = real()
+        parser._subparsers._group_actions[0].choices["synthetic"].set_defaults(func=boom)
+        return parser
+
+    monkeypatch.setattr(cli, "build_parser", parser_with_boom)
+    assert cli.main(["synthetic", "x.parquet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("mtrec synthetic: error: RuntimeError: deep inside a second line "
+                   "(unexpected; rerun with --debug for the traceback)")
+    with pytest.raises(RuntimeError, match="deep inside"):
+        cli.main(["synthetic", "x.parquet", "--debug"])
+    with pytest.raises(RuntimeError):
+        cli.main(["--debug", "synthetic", "x.parquet"])
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "ten"])
+def test_cli_refuses_a_batch_size_below_one(value, capsys, tmp_path):
+    from mtrec.cli import main
+    with pytest.raises(SystemExit) as exit_info:
+        main(["score", str(tmp_path), "in.parquet", "out.parquet", "--batch-size", value])
+    assert exit_info.value.code == 2
+    assert "argument --batch-size: must be a positive integer" in capsys.readouterr().err
+
+
+def test_cli_output_directory_and_truncated_gzip_are_one_line(scored_run, tmp_path, capsys):
+    import gzip
+    from mtrec.cli import main
+    from mtrec.data.io import write_parquet
+    run_dir, rows = scored_run
+    write_parquet(rows, tmp_path / "in.parquet")
+    assert main(["score", str(run_dir), str(tmp_path / "in.parquet"), str(tmp_path), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("mtrec score: error: Output path") and "is a directory" in err
+    data = gzip.compress(rows.to_csv(index=False).encode())
+    (tmp_path / "cut.csv.gz").write_bytes(data[: len(data) // 2])
+    code = main(["score", str(run_dir), str(tmp_path / "cut.csv.gz"), str(tmp_path / "o.parquet"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and err.startswith("mtrec score: error:"), err
+    assert not (tmp_path / "o.parquet").exists()
