@@ -67,6 +67,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     print(f"Wrote a SavedModel to {summary.out_dir} in {summary.seconds:.1f} s: signatures "
           f"serving_default and serve_batch; inputs {[i['name'] for i in summary.inputs]}; "
           f"outputs {summary.outputs}.")
+    if summary.left_out:
+        print(f"Id columns left out of serve_batch (not valid TensorFlow input names): {summary.left_out}")
     return 0
 
 

@@ -15,17 +15,15 @@ import tensorflow as tf
 from mtrec.cli import main
 from mtrec.config import parse_config
 from mtrec.errors import ConfigError, DataError
-from mtrec.export import MANIFEST, GraphEncoder, export_run
+from mtrec.export import MANIFEST, GraphEncoder, export_run, request_columns
 from mtrec.export.hashing import hash_ids as tf_hash_ids
-from mtrec.features.vocabulary import as_strings, hash_ids
+from mtrec.features.vocabulary import hash_ids
 from mtrec.recommend.blend import Blend, BlendConfig
 from mtrec.scoring.score import score_frame
 from mtrec.training.run import train
 from mtrec.training.trained_run import load_run
 
 TAGS = ["Action", "Comedy", " Drama", "Sci-Fi", "Horror", "Noir"]
-NUMERIC = ["age", "income", "score"]
-CATEGORICAL = ["user", "city", "item"]
 
 CONFIG = {
     "name": "export_test",
@@ -71,25 +69,6 @@ def make_frame(n: int, seed: int) -> pd.DataFrame:
         "buy": click * (rng.random(n) < 0.4), "rating": z + rng.normal(0, 0.1, n), "segment": item % 3})
 
 
-def request_columns(frame: pd.DataFrame) -> dict[str, np.ndarray]:
-    """A frame as the export's raw inputs: category strings ('' = missing), float64 numbers.
-
-    A missing tag cell is '' and an empty tag list is the bare separator '|'.
-    """
-    out = {}
-    for column in CATEGORICAL:
-        values = as_strings(frame[column])
-        values[values == "<missing>"] = ""
-        out[column] = values.astype(str)
-    tags = frame["tags"].to_numpy(dtype=object).copy()
-    tags[frame["tags"].isna().to_numpy()] = ""
-    tags[(frame["tags"] == "").to_numpy()] = "|"
-    out["tags"] = tags.astype(str)
-    for column in NUMERIC:
-        out[column] = frame[column].to_numpy(np.float64)
-    return out
-
-
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     root = tmp_path_factory.mktemp("export")
@@ -118,7 +97,7 @@ CLIENT = textwrap.dedent("""
     import tensorflow as tf
 
     model_dir, data = sys.argv[1], np.load(sys.argv[2])
-    names = json.loads(sys.argv[3])
+    names, ids = json.loads(sys.argv[3]), json.loads(sys.argv[4])
     inputs = {k: data[k] for k in names}
     loaded = tf.saved_model.load(model_dir)
     serve = loaded.signatures["serving_default"]
@@ -130,7 +109,7 @@ CLIENT = textwrap.dedent("""
     full = run(np.arange(n))
     singles = [run(np.array([i])) for i in range(12)]
     big = run(np.arange(4096) % n)
-    batch = run(np.arange(n), loaded.signatures["serve_batch"], extra=["row_id"])
+    batch = run(np.arange(n), loaded.signatures["serve_batch"], extra=ids)
     report = {"mtrec_loaded": any(m.split(".")[0] == "mtrec" for m in sys.modules),
               "outputs": sorted(full), "batch_outputs": sorted(batch), "diff": {}}
     for key, value in full.items():
@@ -139,55 +118,95 @@ CLIENT = textwrap.dedent("""
                                   max(float(np.abs(s[key] - expected[i:i + 1]).max()) for i, s in enumerate(singles)),
                                   float(np.abs(big[key] - expected[np.arange(4096) % n]).max()),
                                   float(np.abs(batch[key] - expected).max()))
-    report["row_id_passed"] = bool((batch["row_id"].astype(str) == data["row_id"]).all())
+    report["ids_passed"] = all(bool((batch[k].astype(str) == data[k]).all()) for k in ids)
+    first = sorted(names)[0]
     try:
-        serve(**{k: tf.constant(v[:2]) for k, v in inputs.items() if k != "age"})
+        serve(**{k: tf.constant(v[:2]) for k, v in inputs.items() if k != first})
     except TypeError as err:
         report["missing_error"] = str(err)[:200]
     try:
-        serve(**{k: tf.constant(v[:2].astype(np.float32) if k == "age" else v[:2]) for k, v in inputs.items()})
+        serve(**{k: tf.constant(v[:2].astype(np.float32) if k == first else v[:2]) for k, v in inputs.items()})
     except Exception as err:
         report["dtype_error"] = str(err)[:300]
     print("REPORT" + json.dumps(report))
 """)
 
 
-def test_fresh_tensorflow_process_matches_score_frame(exported, tmp_path):
-    run, root = exported
-    frame = edge_rows()
+def check_in_tensorflow_only_process(run, model_dir, frame, blend=None, tmp_path=None) -> dict:
+    """Scores `frame` with `score_frame` here and with the SavedModel in a fresh process without mtrec."""
     reference = score_frame(run, frame)
-    reference["score"] = Blend(BLEND)(reference)
-    features = run.encoder.transform(frame)
+    if blend is not None:
+        reference["score"] = Blend(blend)(reference)
+    ids = json.loads((model_dir / MANIFEST).read_text())["id_columns"]
     arrays = {f"ref_{k}": (np.stack(v.to_numpy()) if k.endswith("_proba") else v.to_numpy())
-              for k, v in reference.items() if k != "row_id"}
-    arrays.update({f"ref_gate_{k}": v for k, v in run.model.gate_weights(features).items()})
-    inputs = request_columns(frame)
-    np.savez(tmp_path / "rows.npz", row_id=frame["row_id"].astype(str).to_numpy().astype(str),
+              for k, v in reference.items() if k not in run.config.data.id_columns}
+    if run.model.gated:
+        features = run.encoder.transform(frame)
+        arrays.update({f"ref_gate_{k.replace('/', '_')}": v for k, v in run.model.gate_weights(features).items()})
+    inputs = request_columns(frame, run.encoder)
+    np.savez(tmp_path / "rows.npz", **{k: frame[k].astype(str).to_numpy().astype(str) for k in ids},
              **inputs, **arrays)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": ""}
     result = subprocess.run(
-        [sys.executable, "-c", CLIENT, str(root / "model"), str(tmp_path / "rows.npz"), json.dumps(list(inputs))],
-        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+        [sys.executable, "-c", CLIENT, str(model_dir), str(tmp_path / "rows.npz"), json.dumps(list(inputs)),
+         json.dumps(ids)], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
     lines = [line for line in result.stdout.splitlines() if line.startswith("REPORT")]
     assert lines, result.stderr[-3000:]
     report = json.loads(lines[0][len("REPORT"):])
     assert not report["mtrec_loaded"]
-    expected = sorted(["click", "buy", "buy_conditional", "rating", "segment", "segment_proba", "score",
-                       "gate_click", "gate_buy", "gate_rating", "gate_segment"])
-    assert report["outputs"] == expected
-    assert report["batch_outputs"] == sorted(expected + ["row_id"])
-    assert report["row_id_passed"]
+    assert report["outputs"] == sorted(k[len("ref_"):] for k in arrays)
+    assert report["batch_outputs"] == sorted(report["outputs"] + ids)
+    assert report["ids_passed"]
     assert max(report["diff"].values()) <= 1e-5, report["diff"]
-    assert "missing a required argument: 'age'" in report["missing_error"]
-    # TensorFlow's own dtype check names the input's position (inputs sorted by name: 'age' is #0).
-    assert "input #0" in report["dtype_error"] and "double" in report["dtype_error"]
+    first = sorted(inputs)[0]
+    assert f"missing a required argument: '{first}'" in report["missing_error"]
+    # TensorFlow's own dtype check names the input's position (inputs sorted by name) and the dtype.
+    assert "input #0" in report["dtype_error"], report["dtype_error"]
+    return report
+
+
+def test_fresh_tensorflow_process_matches_score_frame(exported, tmp_path):
+    run, root = exported
+    report = check_in_tensorflow_only_process(run, root / "model", edge_rows(), BLEND, tmp_path)
+    assert report["outputs"] == sorted(["click", "buy", "buy_conditional", "rating", "segment", "segment_proba",
+                                        "score", "gate_click", "gate_buy", "gate_rating", "gate_segment"])
+    assert "double" in report["dtype_error"]  # 'age' is float64
+
+
+DATA_DIR = os.environ.get("MTREC_DATA_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "shared",
+                                                         "datasets"))
+
+
+@pytest.mark.skipif(not os.path.isdir(os.path.join(DATA_DIR, "movielens_100k")),
+                    reason="MovieLens 100K is not in ../shared/datasets (or $MTREC_DATA_DIR)")
+def test_movielens_test_split_matches_in_tensorflow_only_process(tmp_path):
+    """The issue's full check on one shipped pipeline: 5,000 test rows, with unseen and missing values added."""
+    from mtrec.pipelines.config import config_path, load_pipeline_config
+    from mtrec.pipelines.runner import run_pipeline
+
+    config = load_pipeline_config(config_path("movielens"), [
+        f"output_dir={tmp_path / 'pipeline'}", "seeds=[1]", "baseline=mmoe", "experiment.training.epochs=1",
+        "models=[{name: mmoe, model: {kind: mmoe, num_experts: 2, expert: {units: [16]}, tower_units: [8]}}]"])
+    run_pipeline(config, ("prepare", "train"), data_dir=DATA_DIR, progress=False, echo=None)
+    run = load_run(tmp_path / "pipeline" / "runs" / "mmoe" / "seed1")
+    export_run(run, tmp_path / "model", gates=True)
+    frame = pd.read_parquet(tmp_path / "pipeline" / "data" / "test.parquet").iloc[:5000].reset_index(drop=True)
+    frame = frame.astype({c: object for c in ("user_id", "item_id", "gender", "occupation", "genres")})
+    frame.loc[0, ["user_id", "item_id", "occupation", "genres"]] = [999999, 123456, "astronaut", "Western|Space"]
+    frame.loc[1, ["user_id", "gender", "zip_prefix", "genres"]] = [None, None, None, None]
+    frame.loc[2, ["genres"]] = [""]
+    frame.loc[3, ["age", "release_year", "movie_age", "user_count"]] = np.nan
+    frame["__split__"] = "test"  # the pipeline's id column, which score_frame carries
+    report = check_in_tensorflow_only_process(run, tmp_path / "model", frame, tmp_path=tmp_path)
+    assert {"rating", "like", "gate_rating", "gate_like"} <= set(report["outputs"])
+    assert json.loads((tmp_path / "model" / MANIFEST).read_text())["id_columns_left_out"] == ["__split__"]
 
 
 def test_graph_encoder_equals_python_encoder(exported):
     run, _ = exported
     frame = edge_rows()
     expected = run.encoder.transform(frame)
-    got = GraphEncoder(run.encoder)({k: tf.constant(v) for k, v in request_columns(frame).items()})
+    got = GraphEncoder(run.encoder)({k: tf.constant(v) for k, v in request_columns(frame, run.encoder).items()})
     assert sorted(got) == sorted(expected)
     for key, value in expected.items():
         assert got[key].dtype.as_numpy_dtype == value.dtype, key

@@ -7,6 +7,8 @@ and loads the model with plain `tf.saved_model.load`.
 """
 
 from mtrec.export.graph_encoder import GraphEncoder
+from mtrec.export.requests import request_columns
 from mtrec.export.saved_model import BATCH_ENDPOINT, MANIFEST, ExportSummary, export_run, read_blend
 
-__all__ = ["BATCH_ENDPOINT", "MANIFEST", "ExportSummary", "GraphEncoder", "export_run", "read_blend"]
+__all__ = ["BATCH_ENDPOINT", "MANIFEST", "ExportSummary", "GraphEncoder", "export_run", "read_blend",
+           "request_columns"]

@@ -7,6 +7,8 @@ Serving. Signatures:
     serving_default  {raw feature column: [n]} -> {task: [n], ...}
     serve_batch      the same inputs plus the config's `data.id_columns`
                      (strings) -> the id columns unchanged, then the scores
+                     (an id column whose name TensorFlow refuses as an
+                     input name, e.g. the pipelines' `__split__`, is left out)
 
 Outputs per task (auxiliary tasks are left out, as in `mtrec score`):
 binary and regression `<task>` float32 `[n]`; multiclass `<task>` int32
@@ -21,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -38,6 +41,8 @@ from mtrec.training.trained_run import TrainedRun, load_run
 BATCH_ENDPOINT = "serve_batch"
 #: The JSON file written beside the SavedModel: inputs, outputs, run.
 MANIFEST = "mtrec_export.json"
+#: What TensorFlow accepts as a signature input name.
+VALID_NAME = re.compile(r"^[A-Za-z0-9.][A-Za-z0-9_.\\/>-]*$")
 
 
 @dataclasses.dataclass
@@ -47,6 +52,8 @@ class ExportSummary:
     out_dir: Path
     inputs: list[dict[str, Any]]
     outputs: list[str]
+    id_columns: list[str]
+    left_out: list[str]
     seconds: float
 
 
@@ -139,8 +146,15 @@ def export_run(run_dir: str | os.PathLike | TrainedRun, out_dir: str | os.PathLi
     mixer = Blend(blend) if blend is not None else None
     encoder = GraphEncoder(run.encoder)
     feature_specs = encoder.input_signature()
-    id_columns = [c for c in run.config.data.id_columns if c not in feature_specs]
-    batch_specs = {**feature_specs, **{c: tf.TensorSpec([None], tf.string, name=c) for c in id_columns}}
+    bad = [c for c in feature_specs if not VALID_NAME.match(c)]
+    if bad:
+        raise ConfigError(f"Feature column(s) {bad} cannot be SavedModel input names (TensorFlow accepts "
+                          f"{VALID_NAME.pattern}); rename the column(s) and train again.")
+    # An id column TensorFlow cannot name (e.g. the pipelines' `__split__` marker) is left out of serve_batch.
+    id_columns = [c for c in run.config.data.id_columns if VALID_NAME.match(c)]
+    left_out = [c for c in run.config.data.id_columns if not VALID_NAME.match(c)]
+    batch_specs = {**feature_specs, **{c: tf.TensorSpec([None], tf.string, name=c)
+                                       for c in id_columns if c not in feature_specs}}
 
     def score(inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         features = encoder(inputs)
@@ -156,7 +170,7 @@ def export_run(run_dir: str | os.PathLike | TrainedRun, out_dir: str | os.PathLi
         return score(inputs)
 
     def serve_batch(inputs):
-        ids = {c: inputs[c] for c in run.config.data.id_columns}
+        ids = {c: inputs[c] for c in id_columns}
         return {**ids, **score(inputs)}
 
     archive = keras.export.ExportArchive()
@@ -172,12 +186,13 @@ def export_run(run_dir: str | os.PathLike | TrainedRun, out_dir: str | os.PathLi
         manifest = {"format": "mtrec.export", "version": 1, "run_dir": str(run.run_dir),
                     "model": type(model).__name__, "signatures": ["serving_default", BATCH_ENDPOINT],
                     "inputs": encoder.describe_inputs(),
-                    "id_columns": list(run.config.data.id_columns), "outputs": outputs}
+                    "id_columns": id_columns, "id_columns_left_out": left_out, "outputs": outputs}
         (partial / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(partial, out_dir)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
-    return ExportSummary(out_dir, manifest["inputs"], outputs, time.perf_counter() - started)
+    return ExportSummary(out_dir, manifest["inputs"], outputs, id_columns, left_out,
+                         time.perf_counter() - started)
 

@@ -1,0 +1,49 @@
+"""`request_columns`: a DataFrame as the exported SavedModel's raw inputs (for tests, benchmarks and clients in Python)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from mtrec.features import FeatureEncoder
+from mtrec.features.vocabulary import MISSING, as_strings
+
+
+def request_columns(frame: pd.DataFrame, encoder: FeatureEncoder) -> dict[str, np.ndarray]:
+    """Converts rows to the export's inputs so that the SavedModel encodes them as `encoder.transform` does.
+
+    Categorical columns become their category strings (`5` and `5.0` are
+    `"5"`), a missing value the empty string; numeric columns float64 with
+    NaN for missing; multi-valued cells strings joined by the feature's
+    separator, a missing cell `""` and an empty list the bare separator.
+
+    Args:
+        frame: rows with the encoder's input columns.
+        encoder: the run's fitted encoder.
+
+    Returns:
+        `{column: numpy array}`: `str` arrays and float64 arrays, one per input.
+    """
+    encoder.check_columns(frame, "the request rows")
+    out: dict[str, np.ndarray] = {}
+    for state in encoder.numeric_:
+        out[state.column] = pd.to_numeric(frame[state.column], errors="coerce").to_numpy(np.float64, na_value=np.nan)
+    for spec in encoder.categorical_features:
+        values = as_strings(frame[spec.name])
+        values[values == MISSING] = ""
+        out[spec.name] = values.astype(str)
+    for spec in encoder.multi_categorical_features:
+        out[spec.name] = np.array([_cell(cell, spec.separator) for cell in frame[spec.name].to_numpy(dtype=object)],
+                                  dtype=str)
+    return out
+
+
+def _cell(cell: object, separator: str) -> str:
+    if isinstance(cell, str):
+        return cell if cell.strip() else separator
+    if isinstance(cell, (list, tuple, np.ndarray, pd.Series, set, frozenset)):
+        tokens = [t for t in (s.strip() for s in as_strings(pd.Series(list(cell), dtype=object))) if t]
+        return separator.join(tokens) if tokens else separator
+    if cell is None or pd.isna(cell):
+        return ""
+    return str(as_strings([cell])[0])
