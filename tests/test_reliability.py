@@ -317,3 +317,58 @@ def test_cli_output_directory_and_truncated_gzip_are_one_line(scored_run, tmp_pa
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and err.startswith("mtrec score: error:"), err
     assert not (tmp_path / "o.parquet").exists()
+
+
+# -- run files ----------------------------------------------------------------------------------
+
+def _copy_run(run_dir: Path, tmp_path: Path) -> Path:
+    import shutil
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    return copy
+
+
+def test_truncated_model_file_is_a_named_error(scored_run, tmp_path):
+    from mtrec.errors import ModelFileError
+    from mtrec.training.trained_run import load_run
+    run = _copy_run(scored_run[0], tmp_path)
+    data = (run / "model.keras").read_bytes()
+    (run / "model.keras").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelFileError, match=r"model.keras is truncated: [\d,]+ bytes where the run wrote"):
+        load_run(run)
+    record = json.loads((run / "run.json").read_text())
+    del record["fingerprint"]  # an older run: no record of the size
+    write_text(run / "run.json", json.dumps(record))
+    with pytest.raises(ModelFileError, match="model.keras is not a Keras model archive"):
+        load_run(run)
+
+
+def test_features_of_another_run_are_refused(scored_run, tmp_path):
+    from mtrec.errors import ModelFileError
+    from mtrec.training.trained_run import load_run
+    run = _copy_run(scored_run[0], tmp_path)
+    features = json.loads((run / "features.json").read_text())
+    features["numeric_columns"] = features["numeric_columns"][:-1]
+    features["numeric"] = features["numeric"][:-1]
+    write_text(run / "features.json", json.dumps(features))
+    with pytest.raises(ModelFileError, match="features.json is not the one .*model.keras was trained with"):
+        load_run(run)
+    record = json.loads((run / "run.json").read_text())
+    del record["fingerprint"]
+    write_text(run / "run.json", json.dumps(record))
+    with pytest.raises(ModelFileError, match="features.json does not match .*model.keras: .*numeric_dim"):
+        load_run(run)
+
+
+def test_safe_mode_refusal_is_one_named_error(scored_run, tmp_path):
+    import keras
+    from mtrec.errors import ModelFileError
+    from mtrec.training.trained_run import load_run
+    run = _copy_run(scored_run[0], tmp_path)
+    inputs = keras.Input((3,))
+    keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs)).save(run / "model.keras")
+    record = json.loads((run / "run.json").read_text())
+    del record["fingerprint"]
+    write_text(run / "run.json", json.dumps(record))
+    with pytest.raises(ModelFileError, match="refused by Keras' safe mode"):
+        load_run(run)

@@ -14,7 +14,6 @@ used; a damaged one is named in a warning and the one before it is tried.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -25,21 +24,13 @@ from typing import Any
 import keras
 
 from mtrec.errors import CheckpointError
-from mtrec.utils.atomic import atomic_path, remove_stale_temporaries, write_json
+from mtrec.utils.atomic import atomic_path, file_sha256, remove_stale_temporaries, write_json
 
 logger = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^epoch-(\d+)\.json$")
 #: Keras' BackupAndRestore layout, written by mtrec before checkpoints were atomic.
 _LEGACY_WEIGHTS, _LEGACY_METADATA = "latest.weights.h5", "training_metadata.json"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def list_checkpoints(folder: str | Path) -> list[tuple[int, Path, dict[str, Any] | None]]:
@@ -128,7 +119,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         size = weights.stat().st_size
         if size != meta.get("bytes"):
             return f"{size} bytes where {meta.get('bytes')} were written"
-        if meta.get("sha256") and _sha256(weights) != meta["sha256"]:
+        if meta.get("sha256") and file_sha256(weights) != meta["sha256"]:
             return "its contents changed since it was written (SHA-256 differs)"
         return None
 
@@ -144,7 +135,7 @@ class RunCheckpoint(keras.callbacks.Callback):
             self.model.save_weights(str(tmp), overwrite=True)
         write_json(self.folder / f"{stem}.json", {
             "epoch": epochs_done, "weights": weights.name,
-            "bytes": weights.stat().st_size, "sha256": _sha256(weights)}, fsync=True)
+            "bytes": weights.stat().st_size, "sha256": file_sha256(weights)}, fsync=True)
         self._prune()
         return weights
 

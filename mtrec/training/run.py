@@ -45,7 +45,7 @@ from mtrec.training.predict import predict_arrays
 from mtrec.training.prepare import PreparedData, prepare
 from mtrec.training.report import format_report
 from mtrec.training.run_lock import RunLock, RunStatus, run_status
-from mtrec.utils.atomic import atomic_path, write_json, write_text
+from mtrec.utils.atomic import atomic_path, file_sha256, write_json, write_text
 from mtrec.utils.validation import closest
 from mtrec.weighting import WeightingLogger, WeightingStrategy
 
@@ -219,11 +219,21 @@ def train(
         except BaseException as err:
             status.finish("failed", seconds=seconds(), error=f"{type(err).__name__}: {err}")
             raise
-        status.finish("completed", seconds=seconds(),
+        status.finish("completed", seconds=seconds(), fingerprint=fingerprint(run_dir),
                       rows={k: len(v) for k, v in result.prepared.splits.items()},
                       epochs=epochs,
                       epochs_this_attempt=len(next(iter(result.history.values()), [])))
     return result
+
+
+def fingerprint(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """Size and SHA-256 of `features.json` and `model.keras`: what ties the encoder to the model.
+
+    `load_run` refuses a `features.json` that differs from the one the model
+    was trained with, and names a `model.keras` cut short.
+    """
+    return {name: {"bytes": (run_dir / name).stat().st_size, "sha256": file_sha256(run_dir / name)}
+            for name in ("features.json", "model.keras")}
 
 
 class _Progress(keras.callbacks.Callback):

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import zipfile
 from pathlib import Path
+from typing import Any
 
 import keras
 import yaml
 
 from mtrec.config import ExperimentConfig, parse_config
+from mtrec.errors import ModelFileError
 from mtrec.features import FeatureEncoder
 from mtrec.models import MultiTaskModel
+from mtrec.utils.atomic import file_sha256
 from mtrec.utils.validation import require_files
 
 
@@ -24,17 +29,90 @@ class TrainedRun:
     model: MultiTaskModel
 
 
+def _recorded_fingerprint(run_dir: Path) -> dict[str, Any]:
+    try:
+        return json.loads((run_dir / "run.json").read_text()).get("fingerprint") or {}
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
+def _check_features_file(run_dir: Path, recorded: dict[str, Any]) -> None:
+    expected = recorded.get("features.json", {}).get("sha256")
+    if expected and file_sha256(run_dir / "features.json") != expected:
+        raise ModelFileError(
+            f"{run_dir / 'features.json'} is not the one {run_dir / 'model.keras'} was trained with "
+            "(its SHA-256 differs from run.json's fingerprint). Restore the run's own features.json, "
+            "or train again.")
+
+
+def load_model_file(path: Path, recorded: dict[str, Any] | None = None) -> MultiTaskModel:
+    """Loads a `.keras` file in Keras' safe mode, turning every failure into a named error.
+
+    Raises:
+        ModelFileError: the file is truncated or not a Keras archive, or safe
+            mode refused it (it holds Python code, such as a Lambda layer).
+    """
+    recorded = recorded or {}
+    written = recorded.get("bytes")
+    size = path.stat().st_size
+    if written is not None and size != written:
+        raise ModelFileError(f"{path} is truncated: {size:,} bytes where the run wrote {written:,}. "
+                             "Train again (or restore the file).")
+    if not zipfile.is_zipfile(path):
+        raise ModelFileError(f"{path} is not a Keras model archive (truncated or overwritten; {size:,} bytes).")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as err:
+        damaged = str(err)
+    if damaged:
+        raise ModelFileError(f"{path} is damaged ({damaged} fails its checksum). Train again.")
+    try:
+        return keras.models.load_model(path, compile=False, safe_mode=True)
+    except ValueError as err:
+        if "safe_mode" in str(err) or "Lambda" in str(err):
+            raise ModelFileError(
+                f"{path} was refused by Keras' safe mode: it holds Python code (for example a Lambda "
+                "layer), which mtrec never runs from a model file.") from err
+        raise ModelFileError(f"{path} cannot be loaded: {' '.join(str(err).split())[:300]}") from err
+    except (OSError, KeyError, TypeError) as err:
+        raise ModelFileError(f"{path} cannot be loaded ({type(err).__name__}: "
+                             f"{' '.join(str(err).split())[:300]}).") from err
+
+
+def _check_layout(run_dir: Path, encoder: FeatureEncoder, model: MultiTaskModel) -> None:
+    expected = getattr(model, "feature_layout", None)
+    if expected is None:
+        return
+    actual = encoder.layout()
+    if json.loads(json.dumps(actual)) != json.loads(json.dumps(expected)):
+        keys = [k for k in sorted(set(actual) | set(expected)) if actual.get(k) != expected.get(k)]
+        raise ModelFileError(
+            f"{run_dir / 'features.json'} does not match {run_dir / 'model.keras'}: the encoder's "
+            f"{', '.join(keys)} differ from the model's (e.g. {keys[0]}: {actual.get(keys[0])} vs "
+            f"{expected.get(keys[0])}). They come from different runs.")
+
+
 def load_run(run_dir: str | Path) -> TrainedRun:
     """Loads `config.yaml`, `features.json` and `model.keras` from a run directory.
+
+    The model is loaded in Keras' safe mode; `features.json` must be the one
+    the model was trained with (run.json's fingerprint, and the model's
+    feature layout).
 
     Raises:
         DataError: the directory or one of its files is missing (e.g. the
             run failed or is still training).
+        ModelFileError: `model.keras` is truncated, damaged or refused by
+            safe mode, or `features.json` does not belong to it.
     """
     run_dir = Path(run_dir)
     require_files(run_dir, ["config.yaml", "features.json", "model.keras"], "a finished run directory",
                   "Train with `mtrec train -c CONFIG` first (see run.json for a failed run's error).")
     config = parse_config(yaml.safe_load((run_dir / "config.yaml").read_text()))
+    recorded = _recorded_fingerprint(run_dir)
+    _check_features_file(run_dir, recorded)
     encoder = FeatureEncoder.load(run_dir / "features.json")
-    model = keras.models.load_model(run_dir / "model.keras", compile=False)
+    model = load_model_file(run_dir / "model.keras", recorded.get("model.keras"))
+    _check_layout(run_dir, encoder, model)
     return TrainedRun(run_dir, config, encoder, model)
