@@ -15,7 +15,7 @@ import tensorflow as tf
 from mtrec.cli import main
 from mtrec.config import parse_config
 from mtrec.errors import ConfigError, DataError
-from mtrec.export import MANIFEST, GraphEncoder, export_run, request_columns
+from mtrec.export import MANIFEST, GraphEncoder, export_run, read_blend, request_columns
 from mtrec.export.hashing import hash_ids as tf_hash_ids
 from mtrec.features.vocabulary import hash_ids
 from mtrec.recommend.blend import Blend, BlendConfig
@@ -211,6 +211,23 @@ def test_graph_encoder_equals_python_encoder(exported):
     for key, value in expected.items():
         assert got[key].dtype.as_numpy_dtype == value.dtype, key
         np.testing.assert_array_equal(got[key].numpy(), value, err_msg=key)
+
+
+def test_log1p_below_minus_one_fails_naming_the_column(exported):
+    run, _ = exported
+    inputs = {k: tf.constant(v[:2]) for k, v in request_columns(edge_rows(), run.encoder).items()}
+    inputs["income"] = tf.constant([5.0, -3.0], tf.float64)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="Column 'income'.*log1p needs values > -1"):
+        GraphEncoder(run.encoder)(inputs)
+
+
+def test_read_blend(tmp_path):
+    (tmp_path / "recommend.yaml").write_text("name: x\nblend: {kind: sum, weights: {click: 2.0}}\n")
+    (tmp_path / "bare.yaml").write_text("kind: product\nweights: {click: 1.0, rating: 0.5}\n")
+    assert read_blend(tmp_path / "recommend.yaml") == BlendConfig(kind="sum", weights={"click": 2.0})
+    assert read_blend(tmp_path / "bare.yaml").weights == {"click": 1.0, "rating": 0.5}
+    with pytest.raises(ConfigError, match="does not exist"):
+        read_blend(tmp_path / "nope.yaml")
 
 
 def test_hash_ids_match_the_python_encoder():
