@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 
 from mtrec.errors import DataError, SchemaError
 from mtrec.utils.atomic import atomic_path
-from mtrec.utils.validation import require_columns, short_list
+from mtrec.utils.validation import check_unique_columns, require_columns, short_list
 
 PathLike = str | os.PathLike
 TablePath = PathLike | Sequence[PathLike]
@@ -160,8 +160,11 @@ def _csv_header(path: Path) -> list[str]:
     with _reading(path, "CSV"):
         try:
             header = pd.read_csv(path, sep=_csv_sep(path), nrows=0)
+            # pandas renames a repeated name ("num1" -> "num1.1"); the raw first line shows it.
+            raw = pd.read_csv(path, sep=_csv_sep(path), header=None, nrows=1, dtype=str)
         except pd.errors.EmptyDataError as err:
             raise DataError(f"File {path.resolve()} is empty: it has no header and no rows.") from err
+    check_unique_columns(raw.iloc[0].tolist() if len(raw) else header.columns, path.resolve())
     return [str(c) for c in header.columns]
 
 
@@ -169,7 +172,9 @@ def _schema_one(path: Path) -> pa.Schema:
     kind = _check_file(path)
     if kind == "parquet":
         with _reading(path, "Parquet"):
-            return pq.read_schema(path)
+            schema = pq.read_schema(path)
+        check_unique_columns(schema.names, path.resolve())
+        return schema
     if kind == "parquet_dir":
         return _dataset(path).schema
     _csv_header(path)  # empty-file errors first
@@ -237,6 +242,7 @@ def _read_one(path: Path, columns: list[str] | None) -> pd.DataFrame:
     if kind == "parquet":
         with _reading(path, "Parquet"):
             schema = pq.read_schema(path)
+        check_unique_columns(schema.names, path.resolve())
         require_columns(schema.names, columns or (), path.resolve())
         with _reading(path, "Parquet"):
             table = pq.read_table(path, columns=columns)

@@ -249,3 +249,91 @@ def get_config(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {k: get_config(v) for k, v in obj.items()}
     return obj
+
+
+#: The largest finite float32: a model input or label beyond it becomes inf.
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def check_unique_columns(names: Iterable[Any], source: Any) -> None:
+    """Refuses a table whose header names a column twice.
+
+    Raises:
+        SchemaError: naming the duplicated column(s) and the file.
+    """
+    seen: dict[str, int] = {}
+    for name in names:
+        seen[str(name)] = seen.get(str(name), 0) + 1
+    duplicated = [name for name, count in seen.items() if count > 1]
+    if duplicated:
+        raise SchemaError(
+            f"Column name(s) {short_list(duplicated)} appear more than once in {source}. "
+            "Rename or drop the duplicates: mtrec will not guess which one is meant.")
+
+
+def count_nonfinite(frame: Any, columns: Iterable[str]) -> dict[str, int]:
+    """Per numeric column of `frame`, how many values are +/-inf (NaN is missing, not counted)."""
+    import numpy as np
+    import pandas as pd
+
+    counts = {}
+    for column in columns:
+        series = frame[column]
+        if pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series):
+            continue
+        counts[column] = int(np.isinf(series.to_numpy(dtype="float64", na_value=np.nan)).sum())
+    return counts
+
+
+def check_magnitudes(frame: Any, columns: Iterable[str], source: Any) -> None:
+    """Refuses finite numbers beyond float32's range: as model inputs they would become inf.
+
+    Raises:
+        DataError: naming the column, the file and the largest magnitude.
+    """
+    import numpy as np
+    import pandas as pd
+
+    for column in columns:
+        series = frame[column]
+        if pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series):
+            continue
+        values = np.abs(series.to_numpy(dtype="float64", na_value=np.nan))
+        too_big = np.isfinite(values) & (values > FLOAT32_MAX)
+        if too_big.any():
+            raise DataError(
+                f"Column '{column}' of {source} holds {int(too_big.sum())} values beyond float32's range "
+                f"(|x| > 3.4e38; largest {values[too_big].max():.3g}). The file may be damaged; "
+                "fix or drop those rows.")
+
+
+def check_nonfinite(counts: dict[str, int], rows: int, max_fraction: float, source: Any,
+                    what: str = "column") -> None:
+    """Warns about +/-inf values (treated as missing) per column; fails above `max_fraction`.
+
+    Args:
+        counts: +/-inf values per column (`count_nonfinite`).
+        rows: rows counted.
+        max_fraction: the largest share allowed (`data.max_nonfinite_fraction`).
+        source: the file or table, for messages.
+        what: what the columns are ("feature", "label").
+
+    Raises:
+        DataError: a column's share of +/-inf is above `max_fraction`.
+    """
+    import warnings
+
+    bad = {c: n for c, n in counts.items() if n}
+    if not bad or rows == 0:
+        return
+    over = {c: n for c, n in bad.items() if n / rows > max_fraction}
+    if over:
+        column, n = next(iter(over.items()))
+        raise DataError(
+            f"{what.capitalize()} column '{column}' of {source} holds {n:,} +/-inf values in {rows:,} rows "
+            f"({n / rows:.2%}), more than data.max_nonfinite_fraction={max_fraction}"
+            f"{f' (also {list(over)[1:]})' if len(over) > 1 else ''}. Fix the data, or raise the fraction "
+            "to treat them as missing.")
+    warnings.warn(
+        f"{what.capitalize()} column(s) of {source} hold +/-inf values, treated as missing: {bad} "
+        f"(of {rows:,} rows).", UserWarning, stacklevel=3)
