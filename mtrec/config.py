@@ -41,12 +41,22 @@ class DataConfig:
             is empty).
         split: how rows are split into train, validation and test.
         id_columns: columns carried through to scoring output unchanged.
+        max_nonfinite_fraction: the largest share of a numeric feature's or
+            label's rows that may be +/-inf (they are treated as missing,
+            with a warning naming the column); above it training and scoring
+            stop with a DataError. Defaults to `0.01`.
     """
 
     path: str | list[str] | None = None
     synthetic: SyntheticConfig = dataclasses.field(default_factory=SyntheticConfig)
     split: SplitConfig = dataclasses.field(default_factory=SplitConfig)
     id_columns: list[str] = dataclasses.field(default_factory=list)
+    max_nonfinite_fraction: float = 0.01
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.max_nonfinite_fraction <= 1.0:
+            raise ConfigError(f"data.max_nonfinite_fraction must be in [0, 1]. "
+                              f"Received: {self.max_nonfinite_fraction}")
 
 
 @dataclasses.dataclass

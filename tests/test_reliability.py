@@ -372,3 +372,87 @@ def test_safe_mode_refusal_is_one_named_error(scored_run, tmp_path):
     write_text(run / "run.json", json.dumps(record))
     with pytest.raises(ModelFileError, match="refused by Keras' safe mode"):
         load_run(run)
+
+
+# -- what is read -------------------------------------------------------------------------------
+
+def _frame(n=600, seed=3):
+    from mtrec.data.synthetic import make_synthetic
+    return make_synthetic(n, correlation=0.5, seed=seed)
+
+
+def test_inf_labels_are_counted_warned_about_and_refused_above_the_fraction(tmp_path):
+    from mtrec.errors import DataError
+    frame = _frame()
+    frame.loc[:59, "y0"] = np.inf  # 10% of the rows
+    with pytest.raises(DataError, match=r"Label column 'y0' of the input table holds 60 \+/-inf values in 600 rows"):
+        train(_config("training.epochs=1"), tmp_path / "a", frame=frame)
+    frame.loc[3:59, "y0"] = 0.5  # 3 rows: 0.5%, under the default 1%
+    with pytest.warns(UserWarning, match=r"Label column\(s\) of the input table hold \+/-inf .*'y0': 3"):
+        train(_config("training.epochs=1"), tmp_path / "b", frame=frame)
+
+
+def test_inf_features_fail_above_the_configured_fraction(tmp_path):
+    from mtrec.errors import DataError
+    frame = _frame()
+    frame.loc[:11, "x4"] = -np.inf  # 2%
+    with pytest.raises(DataError, match=r"Feature column 'x4' .* 12 \+/-inf .*max_nonfinite_fraction=0.01"):
+        train(_config("training.epochs=1"), tmp_path / "a", frame=frame)
+    with pytest.warns(UserWarning, match="'x4': 12"):
+        train(_config("training.epochs=1", "data.max_nonfinite_fraction=0.05"), tmp_path / "b", frame=frame)
+
+
+def test_an_all_missing_feature_is_refused_at_fit_and_warned_about_at_scoring(scored_run, tmp_path):
+    from mtrec.data.io import write_parquet
+    from mtrec.errors import DataError
+    from mtrec.scoring import score_file
+    frame = _frame()
+    frame["x7"] = np.nan
+    with pytest.raises(DataError, match=r"Feature column\(s\) \['x7'\] .* entirely missing in the training split"):
+        train(_config("training.epochs=1"), tmp_path / "a", frame=frame)
+    assert not (tmp_path / "a" / "model.keras").exists()
+    run_dir, rows = scored_run
+    rows = rows.copy()
+    rows["x7"] = np.nan
+    write_parquet(rows, tmp_path / "in.parquet")
+    with pytest.warns(UserWarning, match=r"Feature column\(s\) \['x7'\] of .*in.parquet are entirely missing"):
+        score_file(run_dir, tmp_path / "in.parquet", tmp_path / "out.parquet", progress=False)
+
+
+def test_magnitudes_beyond_float32_are_refused_naming_column_and_file(scored_run, tmp_path):
+    from mtrec.data.io import write_parquet
+    from mtrec.errors import DataError
+    from mtrec.scoring import score_file
+    frame = _frame()
+    frame["x2"] = frame["x2"].astype("float64")  # float32 cannot hold it at all
+    frame.loc[5, "x2"] = 3e301
+    path = tmp_path / "bad.parquet"
+    write_parquet(frame, path)
+    with pytest.raises(DataError, match=r"Column 'x2' of .*bad.parquet holds 1 values beyond float32's range"):
+        train(_config("training.epochs=1", f"data.path={path}"), tmp_path / "a")
+    run_dir, rows = scored_run
+    rows = rows.copy()
+    rows["x2"] = rows["x2"].astype("float64")
+    rows.loc[rows.index[7], "x2"] = -1e39
+    write_parquet(rows, tmp_path / "in.parquet")
+    with pytest.raises(DataError, match="Column 'x2' .*in.parquet .*largest 1e\\+39"):
+        score_file(run_dir, tmp_path / "in.parquet", tmp_path / "out.parquet", progress=False)
+    assert not (tmp_path / "out.parquet").exists()
+
+
+def test_a_duplicated_column_name_is_refused(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from mtrec.data.io import read_schema, read_table
+    from mtrec.errors import SchemaError
+    (tmp_path / "d.csv").write_text("num1,num2,num1\n1,2,3\n4,5,6\n")
+    for call in (read_table, read_schema):
+        with pytest.raises(SchemaError, match=r"\['num1'\] appear more than once in .*d.csv"):
+            call(tmp_path / "d.csv")
+    pq.write_table(pa.table([pa.array([1]), pa.array([2])], names=["a", "a"]), tmp_path / "d.parquet")
+    with pytest.raises(SchemaError, match=r"\['a'\] appear more than once in .*d.parquet"):
+        read_table(tmp_path / "d.parquet")
+    frame = _frame()
+    frame.columns = [*frame.columns[:-1], "x0"]
+    with pytest.raises(SchemaError, match=r"\['x0'\] appear more than once in the input table"):
+        train(_config("training.epochs=1"), tmp_path / "r", frame=frame)

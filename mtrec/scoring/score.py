@@ -17,7 +17,7 @@ from mtrec.data.io import ParquetBatchWriter, count_rows, iter_parquet_batches, 
 from mtrec.errors import DataError, SchemaError
 from mtrec.training.predict import predict_arrays
 from mtrec.training.trained_run import TrainedRun, load_run
-from mtrec.utils.validation import closest
+from mtrec.utils.validation import check_magnitudes, check_nonfinite, closest, count_nonfinite
 
 
 @dataclasses.dataclass
@@ -148,6 +148,11 @@ def score_file(
             is unreadable; `batch_size` is not positive.
         SchemaError: the input lacks a feature or id column.
 
+    Warns (UserWarning): a feature column that is entirely missing, +/-inf
+    values (scored as missing; more than `data.max_nonfinite_fraction` of a
+    column's rows is a DataError, as are numbers beyond float32's range),
+    unseen categories.
+
     A zero-row input gives a zero-row file with the usual columns.
     """
     input_path, output_path = Path(input_path), Path(output_path)
@@ -165,6 +170,8 @@ def score_file(
     except Exception:  # CSV: no cheap row count
         total = None
     oov: Counter = Counter()
+    nonfinite: Counter = Counter()
+    present: Counter = Counter()
     rows = 0
     started = time.perf_counter()
     with ParquetBatchWriter(output_path) as writer, tqdm(
@@ -172,6 +179,9 @@ def score_file(
         for frame in _frames(input_path, batch_size, columns):
             if not len(frame):
                 continue
+            check_magnitudes(frame, run.encoder.input_columns, input_path)
+            nonfinite.update(count_nonfinite(frame, run.encoder.input_columns))
+            present.update({c: int(frame[c].notna().sum()) for c in run.encoder.input_columns})
             features = run.encoder.transform(frame)
             oov.update(run.encoder.last_oov_counts_)
             predictions = predict_arrays(run.model, features, batch_size)
@@ -180,8 +190,16 @@ def score_file(
             bar.update(len(frame))
         if rows == 0:
             writer.write(_empty_output(run, schema))
+        check_nonfinite(dict(nonfinite), rows, run.config.data.max_nonfinite_fraction, input_path,
+                        what="feature")
     seconds = time.perf_counter() - started
     oov_counts = {k: int(v) for k, v in oov.items() if v}
+    empty = [c for c in run.encoder.input_columns if rows and not present[c]]
+    if empty:
+        warnings.warn(
+            f"Feature column(s) {empty} of {input_path} are entirely missing ({rows:,} rows): they were "
+            "scored as missing values (the training mean, or the out-of-vocabulary id).",
+            UserWarning, stacklevel=2)
     if oov_counts:
         warnings.warn(
             f"Unseen categories were scored in the out-of-vocabulary bucket: {oov_counts} "

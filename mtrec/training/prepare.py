@@ -14,7 +14,8 @@ from mtrec.data.synthetic import make_synthetic
 from mtrec.errors import DataError, SchemaError
 from mtrec.features import FeatureEncoder
 from mtrec.tasks import Task
-from mtrec.utils.validation import closest
+from mtrec.utils.validation import (check_magnitudes, check_nonfinite, check_unique_columns, closest,
+                                    count_nonfinite)
 
 SPLIT_NAMES = ("train", "valid", "test")
 
@@ -77,6 +78,26 @@ def encode_labels(tasks: list[Task], frame: pd.DataFrame, source: str) -> dict[s
     return labels
 
 
+def check_feature_values(columns: list[str], frame: pd.DataFrame, train_frame: pd.DataFrame,
+                         source: str, max_nonfinite_fraction: float) -> None:
+    """The fit-time checks of the feature columns' values.
+
+    Raises:
+        DataError: a feature column is entirely missing in the training
+            split, holds numbers beyond float32's range, or more +/-inf than
+            `data.max_nonfinite_fraction` (fewer are warned about).
+    """
+    empty = [c for c in columns if train_frame[c].isna().all()]
+    if empty:
+        raise DataError(
+            f"Feature column(s) {empty} of {source} are entirely missing in the training split "
+            f"({len(train_frame):,} rows): nothing can be learned from them. Fix the data or drop them "
+            "from features:.")
+    check_magnitudes(frame, columns, source)
+    check_nonfinite(count_nonfinite(frame, columns), len(frame), max_nonfinite_fraction, source,
+                    what="feature")
+
+
 def prepare(config: ExperimentConfig, frame: pd.DataFrame | None = None,
             source: str | None = None) -> PreparedData:
     """Splits the rows, fits the encoder on the training split only, and encodes every split.
@@ -90,15 +111,21 @@ def prepare(config: ExperimentConfig, frame: pd.DataFrame | None = None,
     if frame is None:
         frame, source = load_frame(config)
     source = source or "the input table"
+    check_unique_columns(frame.columns, source)
     # Labels are checked on the whole table first: a bad label column or an
     # inconsistent chain fails before any fitting, with whole-table counts.
     encode_labels(config.tasks, frame, source)
+    label_columns = list(dict.fromkeys(t.label for t in config.tasks))
+    check_magnitudes(frame, label_columns, source)
+    check_nonfinite(count_nonfinite(frame, label_columns), len(frame), config.data.max_nonfinite_fraction,
+                    source, what="label")
     splits: Splits = make_splits(frame, config.data.split)
     train_frame = frame.iloc[splits.train]
     # Labels and ids must never be picked up by a feature glob such as "*".
     encoder = FeatureEncoder(config.features).fit(
         train_frame, source=f"{source} (train split)",
         exclude=[t.label for t in config.tasks] + list(config.data.id_columns))
+    check_feature_values(encoder.input_columns, frame, train_frame, source, config.data.max_nonfinite_fraction)
     encoded = {}
     for name in SPLIT_NAMES:
         index = getattr(splits, name)
