@@ -315,7 +315,8 @@ def test_cli_output_directory_and_truncated_gzip_are_one_line(scored_run, tmp_pa
     (tmp_path / "cut.csv.gz").write_bytes(data[: len(data) // 2])
     code = main(["score", str(run_dir), str(tmp_path / "cut.csv.gz"), str(tmp_path / "o.parquet"), "--no-progress"])
     err = capsys.readouterr().err
-    assert code == 2 and err.count("\n") == 1 and err.startswith("mtrec score: error:"), err
+    assert code == 2 and err.count("\n") == 1 and err.startswith("mtrec score: error: Cannot read"), err
+    assert "cut.csv.gz as CSV: the compressed file is truncated" in err
     assert not (tmp_path / "o.parquet").exists()
 
 

@@ -139,6 +139,9 @@ def _reading(path: Path, as_what: str) -> Iterator[None]:
     except (pa.ArrowException, OSError, ValueError, UnicodeDecodeError,
             pd.errors.ParserError) as err:
         raise DataError(f"Cannot read {path.resolve()} as {as_what}: {err}") from err
+    except EOFError as err:  # gzip/bz2: the compressed stream is cut short
+        raise DataError(f"Cannot read {path.resolve()} as {as_what}: the compressed file is truncated "
+                        f"({err}).") from err
 
 
 def _dedupe(columns: Sequence[str] | None) -> list[str] | None:
