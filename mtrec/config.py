@@ -16,6 +16,7 @@ import typing
 from pathlib import Path
 from typing import Any, Literal
 
+from mtrec.data.io import DEFAULT_NA_VALUES
 from mtrec.data.splits import SplitConfig
 from mtrec.data.synthetic import SyntheticConfig
 from mtrec.errors import ConfigError
@@ -45,6 +46,11 @@ class DataConfig:
             label's rows that may be +/-inf (they are treated as missing,
             with a warning naming the column); above it training and scoring
             stop with a DataError. Defaults to `0.01`.
+        na_values: the strings that mean "missing" in text columns, the same
+            for CSV and Parquet files (`mtrec train` and `mtrec score`).
+            Defaults to pandas' CSV list: `""`, `"NA"`, `"N/A"`, `"NULL"`,
+            `"NaN"`, `"None"`, `"nan"`, `"null"` and a few more
+            (`mtrec.data.io.DEFAULT_NA_VALUES`); `[]` keeps every string.
     """
 
     path: str | list[str] | None = None
@@ -52,6 +58,7 @@ class DataConfig:
     split: SplitConfig = dataclasses.field(default_factory=SplitConfig)
     id_columns: list[str] = dataclasses.field(default_factory=list)
     max_nonfinite_fraction: float = 0.01
+    na_values: list[str] = dataclasses.field(default_factory=lambda: list(DEFAULT_NA_VALUES))
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.max_nonfinite_fraction <= 1.0:

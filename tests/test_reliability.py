@@ -457,3 +457,33 @@ def test_a_duplicated_column_name_is_refused(tmp_path):
     frame.columns = [*frame.columns[:-1], "x0"]
     with pytest.raises(SchemaError, match=r"\['x0'\] appear more than once in the input table"):
         train(_config("training.epochs=1"), tmp_path / "r", frame=frame)
+
+
+def test_na_values_are_the_same_for_csv_and_parquet(tmp_path):
+    from mtrec.data.io import DEFAULT_NA_VALUES, read_table, write_parquet
+    frame = pd.DataFrame({"shop": ["a", "", "NULL", "b", "NA", "-"], "x": [1.0, 2, 3, 4, 5, 6]})
+    write_parquet(frame, tmp_path / "t.parquet")
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    for na_values, missing in ((DEFAULT_NA_VALUES, [1, 2, 4]), (["-"], [5]), ([], [])):
+        parquet = read_table(tmp_path / "t.parquet", na_values=na_values)
+        csv = read_table(tmp_path / "t.csv", na_values=na_values)
+        assert parquet["shop"].isna().to_numpy().nonzero()[0].tolist() == missing
+        assert csv["shop"].isna().to_numpy().nonzero()[0].tolist() == missing, na_values
+    # Without na_values read_table reads as before: pandas' list in CSV, nothing in Parquet.
+    assert read_table(tmp_path / "t.parquet")["shop"].isna().sum() == 0
+    assert read_table(tmp_path / "t.csv")["shop"].isna().sum() == 3
+
+
+def test_training_on_csv_or_parquet_gives_the_same_vocabulary(tmp_path):
+    from mtrec.data.io import write_parquet
+    frame = _frame()
+    frame["shop"] = np.where(frame["x0"] > 0, "north", np.where(frame["x1"] > 0, "", "NULL"))
+    write_parquet(frame, tmp_path / "t.parquet")
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    features = "features=[{name: 'x*', kind: numeric}, {name: shop, kind: categorical}]"
+    vocabularies = []
+    for name in ("t.parquet", "t.csv"):
+        result = train(_config("training.epochs=1", features, f"data.path={tmp_path / name}"), tmp_path / name[2:])
+        vocabularies.append(result.prepared.encoder.get_config()["tables"])
+    assert vocabularies[0] == vocabularies[1]
+    assert "" not in vocabularies[0]["shop"]["vocabulary"] and "NULL" not in vocabularies[0]["shop"]["vocabulary"]

@@ -233,12 +233,42 @@ def _check_same_columns(first: Path, first_names: Sequence[str], other: Path,
 # --------------------------------------------------------------------------- reading
 
 
-def _read_one(path: Path, columns: list[str] | None) -> pd.DataFrame:
+#: The strings `data.na_values` defaults to: pandas' own CSV list, written out.
+DEFAULT_NA_VALUES = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
+                     "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null")
+
+
+def mark_missing(frame: pd.DataFrame, na_values: Sequence[str]) -> pd.DataFrame:
+    """Turns the `na_values` strings of text columns into missing values (what CSV reading does).
+
+    Args:
+        frame: rows, e.g. read from Parquet.
+        na_values: strings that mean "missing".
+
+    Returns:
+        `frame`, with copies of the text columns that held such strings.
+    """
+    marks = set(na_values)
+    copied = False
+    for column in frame.columns if marks else ():
+        series = frame[column]
+        if series.dtype == object or pd.api.types.is_string_dtype(series):
+            hit = series.isin(marks)
+            if hit.any():
+                if not copied:
+                    frame, copied = frame.copy(), True
+                frame[column] = series.mask(hit)
+    return frame
+
+
+def _read_one(path: Path, columns: list[str] | None,
+              na_values: Sequence[str] | None = None) -> pd.DataFrame:
     kind = _check_file(path)
     if kind == "csv":
         require_columns(_csv_header(path), columns or (), path.resolve())
+        na = {} if na_values is None else {"keep_default_na": False, "na_values": list(na_values)}
         with _reading(path, "CSV"):
-            frame = pd.read_csv(path, sep=_csv_sep(path), usecols=columns)
+            frame = pd.read_csv(path, sep=_csv_sep(path), usecols=columns, **na)
         if len(frame) == 0:
             raise DataError(f"File {path.resolve()} has a header but no rows.")
         return frame[columns] if columns is not None else frame
@@ -257,10 +287,12 @@ def _read_one(path: Path, columns: list[str] | None) -> pd.DataFrame:
     if table.num_rows == 0:
         raise DataError(f"{'Folder' if kind == 'parquet_dir' else 'File'} {path.resolve()} has 0 rows.")
     with _reading(path, "Parquet"):
-        return table.to_pandas()
+        frame = table.to_pandas()
+    return frame if na_values is None else mark_missing(frame, na_values)
 
 
-def read_table(path: TablePath, columns: Sequence[str] | None = None) -> pd.DataFrame:
+def read_table(path: TablePath, columns: Sequence[str] | None = None,
+               na_values: Sequence[str] | None = None) -> pd.DataFrame:
     """Reads a Parquet or CSV table into a DataFrame.
 
     Args:
@@ -269,6 +301,9 @@ def read_table(path: TablePath, columns: Sequence[str] | None = None) -> pd.Data
             `.` or `_` are skipped), a `.csv`/`.csv.gz`/`.tsv`/`.tsv.gz` file,
             or a list of these, concatenated in order.
         columns: the columns to read, in this order. Defaults to all.
+        na_values: strings that mean "missing", the same in CSV and Parquet
+            text columns (`data.na_values`). Defaults to `None`: pandas'
+            default list in CSV, none in Parquet.
 
     Returns:
         The rows, with a fresh `RangeIndex`.
@@ -287,7 +322,7 @@ def read_table(path: TablePath, columns: Sequence[str] | None = None) -> pd.Data
     """
     columns = _dedupe(columns)
     paths = _paths(path)
-    frames = [_read_one(p, columns) for p in paths]
+    frames = [_read_one(p, columns, na_values) for p in paths]
     if len(frames) == 1:
         return frames[0]
     for other, frame in zip(paths[1:], frames[1:]):

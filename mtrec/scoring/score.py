@@ -13,7 +13,8 @@ import pandas as pd
 import pyarrow as pa
 from tqdm.auto import tqdm
 
-from mtrec.data.io import ParquetBatchWriter, count_rows, iter_parquet_batches, read_schema, read_table
+from mtrec.data.io import (ParquetBatchWriter, count_rows, iter_parquet_batches, mark_missing, read_schema,
+                          read_table)
 from mtrec.errors import DataError, SchemaError
 from mtrec.training.predict import predict_arrays
 from mtrec.training.trained_run import TrainedRun, load_run
@@ -75,11 +76,12 @@ def _empty_output(run: TrainedRun, schema: pa.Schema) -> pa.Table:
     return pa.schema(fields).empty_table()
 
 
-def _frames(path: Path, batch_size: int, columns: list[str]):
+def _frames(path: Path, batch_size: int, columns: list[str], na_values: list[str]):
     if path.suffix in (".parquet", ".pq") or path.is_dir():
-        yield from iter_parquet_batches(path, batch_size, columns=columns)
+        for frame in iter_parquet_batches(path, batch_size, columns=columns):
+            yield mark_missing(frame, na_values)
     else:
-        table = read_table(path, columns=columns)
+        table = read_table(path, columns=columns, na_values=na_values)
         for start in range(0, len(table), batch_size):
             yield table.iloc[start:start + batch_size]
 
@@ -176,7 +178,7 @@ def score_file(
     started = time.perf_counter()
     with ParquetBatchWriter(output_path) as writer, tqdm(
             total=total, unit="rows", desc="scoring", disable=not progress) as bar:
-        for frame in _frames(input_path, batch_size, columns):
+        for frame in _frames(input_path, batch_size, columns, run.config.data.na_values):
             if not len(frame):
                 continue
             check_magnitudes(frame, run.encoder.input_columns, input_path)

@@ -47,7 +47,7 @@ def load_frame(config: ExperimentConfig) -> tuple[pd.DataFrame, str]:
         The table and a description of its source, for messages.
     """
     if config.data.path:
-        return read_table(config.data.path), str(config.data.path)
+        return read_table(config.data.path, na_values=config.data.na_values), str(config.data.path)
     synthetic = config.data.synthetic
     return make_synthetic(**dataclasses.asdict(synthetic)), "the synthetic generator"
 
