@@ -7,6 +7,11 @@ if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null
   echo "mtrec needs Python >= 3.11; set PYTHON=/path/to/python3.11" >&2
   exit 1
 fi
+# A venv whose creation was interrupted (no working pip) is made again rather than left to fail.
+if [ -d .venv ] && ! .venv/bin/python -m pip --version >/dev/null 2>&1; then
+  echo "Removing the incomplete .venv" >&2
+  rm -rf .venv
+fi
 if [ ! -x .venv/bin/python ]; then
   echo "Creating .venv with $("$PYTHON" --version)" >&2
   "$PYTHON" -m venv .venv
