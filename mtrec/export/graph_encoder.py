@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -66,7 +67,13 @@ class GraphEncoder(tf.Module):
                 self._hash_buckets[table] = int(vocabulary.hash_buckets)
             elif vocabulary.values:
                 self.tables[table] = _static_table(vocabulary, table)
-        self._vocabulary_tables = set(encoder.vocabularies_)
+        literal_empty = [s.name for s in encoder.categorical_features
+                         if "" in encoder.vocabularies_[s.table_name].values]
+        if literal_empty:
+            warnings.warn(
+                f"Feature(s) {literal_empty} saw the empty string as a category in training; in the "
+                f"export an empty string is a missing value (the '<missing>' category), so such rows "
+                f"score as missing there.", UserWarning, stacklevel=2)
 
     # -- the raw inputs --------------------------------------------------------------------
 
