@@ -22,6 +22,7 @@ from mtrec.config import apply_overrides, parse_config
 from mtrec.errors import CheckpointError, RunDirectoryError
 from mtrec.quickstart import QUICKSTART_CONFIG
 from mtrec.training.checkpoints import list_checkpoints
+from mtrec.training.prepare import prepare
 from mtrec.training.run import train
 from mtrec.training.run_lock import RunLock, run_status
 from mtrec.utils.atomic import remove_stale_temporaries, write_text
@@ -148,7 +149,6 @@ def test_no_usable_checkpoint_is_a_named_error_with_the_way_out(tmp_path):
     with pytest.raises(CheckpointError, match=r"epoch-0001.weights.h5.*--overwrite"):
         train(_config(), run_dir)
     assert json.loads((run_dir / "run.json").read_text())["status"] == "failed"
-    assert train(_config("training.epochs=1"), run_dir, overwrite=True).report
 
 
 def test_a_second_writer_is_refused_with_the_holders_pid_and_host(tmp_path):
@@ -390,7 +390,7 @@ def test_inf_labels_are_counted_warned_about_and_refused_above_the_fraction(tmp_
         train(_config("training.epochs=1"), tmp_path / "a", frame=frame)
     frame.loc[3:59, "y0"] = 0.5  # 3 rows: 0.5%, under the default 1%
     with pytest.warns(UserWarning, match=r"Label column\(s\) of the input table hold \+/-inf .*'y0': 3"):
-        train(_config("training.epochs=1"), tmp_path / "b", frame=frame)
+        prepare(_config(), frame)
 
 
 def test_inf_features_fail_above_the_configured_fraction(tmp_path):
@@ -400,7 +400,7 @@ def test_inf_features_fail_above_the_configured_fraction(tmp_path):
     with pytest.raises(DataError, match=r"Feature column 'x4' .* 12 \+/-inf .*max_nonfinite_fraction=0.01"):
         train(_config("training.epochs=1"), tmp_path / "a", frame=frame)
     with pytest.warns(UserWarning, match="'x4': 12"):
-        train(_config("training.epochs=1", "data.max_nonfinite_fraction=0.05"), tmp_path / "b", frame=frame)
+        prepare(_config("data.max_nonfinite_fraction=0.05"), frame)
 
 
 def test_an_all_missing_feature_is_refused_at_fit_and_warned_about_at_scoring(scored_run, tmp_path):
@@ -483,7 +483,28 @@ def test_training_on_csv_or_parquet_gives_the_same_vocabulary(tmp_path):
     features = "features=[{name: 'x*', kind: numeric}, {name: shop, kind: categorical}]"
     vocabularies = []
     for name in ("t.parquet", "t.csv"):
-        result = train(_config("training.epochs=1", features, f"data.path={tmp_path / name}"), tmp_path / name[2:])
-        vocabularies.append(result.prepared.encoder.get_config()["tables"])
+        prepared = prepare(_config(features, f"data.path={tmp_path / name}"))
+        vocabularies.append(prepared.encoder.get_config()["tables"])
     assert vocabularies[0] == vocabularies[1]
     assert "" not in vocabularies[0]["shop"]["vocabulary"] and "NULL" not in vocabularies[0]["shop"]["vocabulary"]
+
+
+def test_a_run_directory_held_by_another_process_is_refused_and_freed_when_it_dies(tmp_path):
+    run_dir = tmp_path / "r"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import sys, time
+            from mtrec.training.run_lock import RunLock
+            with RunLock({str(run_dir)!r}):
+                print("locked", flush=True)
+                time.sleep(60)
+        """)], stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(RunDirectoryError, match=rf"pid {holder.pid} on "):
+            train(_config(), run_dir)
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    with RunLock(run_dir):  # the dead holder's lock is gone
+        pass
