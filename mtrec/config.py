@@ -153,6 +153,10 @@ class ScoringConfig:
 
     batch_size: int = 16384
 
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ConfigError(f"scoring.batch_size must be >= 1. Received: {self.batch_size}")
+
 
 @dataclasses.dataclass
 class ModelConfig:

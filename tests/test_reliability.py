@@ -508,3 +508,20 @@ def test_a_run_directory_held_by_another_process_is_refused_and_freed_when_it_di
         holder.wait(timeout=30)
     with RunLock(run_dir):  # the dead holder's lock is gone
         pass
+
+
+def test_scoring_an_unfinished_run_says_what_happened_to_it(tmp_path):
+    from mtrec.errors import ConfigError, DataError
+    from mtrec.training.trained_run import load_run
+    run_dir = tmp_path / "r"
+    run_dir.mkdir()
+    write_text(run_dir / "run.json", json.dumps({"status": "running", "pid": 99, "host": "h1",
+                                                   "heartbeat": "2026-01-01T00:00:00", "epochs": 3}))
+    with pytest.raises(DataError, match=r"interrupted \(pid 99 on h1, .*3 epochs done\): rerun `mtrec train`"):
+        load_run(run_dir)
+    with RunLock(run_dir):
+        write_text(run_dir / "run.json", json.dumps({"status": "running", "pid": 99, "host": "h1"}))
+        with pytest.raises(DataError, match=r"still training \(pid 99 on h1"):
+            load_run(run_dir)
+    with pytest.raises(ConfigError, match=r"scoring.batch_size must be >= 1. Received: 0"):
+        _config("scoring.batch_size=0")

@@ -93,6 +93,23 @@ def _check_layout(run_dir: Path, encoder: FeatureEncoder, model: MultiTaskModel)
             f"{expected.get(keys[0])}). They come from different runs.")
 
 
+def _unfinished_hint(run_dir: Path) -> str:
+    """What run.json says about a run directory without a model: still training, interrupted or failed."""
+    from mtrec.training.run_lock import run_status
+
+    record = run_status(run_dir)
+    status = record.get("status")
+    who = f"pid {record.get('pid', '?')} on {record.get('host', '?')}"
+    if status == "running":
+        return f"It is still training ({who}, last heartbeat {record.get('heartbeat', '?')})."
+    if status == "interrupted":
+        return (f"Its training was interrupted ({who}, last heartbeat {record.get('heartbeat', '?')}, "
+                f"{record.get('epochs', 0)} epochs done): rerun `mtrec train` with --run-dir {run_dir} to resume.")
+    if status == "failed":
+        return f"Its training failed: {record.get('error', '?')}"
+    return "Train with `mtrec train -c CONFIG` first (see run.json for a failed run's error)."
+
+
 def load_run(run_dir: str | Path) -> TrainedRun:
     """Loads `config.yaml`, `features.json` and `model.keras` from a run directory.
 
@@ -108,7 +125,7 @@ def load_run(run_dir: str | Path) -> TrainedRun:
     """
     run_dir = Path(run_dir)
     require_files(run_dir, ["config.yaml", "features.json", "model.keras"], "a finished run directory",
-                  "Train with `mtrec train -c CONFIG` first (see run.json for a failed run's error).")
+                  _unfinished_hint(run_dir))
     config = parse_config(yaml.safe_load((run_dir / "config.yaml").read_text()))
     recorded = _recorded_fingerprint(run_dir)
     _check_features_file(run_dir, recorded)
