@@ -30,6 +30,7 @@ def check(name: str, data_dir: str | None, work: Path, rows: int = 5000) -> dict
     import tensorflow as tf
 
     from mtrec.errors import DataError
+    from mtrec.data.io import mark_missing
     from mtrec.export import export_run, request_columns
     from mtrec.pipelines.config import config_path, load_pipeline_config
     from mtrec.pipelines.runner import run_pipeline
@@ -57,6 +58,7 @@ def check(name: str, data_dir: str | None, work: Path, rows: int = 5000) -> dict
     for state in run.encoder.numeric_:
         frame[state.column] = frame[state.column].astype("float64")
         frame.at[2, state.column] = np.nan
+    frame = mark_missing(frame, run.config.data.na_values)  # as `mtrec score` reads a file
     reference = score_frame(run, frame)
     gates = run.model.gate_weights(run.encoder.transform(frame))
     serve = tf.saved_model.load(str(out / "model")).signatures["serving_default"]

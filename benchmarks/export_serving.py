@@ -34,6 +34,7 @@ def _latencies(call, batches: list, repeats: int) -> list[float]:
 def main() -> None:
     import tensorflow as tf
 
+    from mtrec.data.io import mark_missing
     from mtrec.export import export_run, request_columns
     from mtrec.scoring.score import score_frame
     from mtrec.training.trained_run import load_run
@@ -49,6 +50,7 @@ def main() -> None:
     for column in run.config.data.id_columns:
         if column not in frame:
             frame[column] = ""  # e.g. the pipelines' `__split__` marker
+    frame = mark_missing(frame, run.config.data.na_values)  # as `mtrec score` reads a file
     n = len(frame)
     request = {k: tf.constant(v) for k, v in request_columns(frame, run.encoder).items()}
     table, result = [], {"machine": machine_info(), "run_dir": args.run_dir, "rows": n}

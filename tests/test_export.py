@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from mtrec.cli import main
 from mtrec.config import parse_config
+from mtrec.data.io import mark_missing
 from mtrec.errors import ConfigError, DataError
 from mtrec.export import MANIFEST, GraphEncoder, export_run, read_blend, request_columns
 from mtrec.export.hashing import hash_ids as tf_hash_ids
@@ -83,7 +84,8 @@ def edge_rows() -> pd.DataFrame:
     frame = make_frame(400, seed=5)
     edits = [("user", "never_seen_user"), ("city", "a_new_city"), ("item", 999), ("tags", "Unknown|Action"),
              ("tags", ""), ("tags", " | Comedy ||"), ("tags", None), ("user", None), ("age", np.nan),
-             ("age", np.inf), ("score", -np.inf), ("income", np.nan), ("tags", "A|B|C|D|Noir")]
+             ("age", np.inf), ("score", -np.inf), ("income", np.nan), ("tags", "A|B|C|D|Noir"),
+             ("user", "NA"), ("tags", "null"), ("city", "None")]  # data.na_values: missing in `mtrec score`
     for row, (column, value) in enumerate(edits):
         frame[column] = frame[column].astype(object) if column == "item" else frame[column]
         frame.at[row, column] = value
@@ -133,17 +135,19 @@ CLIENT = textwrap.dedent("""
 
 
 def check_in_tensorflow_only_process(run, model_dir, frame, blend=None, tmp_path=None) -> dict:
-    """Scores `frame` with `score_frame` here and with the SavedModel in a fresh process without mtrec."""
-    reference = score_frame(run, frame)
+    """Scores `frame` as `mtrec score` does here and with the SavedModel in a fresh process without mtrec."""
+    na_values = run.config.data.na_values
+    marked = mark_missing(frame, na_values)  # as `mtrec score` reads a file
+    reference = score_frame(run, marked)
     if blend is not None:
         reference["score"] = Blend(blend)(reference)
     ids = json.loads((model_dir / MANIFEST).read_text())["id_columns"]
     arrays = {f"ref_{k}": (np.stack(v.to_numpy()) if k.endswith("_proba") else v.to_numpy())
               for k, v in reference.items() if k not in run.config.data.id_columns}
     if run.model.gated:
-        features = run.encoder.transform(frame)
+        features = run.encoder.transform(marked)
         arrays.update({f"ref_gate_{k.replace('/', '_')}": v for k, v in run.model.gate_weights(features).items()})
-    inputs = request_columns(frame, run.encoder)
+    inputs = request_columns(frame, run.encoder, na_values)
     np.savez(tmp_path / "rows.npz", **{k: frame[k].astype(str).to_numpy().astype(str) for k in ids},
              **inputs, **arrays)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": ""}
@@ -211,6 +215,24 @@ def test_graph_encoder_equals_python_encoder(exported):
     for key, value in expected.items():
         assert got[key].dtype.as_numpy_dtype == value.dtype, key
         np.testing.assert_array_equal(got[key].numpy(), value, err_msg=key)
+
+
+def test_na_values_are_missing_in_the_graph(exported):
+    """Raw 'NA', 'null', 'None' and '' cells sent as they are encode as `mtrec score` reads them: missing."""
+    run, _ = exported
+    frame = edge_rows()
+    na_values = run.config.data.na_values
+    assert {"", "NA", "null", "None"} <= set(na_values)
+    expected = run.encoder.transform(mark_missing(frame, na_values))
+    raw = request_columns(frame, run.encoder)  # the na strings left in
+    assert "NA" in raw["user"] and "null" in raw["tags"] and "None" in raw["city"]
+    got = GraphEncoder(run.encoder, na_values)({k: tf.constant(v) for k, v in raw.items()})
+    for key in ("user", "city", "item"):
+        np.testing.assert_array_equal(got[key].numpy(), expected[key], err_msg=key)
+    # An empty tag string is a missing cell once '' is a na value (it is by default).
+    tags = GraphEncoder(run.encoder, na_values)({**{k: tf.constant(v) for k, v in raw.items()},
+                                                 "tags": tf.constant(np.where(raw["tags"] == "|", "", raw["tags"]))})
+    np.testing.assert_array_equal(tags["tags"].numpy(), expected["tags"])
 
 
 def test_log1p_below_minus_one_fails_naming_the_column(exported):

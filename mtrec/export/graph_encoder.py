@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -34,8 +35,14 @@ class GraphEncoder(tf.Module):
       log1p, clip, imputation, standardization and missing flags with the
       fitted statistics, in float64, then float32.
 
+    A string cell equal to one of `na_values` (the run's `data.na_values`,
+    which `mtrec train` and `mtrec score` read as missing in text columns)
+    is missing too.
+
     Args:
         encoder: a fitted `FeatureEncoder`.
+        na_values: strings that mean "missing" in string inputs, besides `""`.
+            Defaults to none.
 
     Raises:
         NotFittedError: the encoder is not fitted.
@@ -49,8 +56,9 @@ class GraphEncoder(tf.Module):
     ```
     """
 
-    def __init__(self, encoder: FeatureEncoder) -> None:
+    def __init__(self, encoder: FeatureEncoder, na_values: Sequence[str] = ()) -> None:
         super().__init__(name="graph_encoder")
+        self._na_values = sorted({"", *(str(v) for v in na_values)})
         if not encoder.is_fitted:
             raise NotFittedError("This FeatureEncoder instance is not fitted yet. Call 'fit' first.")
         self._categorical = [(s.name, s.table_name) for s in encoder.categorical_features]
@@ -67,13 +75,15 @@ class GraphEncoder(tf.Module):
                 self._hash_buckets[table] = int(vocabulary.hash_buckets)
             elif vocabulary.values:
                 self.tables[table] = _static_table(vocabulary, table)
-        literal_empty = [s.name for s in encoder.categorical_features
-                         if "" in encoder.vocabularies_[s.table_name].values]
-        if literal_empty:
+        marks = set(self._na_values)
+        literal = {s.name: sorted(marks.intersection(encoder.vocabularies_[s.table_name].values))
+                   for s in [*encoder.categorical_features, *encoder.multi_categorical_features]}
+        literal = {k: v for k, v in literal.items() if v}
+        if literal:
             warnings.warn(
-                f"Feature(s) {literal_empty} saw the empty string as a category in training; in the "
-                f"export an empty string is a missing value (the '<missing>' category), so such rows "
-                f"score as missing there.", UserWarning, stacklevel=2)
+                f"Categories seen in training that the export reads as missing (the empty string or "
+                f"data.na_values), by feature: {literal}; such values score as '<missing>' there.",
+                UserWarning, stacklevel=2)
 
     # -- the raw inputs --------------------------------------------------------------------
 
@@ -88,10 +98,10 @@ class GraphEncoder(tf.Module):
         """One JSON-able entry per input column: name, dtype, kind and (multi-valued) separator."""
         out = [{"name": s["column"], "dtype": "float64", "kind": "numeric",
                 "missing": "NaN"} for s in self._numeric]
-        out += [{"name": name, "dtype": "string", "kind": "categorical", "missing": "''"}
+        out += [{"name": name, "dtype": "string", "kind": "categorical", "missing": self._na_values}
                 for name, _ in self._categorical]
         out += [{"name": name, "dtype": "string", "kind": "multi_categorical", "separator": sep,
-                 "max_length": length, "missing": "''", "empty_list": sep}
+                 "max_length": length, "missing": self._na_values, "empty_list": sep}
                 for name, _, sep, length in self._multi]
         return out
 
@@ -113,11 +123,16 @@ class GraphEncoder(tf.Module):
             out[NUMERIC_KEY] = self._encode_numeric(inputs)
         for name, table in self._categorical:
             values = tf.convert_to_tensor(inputs[name])
-            values = tf.where(tf.equal(values, ""), MISSING, values)
+            values = tf.where(self._is_missing(values), MISSING, values)
             out[name] = self._lookup(table, values)
         for name, table, separator, length in self._multi:
             out[name] = self._encode_multi(tf.convert_to_tensor(inputs[name]), table, separator, length)
         return out
+
+    def _is_missing(self, strings: tf.Tensor) -> tf.Tensor:
+        if len(self._na_values) == 1:
+            return tf.equal(strings, "")
+        return tf.reduce_any(tf.equal(strings[:, None], tf.constant(self._na_values)[None, :]), axis=1)
 
     def _lookup(self, table: str, strings: tf.Tensor) -> tf.Tensor:
         if table in self._hash_buckets:
@@ -135,7 +150,7 @@ class GraphEncoder(tf.Module):
         # A missing cell (the empty string) is the one-value list ["<missing>"].
         missing_row = tf.concat([tf.reshape(self._lookup(table, tf.constant([MISSING])), [1]),
                                  tf.fill([length - 1], tf.constant(PAD_ID, tf.int32))], axis=0)
-        missing = tf.equal(cells, "")[:, None]
+        missing = self._is_missing(cells)[:, None]
         return tf.where(missing, missing_row[None, :], dense)
 
     def _encode_numeric(self, inputs: dict[str, tf.Tensor]) -> tf.Tensor:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
+from mtrec.data.io import mark_missing
 from mtrec.features import FeatureEncoder
 from mtrec.features.vocabulary import MISSING, as_strings
 
 
-def request_columns(frame: pd.DataFrame, encoder: FeatureEncoder) -> dict[str, np.ndarray]:
+def request_columns(frame: pd.DataFrame, encoder: FeatureEncoder,
+                    na_values: Sequence[str] = ()) -> dict[str, np.ndarray]:
     """Converts rows to the export's inputs so that the SavedModel encodes them as `encoder.transform` does.
 
     Categorical columns become their category strings (`5` and `5.0` are
@@ -17,14 +21,21 @@ def request_columns(frame: pd.DataFrame, encoder: FeatureEncoder) -> dict[str, n
     NaN for missing; multi-valued cells strings joined by the feature's
     separator, a missing cell `""` and an empty list the bare separator.
 
+    With `na_values` (the run's `data.na_values`), text cells equal to one
+    of them are missing first, as `mtrec score` reads a file; then the
+    SavedModel's scores equal `mtrec score`'s.
+
     Args:
         frame: rows with the encoder's input columns.
         encoder: the run's fitted encoder.
+        na_values: strings that mean "missing" in text columns. Defaults to none.
 
     Returns:
         `{column: numpy array}`: `str` arrays and float64 arrays, one per input.
     """
     encoder.check_columns(frame, "the request rows")
+    if na_values:
+        frame = mark_missing(frame, na_values)
     out: dict[str, np.ndarray] = {}
     for state in encoder.numeric_:
         out[state.column] = pd.to_numeric(frame[state.column], errors="coerce").to_numpy(np.float64, na_value=np.nan)

@@ -144,7 +144,7 @@ def export_run(run_dir: str | os.PathLike | TrainedRun, out_dir: str | os.PathLi
         raise ConfigError(f"--gates needs a gated model (MMoE, OMoE, CGC, PLE); the run's model is "
                           f"{type(model).__name__}.")
     mixer = Blend(blend) if blend is not None else None
-    encoder = GraphEncoder(run.encoder)
+    encoder = GraphEncoder(run.encoder, na_values=getattr(run.config.data, "na_values", ()) or ())
     feature_specs = encoder.input_signature()
     bad = [c for c in feature_specs if not VALID_NAME.match(c)]
     if bad:
