@@ -11,13 +11,17 @@ says "running" while nobody holds the lock belongs to a dead process, and
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import json
 import os
 import socket
 import threading
 from pathlib import Path
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; the directory is not guarded
+    fcntl = None
 
 from mtrec.errors import RunDirectoryError
 from mtrec.utils.atomic import write_json
@@ -49,6 +53,9 @@ class RunLock:
     def __enter__(self) -> RunLock:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        if fcntl is None:
+            self._fd = fd
+            return self
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -60,21 +67,22 @@ class RunLock:
                 f"since {holder.get('since', '?')}). Wait for it to finish or choose another --run-dir."
             ) from None
         os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                  "since": _now()}).encode(), 0)
+        os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": _now()}).encode())
         self._fd = fd
         return self
 
     def __exit__(self, *exc: Any) -> None:
         if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            if fcntl is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
 
 
 def _read_holder(fd: int) -> dict[str, Any]:
     try:
-        return json.loads(os.pread(fd, 4096, 0).decode() or "{}")
+        os.lseek(fd, 0, os.SEEK_SET)
+        return json.loads(os.read(fd, 4096).decode() or "{}")
     except (OSError, ValueError):
         return {}
 
@@ -82,7 +90,7 @@ def _read_holder(fd: int) -> dict[str, Any]:
 def is_locked(run_dir: str | Path) -> bool:
     """Whether a live process holds the run directory's lock."""
     path = Path(run_dir) / LOCK_NAME
-    if not path.exists():
+    if not path.exists() or fcntl is None:
         return False
     fd = os.open(path, os.O_RDONLY)
     try:
