@@ -17,8 +17,10 @@ The checks:
 
 `BACKENDS` lists the Keras backends the battery runs on: the one this process
 runs (Keras picks its backend at import, so another backend needs its own
-process, e.g. `KERAS_BACKEND=jax pytest tests/test_layers.py`). A check that
-cannot run on a backend skips there with the reason.
+process, e.g. `KERAS_BACKEND=jax pytest tests/test_layers.py`).
+`tests/test_jax.py` runs the battery that way on JAX in every suite run. A
+check that cannot run on a backend, or that another case already covers there
+(to keep the suite short), skips there with the reason (`Case.skip_on`).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class Case:
         labels: for models, the label dict of `inputs`.
         eager_fit: run the fit step eagerly (tracing some graphs costs seconds on CPU).
         skip: {check: why} for checks another case already covers (kept short for time).
+        skip_on: {backend: {check: why}}: the same, on one backend only.
     """
 
     id: str
@@ -57,6 +60,7 @@ class Case:
     labels: Callable[[], dict[str, np.ndarray]] | None = None
     eager_fit: bool = False
     skip: dict[str, str] = dataclasses.field(default_factory=dict)
+    skip_on: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
 
 
 @contextlib.contextmanager
@@ -186,10 +190,16 @@ CHECKS: dict[str, Callable[..., None]] = {
     "mixed_precision": mixed_precision,
 }
 
+#: Checks that test no backend code: they run in the TensorFlow suite only.
+BACKEND_NEUTRAL = {"config_round_trip": "get_config/from_config hold no backend code: checked on TensorFlow"}
+
 
 def run_check(name: str, case: Case, tmp_path: Any) -> None:
     """Runs check `name` on `case` (only `keras_round_trip` needs a folder), or skips it with the case's reason."""
-    if name in case.skip:
-        pytest.skip(case.skip[name])
+    reasons = {**case.skip, **case.skip_on.get(keras.backend.backend(), {})}
+    if keras.backend.backend() != "tensorflow" and name in BACKEND_NEUTRAL:
+        reasons[name] = BACKEND_NEUTRAL[name]
+    if name in reasons:
+        pytest.skip(reasons[name])
     check = CHECKS[name]
     check(case, tmp_path) if name == "keras_round_trip" else check(case)

@@ -44,8 +44,20 @@ def _case(kind, **params):
     dcn = params.get("expert", {}).get("kind") == "dcn"
     skip = {"mixed_precision": "DCN experts under mixed precision: CrossExpertBank's own case; "
                                "the gated wiring: the MLP-expert case of the same kind"} if dcn else {}
-    return Case(kind + ("-dcn" if dcn else ""), lambda: _make(kind, **params), _inputs, model=True,
-                labels=_labels, eager_fit=dcn, skip=skip)
+    case_id = kind + ("-dcn" if dcn else "")
+    return Case(case_id, lambda: _make(kind, **params), _inputs, model=True, labels=_labels, eager_fit=dcn,
+                skip=skip, skip_on={"jax": _JAX_SKIP.get(case_id, {})})
+
+
+# On JAX (tests/test_jax.py), compiling each training step costs seconds on CPU: the training
+# checks skip where the same layers are trained in another case there.
+_SAME_AS = {"omoe": "mmoe (OMoE is MMoE with one gate)", "cgc": "ple (CGC is PLE with one level)",
+            "omoe-dcn": "mmoe-dcn", "cgc-dcn": "mmoe-dcn", "ple-dcn": "mmoe-dcn"}
+_JAX_SKIP = {case: {check: f"on JAX, trained in the {other} case" for check in ("fit_step", "mixed_precision")}
+             for case, other in _SAME_AS.items()}
+# Mixed precision of MLP-and-tower models: the layers' own cases (MLP, TaskTower, CrossStitchUnit).
+for _kind in ("single_task", "soft_sharing", "cross_stitch"):
+    _JAX_SKIP[_kind] = {"mixed_precision": "on JAX, its layers' own cases and the mmoe, ple, shared_bottom cases"}
 
 
 # Every model kind with its defaults, plus each gated kind with low-rank DCN-v2 experts.
