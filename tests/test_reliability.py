@@ -525,3 +525,23 @@ def test_scoring_an_unfinished_run_says_what_happened_to_it(tmp_path):
             load_run(run_dir)
     with pytest.raises(ConfigError, match=r"scoring.batch_size must be >= 1. Received: 0"):
         _config("scoring.batch_size=0")
+
+
+def test_bytes_damaged_inside_a_parquet_file_are_a_named_error(tmp_path):
+    from mtrec.data.io import iter_parquet_batches, read_table, write_parquet
+    from mtrec.errors import DataError
+    write_parquet(_frame(2000, seed=1), tmp_path / "t.parquet")  # pages carry a CRC32
+    data = bytearray((tmp_path / "t.parquet").read_bytes())
+    rng = np.random.default_rng(2)  # without the checksum, such damage can decode to wrong numbers
+    middle = len(data) // 2
+    data[middle:middle + 256] = rng.bytes(256)
+    (tmp_path / "t.parquet").write_bytes(bytes(data))
+    with pytest.raises(DataError, match=r"t.parquet as Parquet: .*CRC checksum"):
+        read_table(tmp_path / "t.parquet")
+    with pytest.raises(DataError, match=r"t.parquet as Parquet: .*CRC checksum"):
+        list(iter_parquet_batches(tmp_path / "t.parquet", 500))
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    (tmp_path / "t.parquet").rename(folder / "part-0.parquet")
+    with pytest.raises(DataError, match="CRC checksum"):
+        read_table(folder)

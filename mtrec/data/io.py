@@ -120,6 +120,11 @@ def _parquet_files(folder: Path) -> list[Path]:
     return files
 
 
+#: Parquet pages carry a CRC32 (mtrec writes one) that is checked on reading, so bytes damaged
+#: in the middle of a file are a DataError, not silently wrong numbers.
+_VERIFY = ds.ParquetFragmentScanOptions(page_checksum_verification=True)
+
+
 def _dataset(folder: Path) -> ds.Dataset:
     files = _parquet_files(folder)
     try:
@@ -278,12 +283,12 @@ def _read_one(path: Path, columns: list[str] | None,
         check_unique_columns(schema.names, path.resolve())
         require_columns(schema.names, columns or (), path.resolve())
         with _reading(path, "Parquet"):
-            table = pq.read_table(path, columns=columns)
+            table = pq.read_table(path, columns=columns, page_checksum_verification=True)
     else:
         dataset = _dataset(path)
         require_columns(dataset.schema.names, columns or (), path.resolve())
         with _reading(path, "a folder of Parquet files"):
-            table = dataset.to_table(columns=columns)
+            table = dataset.to_table(columns=columns, fragment_scan_options=_VERIFY)
     if table.num_rows == 0:
         raise DataError(f"{'Folder' if kind == 'parquet_dir' else 'File'} {path.resolve()} has 0 rows.")
     with _reading(path, "Parquet"):
@@ -415,11 +420,12 @@ def _iter_batches(sources: list[tuple[Path, str, Any]], batch_size: int,
     for p, kind, dataset in sources:
         with _reading(p, "Parquet"):
             if kind == "parquet":
-                with pq.ParquetFile(p) as file:
+                with pq.ParquetFile(p, page_checksum_verification=True) as file:
                     for batch in file.iter_batches(batch_size=batch_size, columns=columns):
                         yield batch.to_pandas()
             else:
-                for batch in dataset.to_batches(columns=columns, batch_size=batch_size):
+                for batch in dataset.to_batches(columns=columns, batch_size=batch_size,
+                                                fragment_scan_options=_VERIFY):
                     if batch.num_rows:
                         yield batch.to_pandas()
 
@@ -455,7 +461,7 @@ def write_parquet(df: pd.DataFrame | pa.Table, path: PathLike, compression: str 
     table = _to_arrow(df)
     target = Path(path)
     with atomic_path(target) as tmp:
-        pq.write_table(table, tmp, compression=compression)
+        pq.write_table(table, tmp, compression=compression, write_page_checksum=True)
     return target
 
 
@@ -520,7 +526,7 @@ class ParquetBatchWriter:
         table = self._conform(table)
         if self._writer is None:
             self._writer = pq.ParquetWriter(str(self._tmp), self.schema, compression=self.compression,
-                                            use_dictionary=self.use_dictionary)
+                                            use_dictionary=self.use_dictionary, write_page_checksum=True)
         self._writer.write_table(table)
         self.rows_written += table.num_rows
 
@@ -565,7 +571,8 @@ class ParquetBatchWriter:
             elif exc_type is None:
                 # No batch was written: still leave a valid (empty) file.
                 schema = self.schema if self.schema is not None else pa.schema([])
-                pq.write_table(schema.empty_table(), tmp, compression=self.compression)
+                pq.write_table(schema.empty_table(), tmp, compression=self.compression,
+                               write_page_checksum=True)
         except BaseException as err:
             if exc_type is None:
                 # Finishing the file failed: discard the temporary file, then raise.
