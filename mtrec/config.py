@@ -123,6 +123,8 @@ class TrainingConfig:
             epoch, 0 silent.
         analysis: gate statistics and gradient cosines recorded per epoch
             (off by default).
+        strategy: "none", or "mirrored": data-parallel over this host's devices
+            (`mtrec.training.distribution`).
     """
 
     epochs: int = 20
@@ -134,6 +136,7 @@ class TrainingConfig:
     early_stopping: EarlyStoppingConfig | None = dataclasses.field(default_factory=EarlyStoppingConfig)
     verbose: int = 1
     analysis: TrainingAnalysisConfig = dataclasses.field(default_factory=TrainingAnalysisConfig)
+    strategy: Literal["none", "mirrored"] = "none"
 
     def __post_init__(self) -> None:
         for key in ("epochs", "batch_size", "steps_per_execution"):

@@ -269,8 +269,26 @@ def fit_model(config: ExperimentConfig, prepared: PreparedData,
 
     Raises:
         ConfigError: early stopping watches a metric this run does not log,
-            or `training.analysis` asks for what the model cannot give.
+            or `training.analysis` asks for what the model cannot give,
+            or `training.strategy` cannot run this config.
     """
+    # training.strategy (mtrec.training.distribution): built, compiled and fit under the strategy,
+    # handed back as a one-device copy with the same weights.
+    from mtrec.training import distribution
+
+    strategy = config.training.strategy
+    if strategy == "none":
+        return _fit_model(config, prepared, callbacks)
+    config = distribution.fit_config(config, prepared)
+    with distribution.strategy_scope(strategy):
+        fitted = _fit_model(config, prepared, callbacks)
+    sample = {k: v[:1] for k, v in prepared.splits["train"].features.items()}
+    model = distribution.unreplicated(fitted.model, sample, lambda m: compile_model(m, config))
+    return dataclasses.replace(fitted, model=model)
+
+
+def _fit_model(config: ExperimentConfig, prepared: PreparedData,
+               callbacks: list[keras.callbacks.Callback] | None = None) -> FitResult:
     check_monitor(config)
     train_split, valid_split = prepared.splits["train"], prepared.splits["valid"]
     model = build_model(config, prepared.encoder.layout())
