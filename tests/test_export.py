@@ -290,3 +290,12 @@ def test_gates_need_a_gated_model(exported, tmp_path, monkeypatch):
     monkeypatch.setattr(type(run.model), "gated", False)
     with pytest.raises(ConfigError, match="--gates needs a gated model"):
         export_run(run, tmp_path / "out", gates=True)
+
+
+def test_other_backends_are_told_to_use_tensorflow(exported, tmp_path, monkeypatch):
+    import keras
+
+    run, _ = exported
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    with pytest.raises(ConfigError, match="KERAS_BACKEND=tensorflow mtrec export"):
+        export_run(run, tmp_path / "out")

@@ -129,11 +129,17 @@ def export_run(run_dir: str | os.PathLike | TrainedRun, out_dir: str | os.PathLi
     Raises:
         DataError: the run is not finished (its missing files are named),
             or `out_dir` exists without `overwrite`.
-        ConfigError: `gates` on a model without gates, or a blend naming
-            a score the run does not output.
+        ConfigError: `gates` on a model without gates, a blend naming
+            a score the run does not output, or a Keras backend other than
+            TensorFlow in this process.
     """
     import keras
 
+    if keras.backend.backend() != "tensorflow":
+        raise ConfigError(
+            f"mtrec export writes a TensorFlow graph and needs Keras' TensorFlow backend; this process "
+            f"runs '{keras.backend.backend()}'. A run trained on JAX exports the same way: run "
+            f"`KERAS_BACKEND=tensorflow mtrec export RUN_DIR OUT_DIR` (model.keras loads on either backend).")
     started = time.perf_counter()
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
