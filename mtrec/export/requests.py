@@ -1,4 +1,4 @@
-"""`request_columns`: a DataFrame as the exported SavedModel's raw inputs (for tests, benchmarks and clients in Python)."""
+"""`request_columns`: a DataFrame as the exported SavedModel's raw inputs (tests, benchmarks, clients)."""
 
 from __future__ import annotations
 
@@ -38,14 +38,15 @@ def request_columns(frame: pd.DataFrame, encoder: FeatureEncoder,
         frame = mark_missing(frame, na_values)
     out: dict[str, np.ndarray] = {}
     for state in encoder.numeric_:
-        out[state.column] = pd.to_numeric(frame[state.column], errors="coerce").to_numpy(np.float64, na_value=np.nan)
+        numbers = pd.to_numeric(frame[state.column], errors="coerce")
+        out[state.column] = numbers.to_numpy(np.float64, na_value=np.nan)
     for spec in encoder.categorical_features:
         values = as_strings(frame[spec.name])
         values[values == MISSING] = ""
         out[spec.name] = values.astype(str)
     for spec in encoder.multi_categorical_features:
-        out[spec.name] = np.array([_cell(cell, spec.separator) for cell in frame[spec.name].to_numpy(dtype=object)],
-                                  dtype=str)
+        cells = frame[spec.name].to_numpy(dtype=object)
+        out[spec.name] = np.array([_cell(cell, spec.separator) for cell in cells], dtype=str)
     return out
 
 
