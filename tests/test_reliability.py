@@ -545,3 +545,23 @@ def test_bytes_damaged_inside_a_parquet_file_are_a_named_error(tmp_path):
     (tmp_path / "t.parquet").rename(folder / "part-0.parquet")
     with pytest.raises(DataError, match="CRC checksum"):
         read_table(folder)
+
+
+def test_a_run_killed_while_saving_the_model_finishes_on_rerun(tmp_path, monkeypatch):
+    import keras
+    run_dir = tmp_path / "r"
+    original = keras.Model.save
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(keras.Model, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train(_config("training.epochs=2"), run_dir)
+    monkeypatch.setattr(keras.Model, "save", original)
+    assert not (run_dir / "model.keras").exists()
+    result = train(_config("training.epochs=2"), run_dir)  # every epoch was checkpointed: none to run
+    assert result.history.get("loss", []) == [] and result.report["test"]
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "completed" and record["epochs"] == 2
+    _no_temporaries(run_dir)
