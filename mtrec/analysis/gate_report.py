@@ -160,7 +160,7 @@ def analyze_run_gates(
         raise ConfigError(f"The run's model ({type(run.model).__name__}) has no gates; gate analysis "
                         "needs MMoE, OMoE, CGC or PLE.")
     source = str(data) if not isinstance(data, pd.DataFrame) else "the data"
-    frame = data if isinstance(data, pd.DataFrame) else read_table(data)
+    frame = data if isinstance(data, pd.DataFrame) else read_table(data, na_values=run.config.data.na_values)
     if max_rows is not None and len(frame) > max_rows:
         rows = np.sort(np.random.default_rng(seed).choice(len(frame), max_rows, replace=False))
         frame = frame.iloc[rows].reset_index(drop=True)
