@@ -78,3 +78,62 @@ def test_what_a_strategy_cannot_run_is_refused_before_training(override, message
     with pytest.raises(ConfigError, match=message):
         train(config, tmp_path / "run")
     assert not (tmp_path / "run" / "model.keras").exists()
+
+
+JAX = pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
+
+
+@JAX
+def test_two_processes_on_loopback_train_and_process_0_writes_a_model_that_reloads(tmp_path, capfd):
+    import time
+
+    from mtrec.training.distribution import launch_local
+
+    started = time.monotonic()
+    codes = launch_local(2, ["tests/multiprocess_run.py", str(tmp_path)], cwd=str(REPO), timeout_s=240,
+                         env={"JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3", "XLA_FLAGS": ""})
+    seconds = time.monotonic() - started
+    captured = capfd.readouterr()
+    assert codes == [0, 0], captured.err[-4000:]
+    lines = [json.loads(line) for line in captured.out.splitlines() if line.startswith('{"process"')]
+    assert sorted(line["process"] for line in lines) == [0, 1]
+    assert all(line["processes"] == 2 and line["devices"] == 2 and line["rows"] == 2048 for line in lines)
+    first, second = lines
+    # One model: the same losses (all-reduced) and the same weights in both processes.
+    assert first["loss"] == second["loss"] and first["checksum"] == second["checksum"]
+    assert first["loss"][-1] < first["loss"][0]
+    # Process 0 alone wrote the model; it reloads to the predictions both processes made.
+    assert [p.name for p in tmp_path.iterdir()] == ["model.keras"]
+    import keras
+    import numpy as np
+
+    x = np.random.default_rng(0).normal(size=(4096, 5)).astype("float32")[:64]
+    reloaded = keras.models.load_model(tmp_path / "model.keras").predict({"numeric": x}, verbose=0)["a"]
+    np.testing.assert_allclose(float(np.sum(reloaded)), first["checksum"], rtol=1e-4)
+    assert seconds < 240
+
+
+@JAX
+def test_a_process_that_cannot_reach_the_coordinator_fails_naming_the_address():
+    code = ("import os\nos.environ.update(KERAS_DISTRIBUTION_JOB_ADDRESSES='127.0.0.1:9', "
+            "KERAS_DISTRIBUTION_NUM_PROCESSES='2', KERAS_DISTRIBUTION_PROCESS_ID='1')\n"
+            "from mtrec.training.distribution import initialize_processes\ninitialize_processes(timeout_s=5)")
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert "could not join the coordinator at 127.0.0.1:9 within 5 s" in done.stderr, done.stderr[-3000:]
+
+
+def test_process_shares_are_equal_and_disjoint():
+    from mtrec.training.distribution import local_rows
+
+    shares = [local_rows(10, i, 3) for i in range(3)]
+    assert [(s.start, s.stop) for s in shares] == [(0, 3), (3, 6), (6, 9)]
+
+
+def test_several_processes_on_tensorflow_are_refused(monkeypatch):
+    from mtrec.training.distribution import initialize_processes
+
+    monkeypatch.setenv("KERAS_DISTRIBUTION_NUM_PROCESSES", "2")
+    with pytest.raises(ConfigError, match="jax backend only.*KERAS_BACKEND=jax"):
+        initialize_processes()

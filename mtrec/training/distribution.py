@@ -15,6 +15,15 @@ places every batch evenly: `check_batch_sizes`). On TensorFlow, Keras's multi-st
 under `MirroredStrategy` (a placeholder without a value), so `training.steps_per_execution` is
 taken as 1 there (`fit_config`, with a warning). The weighting strategies with their own train
 step (all but `static`) and gradient cosines are not available under a strategy.
+
+Several processes (JAX only; the building blocks, not yet wired into `mtrec train`):
+`initialize_processes` joins the processes named by Keras's variables (`PROCESS_VARIABLES`)
+over `jax.distributed` with gloo collectives on CPU, failing with the coordinator's address
+when it does not answer; under it `strategy_scope("mirrored")` spans every process's devices
+and each process feeds its own equal share of the rows (`local_rows`; the processes must set
+the same seed, or the initial weights differ); `unreplicated` reads each variable from this
+process's device, so process 0 can save the model; `launch_local` starts N processes on
+loopback (tests/multiprocess_run.py).
 """
 
 from __future__ import annotations
@@ -22,6 +31,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import os
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -138,7 +152,12 @@ def strategy_scope(strategy: str) -> Iterator[Any]:
         with mirrored.scope():
             yield mirrored
         return
-    distribution = keras.distribution.DataParallel(devices=local_devices())
+    # Under jax.distributed, list_devices() is every process's devices and each process feeds its
+    # own rows (local_rows), so Keras must not shard the dataset again.
+    import jax
+
+    distribution = keras.distribution.DataParallel(devices=local_devices(),
+                                                   auto_shard_dataset=jax.process_count() == 1)
     with distribution.scope():
         yield distribution
 
@@ -156,7 +175,140 @@ def unreplicated(model: Any, sample: dict[str, Any], compile_like: Any = None) -
     """
     copy = model.__class__.from_config(model.get_config())
     copy(sample)
-    copy.set_weights(model.get_weights())
+    copy.set_weights([host_value(w) for w in model.weights])
     if compile_like is not None:
         compile_like(copy)
     return copy
+
+
+def host_value(variable: Any) -> Any:
+    """A variable's value as a numpy array in this process.
+
+    Under `jax.distributed` a replicated variable spans devices of other processes, which Keras
+    cannot fetch (`model.save` fails); each process holds a full copy, read from its own device.
+    """
+    value = variable.value
+    if keras.backend.backend() == "jax" and not getattr(value, "is_fully_addressable", True):
+        import numpy as np
+
+        return np.asarray(value.addressable_data(0))
+    return keras.ops.convert_to_numpy(value)
+
+
+# -- several processes (JAX) ----------------------------------------------------------------------
+#: Keras's variables for training across processes; any launcher can set them (Slurm,
+#: Kubernetes, Ray's JaxTrainer, `launch_local`).
+PROCESS_VARIABLES = ("KERAS_DISTRIBUTION_JOB_ADDRESSES", "KERAS_DISTRIBUTION_NUM_PROCESSES",
+                     "KERAS_DISTRIBUTION_PROCESS_ID")
+
+
+def initialize_processes(timeout_s: int = 60) -> tuple[int, int]:
+    """Joins the processes named by `PROCESS_VARIABLES` (`jax.distributed`, gloo collectives on CPU).
+
+    Call before anything runs on a JAX device. With no variables (or one process) it does nothing.
+
+    Args:
+        timeout_s: how long to wait for the coordinator and the other processes.
+
+    Returns:
+        `(process_id, num_processes)`.
+
+    Raises:
+        ConfigError: several processes on a backend other than JAX, or unreadable variables.
+        RuntimeError: the coordinator cannot be reached within `timeout_s` (named in the message).
+    """
+    n = os.environ.get("KERAS_DISTRIBUTION_NUM_PROCESSES", "").strip()
+    if n in ("", "1"):
+        return 0, 1
+    if keras.backend.backend() != "jax":
+        raise ConfigError(f"Training across processes (KERAS_DISTRIBUTION_NUM_PROCESSES={n}) runs on the jax "
+                          f"backend only; the Keras backend is '{keras.backend.backend()}'. Set KERAS_BACKEND=jax.")
+    try:
+        num = int(n)
+        process_id = int(os.environ["KERAS_DISTRIBUTION_PROCESS_ID"])
+        coordinator = os.environ["KERAS_DISTRIBUTION_JOB_ADDRESSES"].split(",")[0].strip()
+    except (KeyError, ValueError) as err:
+        raise ConfigError(f"Training across processes needs {list(PROCESS_VARIABLES)} set; {err!r}") from err
+    if not 0 <= process_id < num:
+        raise ConfigError(f"KERAS_DISTRIBUTION_PROCESS_ID must be in [0, {num}). Received: {process_id}")
+    if process_id != 0:
+        # JAX's client aborts the whole process (a C++ fatal error) when the coordinator does not
+        # answer; wait for its port first, to fail with a Python error that names it.
+        _wait_for_coordinator(coordinator, process_id, num, timeout_s)
+    import jax
+
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    try:
+        jax.distributed.initialize(coordinator_address=coordinator, num_processes=num, process_id=process_id,
+                                   initialization_timeout=timeout_s)
+    except Exception as err:  # jax raises XlaRuntimeError / RuntimeError with the grpc status
+        raise RuntimeError(f"Process {process_id} of {num} could not join the coordinator at {coordinator} "
+                           f"within {timeout_s} s: {err}") from err
+    return process_id, num
+
+
+def _wait_for_coordinator(address: str, process_id: int, num: int, timeout_s: float) -> None:
+    host, _, port = address.rpartition(":")
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=2):
+                return
+        except OSError as err:
+            if time.monotonic() >= deadline:
+                raise RuntimeError(f"Process {process_id} of {num} could not join the coordinator at {address} "
+                                   f"within {timeout_s:g} s: {err}") from err
+            time.sleep(0.5)
+
+
+def local_rows(rows: int, process_id: int, num_processes: int) -> slice:
+    """This process's contiguous share of `rows` rows: every process gets `rows // num_processes`.
+
+    Equal shares keep the processes in step (the same number and sizes of batches); the last
+    `rows % num_processes` rows are left out.
+    """
+    share = rows // num_processes
+    return slice(process_id * share, (process_id + 1) * share)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch_local(n: int, argv: list[str], env: dict[str, str] | None = None, timeout_s: float | None = None,
+                 cwd: str | None = None) -> list[int]:
+    """Starts `n` processes of `python argv...` on loopback with `PROCESS_VARIABLES` set, and waits.
+
+    When one fails, the others are stopped. Their output goes to this process's stdout/stderr.
+
+    Returns:
+        The exit codes, by process id.
+    """
+    if n < 1:
+        raise ConfigError(f"The number of processes must be >= 1. Received: {n}")
+    base = {**os.environ, **(env or {}), "KERAS_BACKEND": "jax",
+            "KERAS_DISTRIBUTION_JOB_ADDRESSES": f"127.0.0.1:{_free_port()}",
+            "KERAS_DISTRIBUTION_NUM_PROCESSES": str(n)}
+    procs = [subprocess.Popen([sys.executable, *argv], cwd=cwd,
+                              env={**base, "KERAS_DISTRIBUTION_PROCESS_ID": str(i)}) for i in range(n)]
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    try:
+        while any(p.poll() is None for p in procs):
+            failed = any(p.returncode not in (None, 0) for p in procs)
+            late = deadline is not None and time.monotonic() > deadline
+            if failed or late:
+                for p in procs:
+                    if p.poll() is None:
+                        p.terminate()
+                for p in procs:
+                    p.wait()
+                break
+            time.sleep(0.2)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    return [p.returncode for p in procs]
