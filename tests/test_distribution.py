@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from mtrec.config import apply_overrides, parse_config
@@ -137,3 +138,19 @@ def test_several_processes_on_tensorflow_are_refused(monkeypatch):
     monkeypatch.setenv("KERAS_DISTRIBUTION_NUM_PROCESSES", "2")
     with pytest.raises(ConfigError, match="jax backend only.*KERAS_BACKEND=jax"):
         initialize_processes()
+
+
+def test_masked_losses_are_averaged_not_summed_over_replicas():
+    # Keras divides a reduced loss by the number of replicas; a loss that returned a scalar skipped
+    # that, so two devices doubled the gradients (and the logged loss). With SGD on labels whose
+    # missing values fall evenly, one device and two must train alike.
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "tests/masked_loss_replicas.py"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = json.loads(done.stdout.strip().splitlines()[-1])
+    one, mirrored = runs["one"], runs["mirrored"]
+    assert one["loss"][1] < one["loss"][0]
+    # Per-replica masked means are averaged, so uneven missing labels move them a little, not 2x.
+    np.testing.assert_allclose(mirrored["loss"], one["loss"], rtol=0.05)
+    np.testing.assert_allclose(mirrored["kernel"], one["kernel"], rtol=0.05)

@@ -57,7 +57,11 @@ class MaskedLoss(keras.losses.Loss):
         safe, mask = label_mask(y_true)
         per_example = _PER_EXAMPLE_LOSSES[self.loss](safe, y_pred, self.huber_delta)
         per_example = ops.reshape(per_example, (-1,))
-        return ops.sum(per_example * mask) / ops.maximum(ops.sum(mask), 1.0)
+        mean = ops.sum(per_example * mask) / ops.maximum(ops.sum(mask), 1.0)
+        # Shape (1,), not a scalar: Keras's reduction skips a scalar, and with it the division by
+        # the number of replicas under tf.distribute, which doubled the gradients and the logged
+        # loss on two devices. On one device the reduction is exact (a sum of one value over 1).
+        return ops.reshape(mean, (1,))
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "loss": self.loss, "huber_delta": self.huber_delta}
