@@ -32,9 +32,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(config)
     print(f"Training {config.model.kind} ({config.name}) into {run_dir}", flush=True)
     result = train(config, run_dir, overwrite=args.overwrite)
+    if result.run_dir != run_dir:  # a process other than 0 of several (mtrec.training.multiprocess)
+        print(f"Done; process 0 writes the run directory {run_dir}.")
+        return 0
     print((run_dir / "report.md").read_text())
     print(f"Run directory: {result.run_dir}")
     return 0
+
+
+def _cmd_launch(args: argparse.Namespace) -> int:
+    from mtrec.training.launch import launch
+
+    return launch(args.processes, args.child, port=args.port)
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
@@ -50,8 +59,16 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
-    from mtrec.scoring import score_file
+    from mtrec.data.io import PARQUET_SUFFIXES
+    from mtrec.scoring import score_file, score_folder
 
+    if Path(args.input).is_dir() and not args.output.lower().endswith(PARQUET_SUFFIXES):
+        # A folder of shards to a folder: one output shard per input shard, restartable.
+        done = score_folder(args.run_dir, args.input, args.output, batch_size=args.batch_size,
+                            progress=not args.no_progress)
+        print(f"Scored {done.scored} of {done.shards} shards ({done.skipped} already done): {done.rows:,} rows "
+              f"into {done.output} ({done.rows_per_second:,.0f} rows/s).")
+        return 0
     summary = score_file(args.run_dir, args.input, args.output, batch_size=args.batch_size,
                          progress=not args.no_progress)
     print(f"Wrote {summary.rows:,} rows to {summary.output} "
@@ -142,6 +159,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="config overrides, e.g. training.epochs=5 model.num_experts=4")
     p.set_defaults(func=_cmd_train)
 
+    p = sub.add_parser("launch", help="run `mtrec train` in N local processes (JAX, loopback): "
+                                      "mtrec launch -n 2 -- train -c CONFIG ...")
+    p.add_argument("-n", "--processes", type=_positive_int, required=True, help="number of processes")
+    p.add_argument("--port", type=_positive_int, help="the coordinator's port on 127.0.0.1 (default: a free one)")
+    p.add_argument("child", nargs=argparse.REMAINDER, metavar="-- train ...",
+                   help="the mtrec command every process runs, after '--'")
+    p.set_defaults(func=_cmd_launch)
+
     p = sub.add_parser("prepare", help="stream a table larger than memory into encoded shards per split")
     p.add_argument("-c", "--config", required=True, help="YAML config file (data, features, tasks)")
     p.add_argument("--out", required=True, help="the prepared folder (a rerun finishes an interrupted one)")
@@ -150,10 +175,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     p.set_defaults(func=_cmd_prepare)
 
-    p = sub.add_parser("score", help="score a Parquet file with a trained run")
+    p = sub.add_parser("score", help="score a Parquet/CSV file, or a folder of shards, with a trained run")
     p.add_argument("run_dir")
-    p.add_argument("input")
-    p.add_argument("output")
+    p.add_argument("input", help="a file, or a folder of Parquet/CSV shards")
+    p.add_argument("output", help="a .parquet file; for a folder of shards, a folder (one output shard per "
+                   "input shard; a rerun skips finished shards), or a .parquet file for one output")
     p.add_argument("--batch-size", type=_positive_int, default=None,
                    help="rows per step (default: the run's scoring.batch_size)")
     p.add_argument("--no-progress", action="store_true")

@@ -430,6 +430,53 @@ def _iter_batches(sources: list[tuple[Path, str, Any]], batch_size: int,
                         yield batch.to_pandas()
 
 
+def iter_file_batches(path: PathLike, batch_size: int, columns: Sequence[str] | None = None,
+                      na_values: Sequence[str] | None = None) -> Iterator[pd.DataFrame]:
+    """Streams one Parquet or CSV file as DataFrames of at most `batch_size` rows, read as `read_table` reads.
+
+    The same checks as `read_table`: a repeated column name is refused,
+    Parquet page checksums are verified, `na_values` strings are missing in
+    CSV and in Parquet text columns alike. A CSV is read in chunks (pandas
+    infers each chunk's types on its own).
+
+    Args:
+        path: a `.parquet`/`.pq` or `.csv`/`.csv.gz`/`.tsv`/`.tsv.gz` file.
+        batch_size: the most rows per batch; a positive integer.
+        columns: the columns to read, in this order. Defaults to all.
+        na_values: strings that mean "missing" (`data.na_values`). Defaults
+            to `None`: pandas' default list in CSV, none in Parquet.
+
+    Yields:
+        DataFrames in row order; a file without rows yields none.
+
+    Raises:
+        ValueError: `batch_size` is not a positive integer.
+        DataError: the file is missing, unreadable or truncated (named).
+        SchemaError: a requested column is missing, or a name is repeated.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}")
+    path = Path(path)
+    columns = _dedupe(columns)
+    kind = _check_file(path)
+    if kind == "parquet":
+        with _reading(path, "Parquet"):
+            names = pq.read_schema(path).names
+        check_unique_columns(names, path.resolve())
+        require_columns(names, columns or (), path.resolve())
+        for frame in _iter_batches([(path, kind, None)], batch_size, columns):
+            yield frame if na_values is None else mark_missing(frame, na_values)
+    elif kind == "csv":
+        require_columns(_csv_header(path), columns or (), path.resolve())
+        na = {} if na_values is None else {"keep_default_na": False, "na_values": list(na_values)}
+        with _reading(path, "CSV"):
+            for frame in pd.read_csv(path, sep=_csv_sep(path), usecols=columns, chunksize=batch_size, **na):
+                yield frame[columns] if columns is not None else frame
+    else:
+        raise DataError(f"{path.resolve()} is a folder; iter_file_batches reads one file. "
+                        "Use iter_parquet_batches for a folder of Parquet files.")
+
+
 # --------------------------------------------------------------------------- writing
 
 

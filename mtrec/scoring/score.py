@@ -7,14 +7,15 @@ import warnings
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 from tqdm.auto import tqdm
 
-from mtrec.data.io import (ParquetBatchWriter, count_rows, iter_parquet_batches, mark_missing, read_schema,
-                          read_table)
+from mtrec.data.io import (ParquetBatchWriter, count_rows, iter_file_batches, iter_parquet_batches,
+                          mark_missing, read_schema)
 from mtrec.errors import DataError, SchemaError
 from mtrec.training.predict import predict_arrays
 from mtrec.training.trained_run import TrainedRun, load_run
@@ -77,13 +78,12 @@ def _empty_output(run: TrainedRun, schema: pa.Schema) -> pa.Table:
 
 
 def _frames(path: Path, batch_size: int, columns: list[str], na_values: list[str]):
-    if path.suffix in (".parquet", ".pq") or path.is_dir():
+    """The rows of `path` in batches: one record batch (or CSV chunk) in memory at a time."""
+    if path.is_dir():
         for frame in iter_parquet_batches(path, batch_size, columns=columns):
             yield mark_missing(frame, na_values)
     else:
-        table = read_table(path, columns=columns, na_values=na_values)
-        for start in range(0, len(table), batch_size):
-            yield table.iloc[start:start + batch_size]
+        yield from iter_file_batches(path, batch_size, columns=columns, na_values=na_values)
 
 
 def score_frame(run: TrainedRun, frame: pd.DataFrame, batch_size: int | None = None,
@@ -163,47 +163,96 @@ def score_file(
         raise DataError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size}")
     run = run_dir if isinstance(run_dir, TrainedRun) else load_run(run_dir)
     batch_size = batch_size or run.config.scoring.batch_size
-    schema = read_schema(input_path)
-    run.encoder.check_columns(schema, source=str(input_path))
-    _check_id_columns(run.config.data.id_columns, list(schema.names), str(input_path))
-    columns = list(dict.fromkeys(run.config.data.id_columns + run.encoder.input_columns))
     try:
         total = count_rows(input_path)
     except Exception:  # CSV: no cheap row count
         total = None
-    oov: Counter = Counter()
-    nonfinite: Counter = Counter()
-    present: Counter = Counter()
-    rows = 0
     started = time.perf_counter()
-    with ParquetBatchWriter(output_path) as writer, tqdm(
-            total=total, unit="rows", desc="scoring", disable=not progress) as bar:
+    with tqdm(total=total, unit="rows", desc="scoring", disable=not progress) as bar:
+        counts = score_stream(run, input_path, output_path, batch_size, bar.update)
+    warn_counts(run, counts, input_path)
+    return ScoreSummary(output_path, counts.rows, time.perf_counter() - started, counts.oov_counts)
+
+
+@dataclasses.dataclass
+class StreamCounts:
+    """What `score_stream` counted: rows, unseen categories and present values per feature."""
+
+    rows: int = 0
+    oov: Counter = dataclasses.field(default_factory=Counter)
+    present: Counter = dataclasses.field(default_factory=Counter)
+
+    @property
+    def oov_counts(self) -> dict[str, int]:
+        """Unseen categories per feature, features without any left out."""
+        return {k: int(v) for k, v in self.oov.items() if v}
+
+    def add(self, other: StreamCounts) -> None:
+        """Adds `other`'s counts to these."""
+        self.rows += other.rows
+        self.oov.update(other.oov)
+        self.present.update(other.present)
+
+
+def score_stream(run: TrainedRun, input_path: Path, output_path: Path, batch_size: int,
+                 on_rows: Any = None) -> StreamCounts:
+    """Scores one input (file or Parquet folder) batch by batch into one Parquet file, atomically.
+
+    One record batch is in memory at a time. The input's columns are checked
+    before any row is read; each batch's magnitudes are checked, and the
+    +/-inf share of each feature over the whole input is checked at the end
+    (before the file is renamed into place).
+
+    Args:
+        run: the trained run.
+        input_path: rows to score.
+        output_path: the Parquet file to write (appears only when complete).
+        batch_size: rows per batch, and per forward pass.
+        on_rows: called with the number of rows of each batch scored (progress).
+
+    Returns:
+        The `StreamCounts` of the input.
+
+    Raises:
+        DataError, SchemaError: as `score_file`.
+    """
+    schema = read_schema(input_path)
+    run.encoder.check_columns(schema, source=str(input_path))
+    _check_id_columns(run.config.data.id_columns, list(schema.names), str(input_path))
+    columns = list(dict.fromkeys(run.config.data.id_columns + run.encoder.input_columns))
+    counts = StreamCounts()
+    nonfinite: Counter = Counter()
+    with ParquetBatchWriter(output_path) as writer:
         for frame in _frames(input_path, batch_size, columns, run.config.data.na_values):
             if not len(frame):
                 continue
             check_magnitudes(frame, run.encoder.input_columns, input_path)
             nonfinite.update(count_nonfinite(frame, run.encoder.input_columns))
-            present.update({c: int(frame[c].notna().sum()) for c in run.encoder.input_columns})
+            counts.present.update({c: int(frame[c].notna().sum()) for c in run.encoder.input_columns})
             features = run.encoder.transform(frame)
-            oov.update(run.encoder.last_oov_counts_)
+            counts.oov.update(run.encoder.last_oov_counts_)
             predictions = predict_arrays(run.model, features, batch_size)
             writer.write(_output_frame(run, frame, predictions))
-            rows += len(frame)
-            bar.update(len(frame))
-        if rows == 0:
+            counts.rows += len(frame)
+            if on_rows is not None:
+                on_rows(len(frame))
+        if counts.rows == 0:
             writer.write(_empty_output(run, schema))
-        check_nonfinite(dict(nonfinite), rows, run.config.data.max_nonfinite_fraction, input_path,
+        check_nonfinite(dict(nonfinite), counts.rows, run.config.data.max_nonfinite_fraction, input_path,
                         what="feature")
-    seconds = time.perf_counter() - started
-    oov_counts = {k: int(v) for k, v in oov.items() if v}
-    empty = [c for c in run.encoder.input_columns if rows and not present[c]]
+    return counts
+
+
+def warn_counts(run: TrainedRun, counts: StreamCounts, source: Any) -> None:
+    """Warns about feature columns entirely missing in `source` and about unseen categories."""
+    rows = counts.rows
+    empty = [c for c in run.encoder.input_columns if rows and not counts.present[c]]
     if empty:
         warnings.warn(
-            f"Feature column(s) {empty} of {input_path} are entirely missing ({rows:,} rows): they were "
+            f"Feature column(s) {empty} of {source} are entirely missing ({rows:,} rows): they were "
             "scored as missing values (the training mean, or the out-of-vocabulary id).",
-            UserWarning, stacklevel=2)
-    if oov_counts:
+            UserWarning, stacklevel=3)
+    if counts.oov_counts:
         warnings.warn(
-            f"Unseen categories were scored in the out-of-vocabulary bucket: {oov_counts} "
-            f"(values per feature, of {rows:,} rows).", UserWarning, stacklevel=2)
-    return ScoreSummary(output_path, rows, seconds, oov_counts)
+            f"Unseen categories were scored in the out-of-vocabulary bucket: {counts.oov_counts} "
+            f"(values per feature, of {rows:,} rows).", UserWarning, stacklevel=3)
