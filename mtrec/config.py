@@ -107,6 +107,38 @@ class TrainingAnalysisConfig:
 
 
 @dataclasses.dataclass
+class ScheduleConfig:
+    """A learning-rate schedule (`mtrec.training.optimizers`).
+
+    Args:
+        kind: `"cosine"` or `"linear"`: a linear warm-up from 0 to
+            `training.learning_rate`, then a decay to `min_fraction` of it at
+            the last epoch; `"plateau"`: the rate is multiplied by `factor` when
+            the early-stopping monitor has not improved for `patience` epochs.
+        warmup_epochs: epochs of warm-up (cosine and linear; may be fractional).
+        min_fraction: the lowest rate, as a fraction of `training.learning_rate`.
+        factor: the plateau schedule's multiplier, in (0, 1).
+        patience: the plateau schedule's epochs without improvement.
+    """
+
+    kind: Literal["cosine", "linear", "plateau"]
+    warmup_epochs: float = 0.0
+    min_fraction: float = 0.0
+    factor: float = 0.5
+    patience: int = 2
+
+    def __post_init__(self) -> None:
+        if self.warmup_epochs < 0:
+            raise ConfigError(f"training.schedule.warmup_epochs must be >= 0. Received: {self.warmup_epochs}")
+        if not 0.0 <= self.min_fraction <= 1.0:
+            raise ConfigError(f"training.schedule.min_fraction must be in [0, 1]. Received: {self.min_fraction}")
+        if not 0.0 < self.factor < 1.0:
+            raise ConfigError(f"training.schedule.factor must be in (0, 1). Received: {self.factor}")
+        if self.patience < 0:
+            raise ConfigError(f"training.schedule.patience must be >= 0. Received: {self.patience}")
+
+
+@dataclasses.dataclass
 class TrainingConfig:
     """How the model is fit.
 
@@ -125,6 +157,15 @@ class TrainingConfig:
             (off by default).
         strategy: "none", or "mirrored": data-parallel over this host's devices
             (`mtrec.training.distribution`).
+        schedule: a learning-rate schedule (`ScheduleConfig`); null keeps the
+            rate constant.
+        weight_decay: decoupled weight decay (as in AdamW: each step subtracts
+            `learning_rate * weight_decay * w`); null keeps the optimizer's
+            default (none, except `adamw`'s 0.004).
+        no_weight_decay: parts of variable names exempt from weight decay,
+            e.g. `[embeddings, bias]` (regular expressions searched in names).
+        clipnorm: clip each gradient to this norm.
+        global_clipnorm: clip all gradients together to this norm.
     """
 
     epochs: int = 20
@@ -137,8 +178,19 @@ class TrainingConfig:
     verbose: int = 1
     analysis: TrainingAnalysisConfig = dataclasses.field(default_factory=TrainingAnalysisConfig)
     strategy: Literal["none", "mirrored"] = "none"
+    schedule: ScheduleConfig | None = None
+    weight_decay: float | None = None
+    no_weight_decay: list[str] = dataclasses.field(default_factory=list)
+    clipnorm: float | None = None
+    global_clipnorm: float | None = None
 
     def __post_init__(self) -> None:
+        for key in ("weight_decay", "clipnorm", "global_clipnorm"):
+            value = getattr(self, key)
+            if value is not None and value < 0:
+                raise ConfigError(f"training.{key} must be >= 0. Received: {value}")
+        if self.clipnorm is not None and self.global_clipnorm is not None:
+            raise ConfigError("training.clipnorm and training.global_clipnorm exclude each other; set one")
         for key in ("epochs", "batch_size", "steps_per_execution"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"training.{key} must be >= 1. Received: {getattr(self, key)}")

@@ -41,6 +41,7 @@ from mtrec.training.analysis_loggers import analysis_callbacks
 from mtrec.training.checkpoints import RunCheckpoint, list_checkpoints
 from mtrec.training.callbacks import MainLossLogger, SingleTaskLogNames, TaskMetricsLogger
 from mtrec.training.evaluation import evaluate_predictions
+from mtrec.training.optimizers import build_optimizer, schedule_callbacks
 from mtrec.training.predict import predict_arrays
 from mtrec.training.prepare import PreparedData, prepare
 from mtrec.training.report import format_report
@@ -96,10 +97,8 @@ def build_model(config: ExperimentConfig, feature_layout: dict[str, Any]) -> Mul
 
 
 def make_optimizer(config: ExperimentConfig) -> keras.optimizers.Optimizer:
-    """The configured optimizer with its learning rate."""
-    return keras.optimizers.get(
-        {"class_name": config.training.optimizer,
-         "config": {"learning_rate": config.training.learning_rate}})
+    """The configured optimizer: learning rate or schedule, weight decay, clipping (`training.optimizers`)."""
+    return build_optimizer(config.training)
 
 
 def compile_model(model: MultiTaskModel, config: ExperimentConfig) -> None:
@@ -315,6 +314,11 @@ def _fit_model(config: ExperimentConfig, prepared: PreparedData,
         all_callbacks.append(keras.callbacks.EarlyStopping(
             monitor=monitor, mode=monitor_mode(monitor, es.mode), patience=es.patience, min_delta=es.min_delta,
             restore_best_weights=True, verbose=1 if training.verbose else 0))
+    # training.schedule: the warm-up/decay's steps per epoch, or the plateau's monitor (training.optimizers).
+    watched = training.early_stopping.monitor if training.early_stopping is not None else "val_loss"
+    watched = "val_main_loss" if watched == "val_loss" and len(main) < len(config.tasks) else watched
+    all_callbacks += schedule_callbacks(training, model, watched if has_valid else None, monitor_mode(
+        watched, training.early_stopping.mode if training.early_stopping is not None else "auto"))
     history = model.fit(
         make_dataset(train_split.features, train_split.labels, training.batch_size,
                      shuffle=True, seed=config.seed),

@@ -164,7 +164,9 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
             try:
                 return coerce(value, arg, where)
             except ConfigError as err:
-                errors.append(str(err))
+                errors.append(err)
+        if len(errors) == 1:  # `X | None`: X's own error names the inner key (e.g. `training.schedule.kind`)
+            raise errors[0]
         raise ConfigError(
             f"Config key '{where}' must be {_type_name(tp)}. Received: {value!r}."
         )
