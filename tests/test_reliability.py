@@ -565,3 +565,88 @@ def test_a_run_killed_while_saving_the_model_finishes_on_rerun(tmp_path, monkeyp
     record = json.loads((run_dir / "run.json").read_text())
     assert record["status"] == "completed" and record["epochs"] == 2
     _no_temporaries(run_dir)
+
+
+# -- state beyond the weights: early stopping and task weighting ---------------------------------
+
+EARLY = ["training.epochs=6", "training.learning_rate=0.01",
+         "training.early_stopping={monitor: val_loss, patience: 1}"]
+
+
+def test_a_run_killed_before_its_model_is_saved_ends_on_the_best_weights_after_rerun(tmp_path):
+    """Early stopping stopped the run and restored its best epoch; the kill came before model.keras."""
+    import keras
+    run_dir = tmp_path / "r"
+    expected = tmp_path / "expected.npz"
+    overrides = [o for o in FAST if o != "training.early_stopping=null"] + EARLY
+    script = textwrap.dedent(f"""
+        import os, signal
+        import keras, numpy as np
+        from mtrec.config import apply_overrides, parse_config
+        from mtrec.quickstart import QUICKSTART_CONFIG
+        from mtrec.training.run import train
+        def save(self, *args, **kwargs):  # what an uninterrupted run would write, then die
+            np.savez({str(expected)!r}, *self.get_weights())
+            os.kill(os.getpid(), signal.SIGKILL)
+        keras.Model.save = save
+        train(parse_config(apply_overrides(QUICKSTART_CONFIG, {overrides!r})), {str(run_dir)!r})
+    """)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", script], env=env, timeout=180, capture_output=True, text=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
+    val_loss = [row["valid"]["total"]["loss"] for row in json.loads((run_dir / "metrics.json").read_text())]
+    best = int(np.argmin(val_loss))
+    # The case that matters: stopped before training.epochs, on an epoch that is not the best.
+    assert len(val_loss) < 6 and best < len(val_loss) - 1, val_loss
+    (stopped, _, meta), _ = list_checkpoints(run_dir / "checkpoints")
+    assert stopped == len(val_loss) and meta["stopped"] and meta["state"].endswith(".state.npz")
+
+    result = train(parse_config(apply_overrides(QUICKSTART_CONFIG, overrides)), run_dir)  # a plain rerun
+    assert result.history.get("loss", []) == []  # early stopping had ended it: no epoch trained again
+    with np.load(expected) as saved:
+        want = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+    got = keras.saving.load_model(run_dir / "model.keras", compile=False).get_weights()
+    assert len(got) == len(want) and all(np.array_equal(g, w) for g, w in zip(got, want))
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "completed" and record["epochs"] == len(val_loss)
+
+
+def test_dwa_keeps_its_loss_history_across_a_resume(tmp_path, monkeypatch):
+    import keras
+    from mtrec.weighting.dwa import DynamicWeightAverage
+    run_dir = tmp_path / "r"
+    original = keras.Model.save
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(keras.Model, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train(_config("training.epochs=2", "weighting={kind: dwa}"), run_dir)
+    monkeypatch.setattr(keras.Model, "save", original)
+    result = train(_config("training.epochs=3", "weighting={kind: dwa}"), run_dir)
+    assert len(result.history["loss"]) == 1  # epoch 3 only
+    rows = json.loads((run_dir / "metrics.json").read_text())
+    losses = [np.array([row["train"][t]["loss"] for t in ("y0", "y1")]) for row in rows[:2]]
+    # Epoch 3's weights come from the losses of epochs 1 and 2, which only the first process saw.
+    want = DynamicWeightAverage.dwa_weights(losses[1], losses[0], 2.0)
+    got = np.array([rows[2]["train"][t]["weight"] for t in ("y0", "y1")])
+    assert not np.allclose(want, 1.0, atol=1e-3)
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def test_uncertainty_weighting_state_is_saved_and_restored():
+    import keras
+    from mtrec.training.callbacks import WeightingState
+    from mtrec.training.run import fit_model
+    config = _config("training.epochs=1", "weighting={kind: uncertainty, learning_rate: 0.05}")
+    prepared = prepare(config)
+    keras.utils.set_random_seed(0)
+    fitted = fit_model(config, prepared)
+    state = WeightingState(fitted.weighting).checkpoint_state()
+    assert not np.allclose(state["log_variances"], 0.0)  # learned during the epoch
+    assert any(k.startswith("_optimizer_") and v.ndim == 0 and v > 0 for k, v in state.items())  # Adam's step
+    fresh = config.weighting.build().attach(fitted.model, prepared.splits["train"].features, 0.01, 0)
+    WeightingState(fresh).restore_checkpoint_state(state)
+    again = WeightingState(fresh).checkpoint_state()
+    assert state.keys() == again.keys() and all(np.array_equal(state[k], again[k]) for k in state)

@@ -1,4 +1,5 @@
-"""Callbacks of a training run: per-epoch, per-task metrics written as JSON and CSV."""
+"""Callbacks of a training run: per-epoch, per-task metrics written as JSON and CSV; early stopping and
+weighting state that survive a resume."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 
 from mtrec.utils.atomic import write_json, write_text
 
@@ -130,3 +132,87 @@ class SingleTaskLogNames(keras.callbacks.Callback):
         logs.setdefault(f"{prefix}loss", logs.get("loss"))
         if "val_loss" in logs:
             logs.setdefault(f"val_{prefix}loss", logs["val_loss"])
+
+
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """Keras' EarlyStopping whose state travels with the run's checkpoints.
+
+    Keras keeps the best value, the epochs waited and the best weights in
+    memory only, so a run resumed from a checkpoint would forget them: it
+    would end on the last epoch's weights, or train past the point where it
+    had stopped. `RunCheckpoint.track` saves `checkpoint_state()` beside each
+    checkpoint's weights and hands it back to `restore_checkpoint_state` on
+    resume; the resumed run then ends with the weights of an uninterrupted one.
+    It must run before the checkpoint in the callback list (it does when
+    placed by `mtrec.training.checkpoints.track_training_state`).
+
+    Takes Keras' `EarlyStopping` arguments.
+    """
+
+    def checkpoint_state(self) -> dict[str, np.ndarray]:
+        """The state after the last finished epoch, as arrays (best value, wait, epochs, best weights)."""
+        state = {
+            "has_best": np.array(self.best is not None),
+            "best": np.array(float(self.best) if self.best is not None else np.nan, "float64"),
+            "wait": np.array(self.wait, "int64"),
+            "stopped_epoch": np.array(self.stopped_epoch, "int64"),
+            "best_epoch": np.array(getattr(self, "best_epoch", 0), "int64"),
+        }
+        for i, weights in enumerate(self.best_weights or []):
+            state[f"best_weights_{i:05d}"] = np.asarray(weights)
+        return state
+
+    def restore_checkpoint_state(self, state: dict[str, np.ndarray]) -> None:
+        """Restores what `checkpoint_state` saved (after Keras' own reset at the start of `fit`)."""
+        self.best = float(state["best"]) if bool(state["has_best"]) else None
+        self.wait = int(state["wait"])
+        self.stopped_epoch = int(state["stopped_epoch"])
+        self.best_epoch = int(state["best_epoch"])
+        weights = [state[k] for k in sorted(state) if k.startswith("best_weights_")]
+        self.best_weights = weights or None
+
+
+class WeightingState:
+    """The state of a task weighting strategy that lives outside the model's weights, for checkpoints.
+
+    A strategy's variables (uncertainty's log-variances, GradNorm's and DWA's
+    weights, step counters) and its own optimizer are attached to the model
+    as a plain attribute, so `model.save_weights` does not see them; DWA
+    also keeps its per-epoch losses in a Python list. This gathers all of
+    them as arrays (`checkpoint_state`) and puts them back
+    (`restore_checkpoint_state`); `RunCheckpoint.track` saves them with each
+    checkpoint.
+
+    Args:
+        strategy: an attached `mtrec.weighting.WeightingStrategy`.
+    """
+
+    def __init__(self, strategy: Any) -> None:
+        self.strategy = strategy
+
+    def _variables(self) -> dict[str, Any]:
+        found = {}
+        for name, value in sorted(vars(self.strategy).items()):
+            if isinstance(value, keras.Variable):
+                found[name] = value
+            elif isinstance(value, keras.optimizers.Optimizer) and value.built:
+                for i, variable in enumerate(value.variables):
+                    found[f"{name}_{i:04d}"] = variable
+        return found
+
+    def checkpoint_state(self) -> dict[str, np.ndarray]:
+        """Every variable of the strategy (and of its optimizer) and DWA's loss history."""
+        state = {name: keras.ops.convert_to_numpy(v) for name, v in self._variables().items()}
+        history = getattr(self.strategy, "loss_history", None)
+        if history is not None:
+            n = len(self.strategy.task_names)
+            state["loss_history"] = np.array(history, "float64").reshape(len(history), n)
+        return state
+
+    def restore_checkpoint_state(self, state: dict[str, np.ndarray]) -> None:
+        """Assigns the saved values back; a variable the checkpoint lacks keeps its value."""
+        for name, variable in self._variables().items():
+            if name in state:
+                variable.assign(state[name])
+        if "loss_history" in state and hasattr(self.strategy, "loss_history"):
+            self.strategy.loss_history = [row.copy() for row in state["loss_history"]]

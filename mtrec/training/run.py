@@ -307,13 +307,20 @@ def _fit_model(config: ExperimentConfig, prepared: PreparedData,
         *(callbacks or []),
     ]
     has_valid = len(valid_split) > 0
+    from mtrec.training.callbacks import ResumableEarlyStopping
+    from mtrec.training.checkpoints import track_training_state
+
+    stopper = None
     if training.early_stopping is not None and has_valid:
         es = training.early_stopping
         # With auxiliary tasks, "val_loss" would let them steer model selection.
         monitor = "val_main_loss" if es.monitor == "val_loss" and len(main) < len(config.tasks) else es.monitor
-        all_callbacks.append(keras.callbacks.EarlyStopping(
+        stopper = ResumableEarlyStopping(
             monitor=monitor, mode=monitor_mode(monitor, es.mode), patience=es.patience, min_delta=es.min_delta,
-            restore_best_weights=True, verbose=1 if training.verbose else 0))
+            restore_best_weights=True, verbose=1 if training.verbose else 0)
+    # Early stopping's state (best weights, patience) and the weighting's go into the run's checkpoints,
+    # so a resumed run ends as an uninterrupted one; it is placed just before the checkpoint.
+    track_training_state(all_callbacks, stopper, weighting)
     # training.schedule: the warm-up/decay's steps per epoch, or the plateau's monitor (training.optimizers).
     watched = training.early_stopping.monitor if training.early_stopping is not None else "val_loss"
     watched = "val_main_loss" if watched == "val_loss" and len(main) < len(config.tasks) else watched
