@@ -16,7 +16,6 @@ candidates = index.query(pd.DataFrame({"user_id": [1, 2]}), k=100)
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +23,10 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from mtrec.errors import SchemaError
 from mtrec.retrieval.config import RetrievalConfig, parse_retrieval_config
 from mtrec.retrieval.tower_inputs import as_strings, tower_inputs
-from mtrec.utils.validation import closest, require_files
+from mtrec.utils.config_file import read_config_file
+from mtrec.utils.validation import require_columns, require_files
 
 INDEX_DIR = "index"
 
@@ -72,7 +71,7 @@ class CandidateIndex:
                       "Train one with `mtrec retrieval-train -c CONFIG.yaml --run-dir RUN_DIR`.")
         import tensorflow as tf
 
-        config = parse_retrieval_config(json.loads((directory / "retrieval.json").read_text()))
+        config = parse_retrieval_config(read_config_file(directory / "retrieval.json"))
         users = pd.read_parquet(directory / "users.parquet")
         items = pd.read_parquet(directory / "items.parquet")[config.item_id]
         item_code = {value.encode("utf-8"): i for i, value in enumerate(as_strings(items))}
@@ -83,7 +82,7 @@ class CandidateIndex:
         seen_items = np.array([item_code.get(v.encode("utf-8"), -1) for v in as_strings(seen[config.item_id])])
         pairs = seen_pair_codes(seen_users.map(user_code).to_numpy("int64"), seen_items, len(items))
         seen_count = seen_users.value_counts().to_dict()
-        query_state = json.loads((directory / "towers.json").read_text())["query"]
+        query_state = read_config_file(directory / "towers.json")["query"]
         serve = tf.saved_model.load(str(directory / INDEX_DIR)).signatures["serving_default"]
         return cls(directory, config, users, items.to_numpy(), seen_count, query_state, item_code, user_code,
                    pairs, serve)
@@ -91,9 +90,7 @@ class CandidateIndex:
     def _query_inputs(self, users: pd.DataFrame, source: str) -> pd.DataFrame:
         """The query features of `users`, filled in from the training users' table."""
         config = self.config
-        if config.user_id not in users.columns:
-            raise SchemaError(f"Column '{config.user_id}' (the user id) is missing from {source}."
-                              f"{closest(config.user_id, users.columns)} Columns present: {list(users.columns)}")
+        require_columns(users, [config.user_id], source, note=" (the user id)")
         frame = users[[c for c in config.query_columns if c in users.columns]].copy()
         lacking = [c for c in config.query_columns if c not in frame.columns]
         if lacking:
