@@ -12,6 +12,8 @@ import tensorflow as tf
 from mtrec.errors import NotFittedError
 from mtrec.export.hashing import hash_ids
 from mtrec.features import FeatureEncoder
+from mtrec.features import text
+from mtrec.features.names import internal_names
 from mtrec.features.specs import NUMERIC_KEY
 from mtrec.features.vocabulary import FIRST_ID, MISSING, OOV_ID, PAD_ID, Vocabulary
 
@@ -31,6 +33,9 @@ class GraphEncoder(tf.Module):
       dropped, looked up as above, then padded with 0 / cut to the fitted
       length. The empty string is a missing cell (`["<missing>"]`); a cell
       holding only the separator is an empty list (all padding).
+    * text: a `tf.string` `[n]` input, tokenized as `mtrec.features.text`
+      does (see `encode_text`), then looked up, padded and cut like a
+      multi-valued feature.
     * numeric: a `tf.float64` `[n]` input, NaN (or +/-inf) for missing:
       log1p, clip, imputation, standardization and missing flags with the
       fitted statistics, in float64, then float32.
@@ -38,6 +43,11 @@ class GraphEncoder(tf.Module):
     A string cell equal to one of `na_values` (the run's `data.na_values`,
     which `mtrec train` and `mtrec score` read as missing in text columns)
     is missing too.
+
+    Each input is named in the signature by its column's internal name
+    (`mtrec.features.names`: the column itself when it is a plain
+    identifier, e.g. `Clothing_ID` for `"Clothing ID"`); `describe_inputs`
+    gives both.
 
     Args:
         encoder: a fitted `FeatureEncoder`.
@@ -64,17 +74,20 @@ class GraphEncoder(tf.Module):
         self._categorical = [(s.name, s.table_name) for s in encoder.categorical_features]
         self._multi = [(s.name, s.table_name, s.separator, int(encoder.lengths_[s.name]))
                        for s in encoder.multi_categorical_features]
+        self._text = [(s.name, s.table_name, int(s.ngrams), int(encoder.lengths_[s.name]))
+                      for s in encoder.text_features]
         self._numeric = [dict(column=s.column, feature=s.feature, log1p=bool(s.log1p),
                               clip=None if s.clip is None else [float(v) for v in s.clip],
                               fill=float(s.fill), mean=float(s.mean), std=float(s.std),
                               indicator=bool(s.indicator)) for s in encoder.numeric_]
         self._hash_buckets: dict[str, int] = {}
         self.tables: dict[str, tf.lookup.StaticHashTable] = {}
+        op_names = internal_names(encoder.vocabularies_)  # valid TensorFlow names for any table name
         for table, vocabulary in encoder.vocabularies_.items():
             if vocabulary.hash_buckets is not None:
                 self._hash_buckets[table] = int(vocabulary.hash_buckets)
             elif vocabulary.values:
-                self.tables[table] = _static_table(vocabulary, table)
+                self.tables[table] = _static_table(vocabulary, op_names[table])
         marks = set(self._na_values)
         literal = {s.name: sorted(marks.intersection(encoder.vocabularies_[s.table_name].values))
                    for s in [*encoder.categorical_features, *encoder.multi_categorical_features]}
@@ -92,7 +105,9 @@ class GraphEncoder(tf.Module):
         specs = {s["column"]: tf.float64 for s in self._numeric}
         specs.update({name: tf.string for name, _ in self._categorical})
         specs.update({name: tf.string for name, *_ in self._multi})
-        return {column: tf.TensorSpec([None], dtype, name=column) for column, dtype in specs.items()}
+        specs.update({name: tf.string for name, *_ in self._text})
+        names = internal_names(specs)
+        return {column: tf.TensorSpec([None], dtype, name=names[column]) for column, dtype in specs.items()}
 
     def describe_inputs(self) -> list[dict[str, Any]]:
         """One JSON-able entry per input column: name, dtype, kind and (multi-valued) separator."""
@@ -103,7 +118,10 @@ class GraphEncoder(tf.Module):
         out += [{"name": name, "dtype": "string", "kind": "multi_categorical", "separator": sep,
                  "max_length": length, "missing": self._na_values, "empty_list": sep}
                 for name, _, sep, length in self._multi]
-        return out
+        out += [{"name": name, "dtype": "string", "kind": "text", "ngrams": ngrams, "max_length": length,
+                 "missing": self._na_values} for name, _, ngrams, length in self._text]
+        names = internal_names(entry["name"] for entry in out)
+        return [{**entry, "input_name": names[entry["name"]]} for entry in out]
 
     # -- encoding --------------------------------------------------------------------------
 
@@ -127,6 +145,10 @@ class GraphEncoder(tf.Module):
             out[name] = self._lookup(table, values)
         for name, table, separator, length in self._multi:
             out[name] = self._encode_multi(tf.convert_to_tensor(inputs[name]), table, separator, length)
+        for name, table, ngrams, length in self._text:
+            cells = tf.convert_to_tensor(inputs[name])
+            tokens = encode_text(cells, ngrams)
+            out[name] = self._pad_tokens(cells, tokens, table, length)
         return out
 
     def _is_missing(self, strings: tf.Tensor) -> tf.Tensor:
@@ -145,6 +167,10 @@ class GraphEncoder(tf.Module):
         tokens = tf.strings.split(cells, sep=separator)
         tokens = tf.ragged.map_flat_values(tf.strings.strip, tokens)
         tokens = tf.ragged.boolean_mask(tokens, tf.not_equal(tokens, ""))
+        return self._pad_tokens(cells, tokens, table, length)
+
+    def _pad_tokens(self, cells: tf.Tensor, tokens: tf.RaggedTensor, table: str, length: int) -> tf.Tensor:
+        """Looks ragged tokens up, pads/cuts them to `length`; a missing cell is `["<missing>"]`."""
         ids = tf.ragged.map_flat_values(lambda flat: self._lookup(table, flat), tokens)
         dense = ids.to_tensor(default_value=PAD_ID, shape=[None, length])
         # A missing cell (the empty string) is the one-value list ["<missing>"].
@@ -171,6 +197,35 @@ class GraphEncoder(tf.Module):
             if s["indicator"]:
                 indicators.append(tf.cast(missing, tf.float64))
         return tf.cast(tf.stack(columns + indicators, axis=1), tf.float32)
+
+
+def _code_class(ranges: list[tuple[int, int]] | str) -> str:
+    """An RE2 character class of code-point ranges (or of the characters of a string)."""
+    if isinstance(ranges, str):
+        ranges = [(ord(c), ord(c)) for c in ranges]
+    return "[" + "".join(f"\\x{{{lo:X}}}" if lo == hi else f"\\x{{{lo:X}}}-\\x{{{hi:X}}}"
+                         for lo, hi in ranges) + "]"
+
+
+def encode_text(cells: tf.Tensor, ngrams: int) -> tf.RaggedTensor:
+    """`mtrec.features.text.tokenize` in `tf.strings` ops: `[n]` strings to ragged `[n, None]` tokens.
+
+    The same steps on the same explicit character classes: whitespace and
+    control characters to a space, apostrophes deleted, punctuation and
+    symbols to a space, Unicode lowercase, split on spaces without empty
+    tokens, then (with `ngrams=2`) the bigrams after the words. Missing
+    cells are handled by the caller.
+    """
+    x = tf.strings.regex_replace(cells, _code_class(text.space_ranges()), " ")
+    x = tf.strings.regex_replace(x, _code_class(text.DELETE_CHARS), "")
+    x = tf.strings.regex_replace(x, _code_class(text.strip_ranges()), " ")
+    # The letters TensorFlow's ICU cannot lowercase are left alone by the Python side too (KEEP_CASE).
+    x = tf.strings.lower(x, encoding="utf-8")
+    tokens = tf.strings.split(x, sep=" ")
+    tokens = tf.ragged.boolean_mask(tokens, tf.not_equal(tokens, ""))
+    if ngrams >= 2:
+        tokens = tf.concat([tokens, tf.strings.ngrams(tokens, 2, separator=" ")], axis=1)
+    return tokens
 
 
 def _static_table(vocabulary: Vocabulary, table: str) -> tf.lookup.StaticHashTable:

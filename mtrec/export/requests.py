@@ -19,7 +19,8 @@ def request_columns(frame: pd.DataFrame, encoder: FeatureEncoder,
     Categorical columns become their category strings (`5` and `5.0` are
     `"5"`), a missing value the empty string; numeric columns float64 with
     NaN for missing; multi-valued cells strings joined by the feature's
-    separator, a missing cell `""` and an empty list the bare separator.
+    separator, a missing cell `""` and an empty list the bare separator;
+    text cells as they are (a missing cell `""`, an empty one `" "`).
 
     With `na_values` (the run's `data.na_values`), text cells equal to one
     of them are missing first, as `mtrec score` reads a file; then the
@@ -47,6 +48,10 @@ def request_columns(frame: pd.DataFrame, encoder: FeatureEncoder,
     for spec in encoder.multi_categorical_features:
         cells = frame[spec.name].to_numpy(dtype=object)
         out[spec.name] = np.array([_cell(cell, spec.separator) for cell in cells], dtype=str)
+    for spec in encoder.text_features:  # the text as it is; missing "", an empty text " " (no token)
+        cells = frame[spec.name].to_numpy(dtype=object)
+        out[spec.name] = np.array(["" if cell is None or (not isinstance(cell, str) and pd.isna(cell))
+                                   else (str(cell) or " ") for cell in cells], dtype=str)
     return out
 
 

@@ -5,7 +5,8 @@ Public names:
         encodes any split, describes the embedding layout.
     PartialFit: the mergeable state of `FeatureEncoder.partial_fit`, for
         fitting a table batch by batch (`finish_fit` ends the fit).
-    NumericFeature, CategoricalFeature, MultiCategoricalFeature: the specs.
+    NumericFeature, CategoricalFeature, MultiCategoricalFeature, TextFeature: the specs.
+    internal_names: valid Keras/TensorFlow names derived from any column name.
     parse_features: config mappings (from YAML) to specs, with clear errors.
 """
 
@@ -19,8 +20,10 @@ from mtrec.features.specs import (
     FeatureSpec,
     MultiCategoricalFeature,
     NumericFeature,
+    TextFeature,
     parse_features,
 )
+from mtrec.features.names import internal_names
 from mtrec.features.vocabulary import MISSING, OOV_ID, PAD_ID, Vocabulary
 
 __all__ = [
@@ -36,6 +39,8 @@ __all__ = [
     "NumericColumn",
     "NumericFeature",
     "PartialFit",
+    "TextFeature",
     "Vocabulary",
+    "internal_names",
     "parse_features",
 ]

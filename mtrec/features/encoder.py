@@ -29,9 +29,12 @@ from mtrec.features.specs import (
     FeatureSpec,
     MultiCategoricalFeature,
     NumericFeature,
+    PooledFeature,
     TableFeature,
+    TextFeature,
     parse_features,
 )
+from mtrec.features.text import tokenize_column
 from mtrec.features.vocabulary import Vocabulary, factorize_strings
 from mtrec.utils.atomic import write_json
 from mtrec.utils.validation import closest, get_config
@@ -58,7 +61,7 @@ class FeatureEncoder:
         numeric_columns_: names of the columns of the `"numeric"` array:
             the standardized columns, then the `<column>__missing` ones.
         vocabularies_: `{table: Vocabulary}`.
-        lengths_: `{feature: int}`, the padded length of each multi-valued
+        lengths_: `{feature: int}`, the padded length of each multi-valued or text
             feature.
         last_oov_counts_: `{feature: int}` after each `transform`: per
             categorical and multi-valued feature, how many non-missing values
@@ -91,6 +94,16 @@ class FeatureEncoder:
     def multi_categorical_features(self) -> list[MultiCategoricalFeature]:
         """The multi-valued categorical features, in declaration order."""
         return [s for s in self.specs if isinstance(s, MultiCategoricalFeature)]
+
+    @property
+    def text_features(self) -> list[TextFeature]:
+        """The text features, in declaration order."""
+        return [s for s in self.specs if isinstance(s, TextFeature)]
+
+    @property
+    def pooled_features(self) -> list[PooledFeature]:
+        """The features encoded as padded id lists (multi-valued and text), in declaration order."""
+        return [s for s in self.specs if isinstance(s, (MultiCategoricalFeature, TextFeature))]
 
     @property
     def table_features(self) -> dict[str, list[TableFeature]]:
@@ -171,8 +184,8 @@ class FeatureEncoder:
         for table, members in self.table_features.items():
             counts = tables[table] = ValueCounts()
             for spec in members:
-                if isinstance(spec, MultiCategoricalFeature):
-                    uniques, codes, lengths = split_cells(df[spec.name], spec.separator)
+                if isinstance(spec, (MultiCategoricalFeature, TextFeature)):
+                    uniques, codes, lengths = _split(df[spec.name], spec)
                     longest[spec.name] = int(lengths.max()) if len(lengths) else 0
                     counts.merge(ValueCounts.of_codes(uniques, codes))
                 elif members[0].hash_buckets is None:
@@ -211,12 +224,12 @@ class FeatureEncoder:
                 vocabularies[table] = Vocabulary.hashed(head.hash_buckets)
             else:
                 vocabularies[table] = Vocabulary.from_counts(state.tables[table], head.min_count,
-                                                             head.max_vocab_size)
+                                                             head.vocabulary_limit)
         self.numeric_ = numeric_states
         self.numeric_columns_ = _numeric_columns(numeric_states)
         self.vocabularies_ = vocabularies
         self.lengths_ = {s.name: s.max_length or max(1, state.longest[s.name])
-                         for s in self.multi_categorical_features}
+                         for s in self.pooled_features}
         self.last_oov_counts_ = {s.name: 0 for s in self._table_specs()}
         return self
 
@@ -230,8 +243,8 @@ class FeatureEncoder:
         Returns:
             `{"numeric": float32 (n, numeric_dim)}` when there are numeric
             features, then `{feature: int32 (n,)}` per categorical feature
-            and `{feature: int32 (n, length)}` per multi-valued feature
-            (padded with 0, cut to `lengths_[feature]`).
+            and `{feature: int32 (n, length)}` per multi-valued or text
+            feature (padded with 0, cut to `lengths_[feature]`).
 
         Raises:
             NotFittedError: `fit` has not run.
@@ -257,8 +270,8 @@ class FeatureEncoder:
                 ids, unseen = vocabulary.lookup(uniques)
             out[spec.name] = ids.astype(np.int32)[codes]
             oov[spec.name] = int(unseen[codes].sum())
-        for spec in self.multi_categorical_features:
-            uniques, codes, lengths = split_cells(df[spec.name], spec.separator)
+        for spec in self.pooled_features:
+            uniques, codes, lengths = _split(df[spec.name], spec)
             ids, unseen = self.vocabularies_[spec.table_name].lookup(uniques)
             out[spec.name], fits = pad_ids(ids[codes], lengths, self.lengths_[spec.name])
             oov[spec.name] = int(unseen[codes][fits].sum())
@@ -354,7 +367,8 @@ class FeatureEncoder:
             "numeric_dim": len(self.numeric_columns_),
             "tables": tables,
             "categorical": {s.name: s.table_name for s in self.categorical_features},
-            "multi_categorical": {s.name: s.table_name for s in self.multi_categorical_features},
+            # Text is pooled like a multi-valued feature: the model needs no other kind.
+            "multi_categorical": {s.name: s.table_name for s in self.pooled_features},
         }
 
     def get_config(self) -> dict[str, Any]:
@@ -405,7 +419,7 @@ class FeatureEncoder:
             tables = config["tables"]
             encoder.vocabularies_ = {t: Vocabulary.from_config(tables[t]) for t in encoder.table_features}
             encoder.lengths_ = {s.name: int(config["lengths"][s.name])
-                                for s in encoder.multi_categorical_features}
+                                for s in encoder.pooled_features}
         except (KeyError, TypeError, ValueError) as err:
             raise DataError(
                 f"FeatureEncoder state is incomplete or malformed: {type(err).__name__}: {err}") from err
@@ -448,6 +462,13 @@ class FeatureEncoder:
     def __repr__(self) -> str:
         names = [s.name for s in self.specs]
         return f"FeatureEncoder(features={names}, fitted={self.is_fitted})"
+
+
+def _split(series: pd.Series, spec: PooledFeature) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`(uniques, codes, lengths)` of a multi-valued or text column."""
+    if isinstance(spec, TextFeature):
+        return tokenize_column(series, spec.ngrams)
+    return split_cells(series, spec.separator)
 
 
 def _numeric_columns(states: list[NumericColumn]) -> list[str]:

@@ -49,6 +49,19 @@ def _split_strings(series: pd.Series, separator: str) -> tuple[np.ndarray, np.nd
     if (cell_codes < 0).any():
         token_lists.append([MISSING])
         cell_codes[cell_codes < 0] = len(token_lists) - 1
+    return expand_cells(cell_codes, token_lists)
+
+
+def expand_cells(cell_codes: np.ndarray, token_lists: list[list[str]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-row token codes from the token lists of the distinct cells.
+
+    Args:
+        cell_codes: int64, the distinct cell of each row (an index into `token_lists`).
+        token_lists: the tokens of each distinct cell.
+
+    Returns:
+        `(uniques, codes, lengths)` as `split_cells` returns them.
+    """
     cell_lengths = np.fromiter(map(len, token_lists), dtype=np.int64, count=len(token_lists))
     flat = np.fromiter(itertools.chain.from_iterable(token_lists), dtype=object,
                        count=int(cell_lengths.sum()))

@@ -8,6 +8,10 @@ A config lists features as mappings discriminated by `kind`::
       - {name: item_id, kind: categorical, embedding_dim: 16}
       - {name: last_item_id, kind: categorical, table: item_id, embedding_dim: 16}
       - {name: genres, kind: multi_categorical, separator: "|"}
+      - {name: "Review Text", kind: text, max_tokens: 5000, min_count: 3, ngrams: 2}
+
+Any column name works (spaces, punctuation, any script): the model and the
+export derive valid internal names from it (`mtrec.features.names`).
 
 `parse_features` turns such a list into spec dataclasses and checks the rules
 across features (unique names, shared tables that agree).
@@ -20,6 +24,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Literal, Union
 
 from mtrec.errors import ConfigError
+from mtrec.features.names import check_names
 from mtrec.utils.validation import choice, from_config
 
 NUMERIC_KEY = "numeric"
@@ -84,6 +89,11 @@ class _EmbeddedFeature:
         """The embedding table this feature reads (its own name by default)."""
         return self.table or self.name
 
+    @property
+    def vocabulary_limit(self) -> int | None:
+        """The most values the table's vocabulary keeps (`max_vocab_size`)."""
+        return self.max_vocab_size
+
 
 @dataclasses.dataclass(frozen=True)
 class CategoricalFeature(_EmbeddedFeature):
@@ -130,17 +140,58 @@ class MultiCategoricalFeature(_EmbeddedFeature):
     max_length: int | None = None
 
 
-FeatureSpec = Union[NumericFeature, CategoricalFeature, MultiCategoricalFeature]
-TableFeature = Union[CategoricalFeature, MultiCategoricalFeature]
+@dataclasses.dataclass(frozen=True)
+class TextFeature(_EmbeddedFeature):
+    """Free text: lowercased, stripped of punctuation, split into words (and bigrams), mean-pooled.
+
+    Tokenized by `mtrec.features.text.tokenize` (the exported graph
+    reproduces it with `tf.strings` ops), then encoded like a
+    `multi_categorical` feature: `(n, length)` token ids padded with 0,
+    mean-pooled by the model.
+
+    Args:
+        name: str. The column name.
+        kind: `"text"`.
+        max_tokens: int or None. Vocabulary size: keep only the most frequent
+            tokens (as Keras' `TextVectorization(max_tokens=...)`); the rest go
+            to the out-of-vocabulary id. Defaults to `20000`; `None` keeps all.
+        min_count: int. Tokens seen fewer times in training go to the
+            out-of-vocabulary id. Defaults to `2`.
+        ngrams: int. `1` for words, `2` for words followed by the row's
+            bigrams (`"not good"`). Defaults to `1`.
+        max_length: int or None. Tokens kept per row (the first ones; with
+            bigrams the words come first). Defaults to `None`: the longest
+            training row.
+        table, embedding_dim, hash_buckets: as for `CategoricalFeature`
+            (`hash_buckets` hashes tokens instead of fitting a vocabulary).
+    """
+
+    kind: Literal["text"] = "text"
+    min_count: int = 2
+    max_tokens: int | None = 20000
+    ngrams: int = 1
+    max_length: int | None = None
+
+    @property
+    def vocabulary_limit(self) -> int | None:
+        """The most tokens the table's vocabulary keeps (`max_tokens`)."""
+        return self.max_tokens
+
+
+FeatureSpec = Union[NumericFeature, CategoricalFeature, MultiCategoricalFeature, TextFeature]
+TableFeature = Union[CategoricalFeature, MultiCategoricalFeature, TextFeature]
+#: Features encoded as padded id lists and mean-pooled by the model.
+PooledFeature = Union[MultiCategoricalFeature, TextFeature]
 
 FEATURE_KINDS: dict[str, type] = {
     "numeric": NumericFeature,
     "categorical": CategoricalFeature,
     "multi_categorical": MultiCategoricalFeature,
+    "text": TextFeature,
 }
 
 # Settings that define a table's vocabulary or shape: features sharing a table must agree.
-SHARED_TABLE_KEYS = ("embedding_dim", "hash_buckets", "min_count", "max_vocab_size")
+SHARED_TABLE_KEYS = ("embedding_dim", "hash_buckets", "min_count", "vocabulary_limit")
 
 
 def parse_features(items: Any, where: str = "features") -> list[FeatureSpec]:
@@ -213,6 +264,16 @@ def check_spec(spec: FeatureSpec, where: str) -> None:
     _positive(spec.min_count, f"{where}.min_count")
     _positive(spec.max_vocab_size, f"{where}.max_vocab_size", optional=True)
     _positive(spec.hash_buckets, f"{where}.hash_buckets", optional=True)
+    if isinstance(spec, TextFeature):
+        _positive(spec.max_tokens, f"{where}.max_tokens", optional=True)
+        _positive(spec.max_length, f"{where}.max_length", optional=True)
+        if spec.max_vocab_size is not None:
+            raise ConfigError(
+                f"Config key '{where}.max_vocab_size': a text feature's vocabulary size is "
+                f"'max_tokens'. Received: max_vocab_size={spec.max_vocab_size!r}.")
+        if spec.ngrams not in (1, 2) or isinstance(spec.ngrams, bool):
+            raise ConfigError(f"Config key '{where}.ngrams' must be 1 (words) or 2 (words and bigrams). "
+                              f"Received: {spec.ngrams!r}.")
     if isinstance(spec, MultiCategoricalFeature):
         _positive(spec.max_length, f"{where}.max_length", optional=True)
         if not isinstance(spec.separator, str) or spec.separator == "":
@@ -221,13 +282,19 @@ def check_spec(spec: FeatureSpec, where: str) -> None:
 
 
 def check_specs(specs: Iterable[FeatureSpec], where: str = "features") -> None:
-    """Checks the rules across features: unique names, shared tables that agree.
+    """Checks the rules across features: unique names, names that do not collide, shared tables that agree.
 
     Raises:
         ConfigError: naming the features (and the table) involved.
     """
+    specs = list(specs)
     first: dict[str, int] = {}
     tables: dict[str, list[tuple[int, TableFeature]]] = {}
+    check_names([(s.name, f"{where}[{i}].name") for i, s in enumerate(specs)
+                 if not (isinstance(s, NumericFeature) and s.is_glob)], "feature")
+    check_names(list({s.table_name: (s.table_name, f"{where}[{i}].{'table' if s.table else 'name'}")
+                      for i, s in enumerate(specs)
+                      if not isinstance(s, NumericFeature)}.values()), "embedding table")
     for i, spec in enumerate(specs):
         if spec.name in first:
             raise ConfigError(

@@ -8,6 +8,7 @@ from typing import Any
 import keras
 from keras import ops
 
+from mtrec.features.names import internal_names
 from mtrec.types import Shape, Tensor
 from mtrec.utils.keras_utils import serializable
 
@@ -18,10 +19,13 @@ NUMERIC_KEY = "numeric"
 class FeatureEmbedding(keras.layers.Layer):
     """Looks up categorical features in (possibly shared) tables and concatenates all features.
 
-    The layout comes from `FeatureEncoder.layout()`. Each table is one weight,
+    The layout comes from `FeatureEncoder.layout()`; text features are in
+    its `multi_categorical` part (pooled alike). Each table is one weight,
     declared once in the config; features name the table they read, so
     features that share a table (e.g. `item_id` and `last_item_id`) keep
-    sharing it after a `.keras` save and reload.
+    sharing it after a `.keras` save and reload. A table's weight is named
+    `table_<internal name>` (`mtrec.features.names`), valid whatever the
+    column is called.
 
     Id convention (from the encoder): 0 is padding, 1 the out-of-vocabulary
     bucket, 2 and up the vocabulary. Multi-valued features are mean-pooled
@@ -73,9 +77,12 @@ class FeatureEmbedding(keras.layers.Layer):
 
     def build(self, input_shape: Any = None) -> None:
         self.tables = {}
+        # Weight names must be valid TensorFlow scope names whatever the column is called
+        # ("Clothing ID"): the optimizer names its slots after them.
+        internal = internal_names(self.layout["tables"])
         for name, spec in self.layout["tables"].items():
             self.tables[name] = self.add_weight(
-                name=f"table_{name}",
+                name=f"table_{internal[name]}",
                 shape=(spec["input_dim"], spec["output_dim"]),
                 initializer=self.embeddings_initializer,
                 regularizer=self.embeddings_regularizer,
@@ -90,12 +97,47 @@ class FeatureEmbedding(keras.layers.Layer):
             ids = ops.cast(ops.reshape(inputs[feature], (-1,)), "int32")
             parts.append(ops.take(self.tables[table], ids, axis=0))
         for feature, table in self.layout["multi_categorical"].items():
-            ids = ops.cast(inputs[feature], "int32")
-            vectors = ops.take(self.tables[table], ids, axis=0)  # (batch, length, dim)
-            mask = ops.cast(ops.expand_dims(ids > 0, -1), vectors.dtype)
-            count = ops.maximum(ops.sum(mask, axis=1), 1.0)
-            parts.append(ops.sum(vectors * mask, axis=1) / count)
+            parts.append(_mean_pool(self.tables[table], inputs[feature]))
         return parts[0] if len(parts) == 1 else ops.concatenate(parts, axis=-1)
+
+    def feature_width(self, features: list[str]) -> int:
+        """Width of `embed(inputs, features)`: the sum of the named features' table widths."""
+        self._check_embedded(features)
+        tables = self.layout["tables"]
+        return sum(tables[self._table_of(f)]["output_dim"] for f in features)
+
+    def embed(self, inputs: dict[str, Tensor], features: list[str]) -> Tensor:
+        """The embeddings of some categorical (or pooled) features only, concatenated.
+
+        The same tables as `call` reads, so a gate conditioned on a domain
+        column (`GatedModel(gate_inputs=...)`) shares its embedding.
+
+        Args:
+            inputs: the encoded feature dict.
+            features: names of categorical, multi-valued or text features.
+
+        Returns:
+            `(batch, feature_width(features))`.
+        """
+        parts = []
+        for feature in features:
+            table = self.tables[self._table_of(feature)]
+            if feature in self.layout["categorical"]:
+                ids = ops.cast(ops.reshape(inputs[feature], (-1,)), "int32")
+                parts.append(ops.take(table, ids, axis=0))
+            else:
+                parts.append(_mean_pool(table, inputs[feature]))
+        return parts[0] if len(parts) == 1 else ops.concatenate(parts, axis=-1)
+
+    def _table_of(self, feature: str) -> str:
+        return self.layout["categorical"].get(feature) or self.layout["multi_categorical"][feature]
+
+    def _check_embedded(self, features: list[str]) -> None:
+        known = [*self.layout["categorical"], *self.layout["multi_categorical"]]
+        unknown = [f for f in features if f not in known]
+        if unknown or not features:
+            raise ValueError(f"Features {unknown or features} are not embedded features of this layout "
+                             f"(categorical, multi-valued or text). Embedded features: {known}")
 
     def compute_output_shape(self, input_shape: Any) -> Shape:
         return (None, self.output_dim)
@@ -108,6 +150,15 @@ class FeatureEmbedding(keras.layers.Layer):
             "embeddings_regularizer": keras.regularizers.serialize(self.embeddings_regularizer)
             if self.embeddings_regularizer else None,
         }
+
+
+def _mean_pool(table: Tensor, ids: Tensor) -> Tensor:
+    """Mean of the embeddings of the non-padding ids of each row (zeros for a row of padding)."""
+    ids = ops.cast(ids, "int32")
+    vectors = ops.take(table, ids, axis=0)  # (batch, length, dim)
+    mask = ops.cast(ops.expand_dims(ids > 0, -1), vectors.dtype)
+    count = ops.maximum(ops.sum(mask, axis=1), 1.0)
+    return ops.sum(vectors * mask, axis=1) / count
 
 
 def _check_layout(layout: dict[str, Any]) -> dict[str, Any]:
