@@ -23,6 +23,7 @@ from mtrec.errors import ConfigError
 from mtrec.features import parse_features
 from mtrec.layers.specs import LayerSpec
 from mtrec.models import MODEL_KINDS, MultiTaskModel
+from mtrec.models.gated import check_gate_inputs
 from mtrec.tasks import Task, tasks_from_config
 from mtrec.utils.config_file import parse_yaml, read_config_file
 from mtrec.utils.validation import check_keys, coerce, from_config, get_config, kind_and_params
@@ -361,6 +362,7 @@ def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
             raise ConfigError(
                 f"tasks[{i}].label '{task.label}' is also declared as a feature: a label "
                 f"must not be an input. Remove it from 'features'.")
+    check_gate_inputs(model.params.get("gate_inputs"), features)
     return ExperimentConfig(name, seed, data, features, tasks, model, training, scoring, raw=raw,
                             weighting=weighting)
 

@@ -32,6 +32,10 @@ class ExtractionLevel(keras.layers.Layer):
             (`{"kind": "mlp", "units": [16]}` by default).
         shared_gate: bool. Whether to compute the shared mixture. Defaults to `False`.
         gate_temperature: float. See `SoftmaxGate`. Defaults to `1.0`.
+        gate_input_dim: int or None. When set, every gate (task and shared)
+            reads a separate `(batch, gate_input_dim)` input
+            (`call(..., gate_inputs=...)`, e.g. a domain embedding) instead of
+            its stream. Defaults to `None`.
         **kwargs: base `Layer` arguments; the flat expert keys of mtrec 0.1
             (`expert_units`, `expert_kind`, ...) are still accepted.
 
@@ -50,11 +54,14 @@ class ExtractionLevel(keras.layers.Layer):
         expert: ExpertSpec | dict[str, Any] | None = None,
         shared_gate: bool = False,
         gate_temperature: float = 1.0,
+        gate_input_dim: int | None = None,
         **kwargs: Any,
     ) -> None:
         spec = ExpertSpec.get(expert, kwargs)
         super().__init__(**kwargs)
         self.expert_spec = spec
+        self.gate_input_dim = None if gate_input_dim is None else check_positive_int(gate_input_dim,
+                                                                                     "gate_input_dim")
         self.num_tasks = check_positive_int(num_tasks, "num_tasks")
         self.num_shared_experts = check_positive_int(num_shared_experts, "num_shared_experts")
         self.num_task_experts = check_positive_int(num_task_experts, "num_task_experts")
@@ -71,25 +78,30 @@ class ExtractionLevel(keras.layers.Layer):
                          if self.shared_gate else None)
 
     def build(self, input_shape: list[Shape]) -> None:
+        gate_shape = None if self.gate_input_dim is None else (input_shape[-1][0], self.gate_input_dim)
         for t in range(self.num_tasks):
             self.task_experts[t].build(input_shape[t])
-            self.task_gates[t].build(input_shape[t])
+            self.task_gates[t].build(gate_shape or input_shape[t])
         self.shared_experts.build(input_shape[-1])
         if self.all_gate is not None:
-            self.all_gate.build(input_shape[-1])
+            self.all_gate.build(gate_shape or input_shape[-1])
         self.built = True
 
-    def call(self, inputs: list[Tensor], training: bool | None = None) -> tuple[list[Tensor], list[Tensor]]:
+    def call(self, inputs: list[Tensor], training: bool | None = None,
+             gate_inputs: Tensor | None = None) -> tuple[list[Tensor], list[Tensor]]:
+        if (gate_inputs is None) != (self.gate_input_dim is None):
+            raise ValueError(f"`gate_inputs` must be given exactly when `gate_input_dim` is set "
+                             f"(gate_input_dim={self.gate_input_dim}).")
         shared = self.shared_experts(inputs[-1], training=training)  # (batch, S, units)
         own = [bank(x, training=training) for bank, x in zip(self.task_experts, inputs[:-1])]
         outputs, gates = [], []
         for t in range(self.num_tasks):
-            gate = self.task_gates[t](inputs[t])
+            gate = self.task_gates[t](inputs[t] if gate_inputs is None else gate_inputs)
             experts = ops.concatenate([own[t], shared], axis=1)
             outputs.append(ops.einsum("be,beu->bu", gate, experts))
             gates.append(gate)
         if self.all_gate is not None:
-            gate = self.all_gate(inputs[-1])
+            gate = self.all_gate(inputs[-1] if gate_inputs is None else gate_inputs)
             experts = ops.concatenate([*own, shared], axis=1)
             outputs.append(ops.einsum("be,beu->bu", gate, experts))
             gates.append(gate)
@@ -113,4 +125,5 @@ class ExtractionLevel(keras.layers.Layer):
             "expert": self.expert_spec.get_config(),
             "shared_gate": self.shared_gate,
             "gate_temperature": self.gate_temperature,
+            "gate_input_dim": self.gate_input_dim,
         }

@@ -23,6 +23,10 @@ class MixtureOfExperts(keras.layers.Layer):
         expert: `ExpertSpec` or its config dict: what each expert is
             (`{"kind": "mlp", "units": [16]}` by default).
         gate_temperature: float. See `SoftmaxGate`. Defaults to `1.0`.
+        gate_input_dim: int or None. When set, the gates read a separate
+            `(batch, gate_input_dim)` input (`call(..., gate_inputs=...)`,
+            e.g. a domain embedding) instead of the experts' input.
+            Defaults to `None`.
         kernel_initializer: initializer of the experts' kernels.
         **kwargs: base `Layer` arguments; the flat expert keys of mtrec 0.1
             (`expert_units`, `expert_kind`, ...) are still accepted.
@@ -39,11 +43,14 @@ class MixtureOfExperts(keras.layers.Layer):
         expert: ExpertSpec | dict[str, Any] | None = None,
         gate_temperature: float = 1.0,
         kernel_initializer: Any = "glorot_uniform",
+        gate_input_dim: int | None = None,
         **kwargs: Any,
     ) -> None:
         spec = ExpertSpec.get(expert, kwargs)
         super().__init__(**kwargs)
         self.expert_spec = spec
+        self.gate_input_dim = None if gate_input_dim is None else check_positive_int(gate_input_dim,
+                                                                                     "gate_input_dim")
         self.num_gates = check_positive_int(num_gates, "num_gates")
         self.num_experts = check_positive_int(num_experts, "num_experts")
         self.experts = self.expert_spec.build(num_experts, name="experts", kernel_initializer=kernel_initializer,
@@ -56,13 +63,19 @@ class MixtureOfExperts(keras.layers.Layer):
 
     def build(self, input_shape: Shape) -> None:
         self.experts.build(input_shape)
+        gate_shape = input_shape if self.gate_input_dim is None else (input_shape[0], self.gate_input_dim)
         for gate in self.gates:
-            gate.build(input_shape)
+            gate.build(gate_shape)
         self.built = True
 
-    def call(self, inputs: Tensor, training: bool | None = None) -> tuple[Tensor, Tensor]:
+    def call(self, inputs: Tensor, training: bool | None = None,
+             gate_inputs: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        if (gate_inputs is None) != (self.gate_input_dim is None):
+            raise ValueError(f"`gate_inputs` must be given exactly when `gate_input_dim` is set "
+                             f"(gate_input_dim={self.gate_input_dim}).")
         expert_out = self.experts(inputs, training=training)  # (batch, experts, units)
-        gates = ops.stack([gate(inputs) for gate in self.gates], axis=1)  # (batch, gates, experts)
+        gate_in = inputs if gate_inputs is None else gate_inputs
+        gates = ops.stack([gate(gate_in) for gate in self.gates], axis=1)  # (batch, gates, experts)
         mixtures = ops.einsum("bge,beu->bgu", gates, expert_out)
         return mixtures, gates
 
@@ -78,4 +91,5 @@ class MixtureOfExperts(keras.layers.Layer):
             "expert": self.expert_spec.get_config(),
             "gate_temperature": self.gate_temperature,
             "kernel_initializer": self.experts.get_config()["kernel_initializer"],
+            "gate_input_dim": self.gate_input_dim,
         }

@@ -40,11 +40,13 @@ class MMoE(GatedModel):
         super().__init__(tasks, feature_layout, **kwargs)
         self.mixture = MixtureOfExperts(
             num_gates=1 if self.one_gate else len(self.tasks), num_experts=num_experts, expert=self.expert_spec,
-            gate_temperature=self.gate_temperature, dtype=self.dtype_policy, name="mixture",
+            gate_temperature=self.gate_temperature, gate_input_dim=self.gate_input_dim,
+            dtype=self.dtype_policy, name="mixture",
         )
 
     def _task_representations(self, inputs: dict[str, Tensor], training: bool | None):
-        mixtures, gates = self.mixture(self.embedding(inputs), training=training)
+        mixtures, gates = self.mixture(self.embedding(inputs), training=training,
+                                       gate_inputs=self._gate_input(inputs))
         index = [0 if self.one_gate else i for i in range(len(self.tasks))]
         reps = [mixtures[:, g, :] for g in index]
         return reps, {name: gates[:, g, :] for name, g in zip(self.task_names, index)}

@@ -48,7 +48,7 @@ class PLE(GatedModel):
             ExtractionLevel(
                 len(self.tasks), num_shared_experts, num_task_experts, expert=self.expert_spec,
                 shared_gate=level < self.num_levels - 1, gate_temperature=self.gate_temperature,
-                dtype=self.dtype_policy, name=f"level_{level}",
+                gate_input_dim=self.gate_input_dim, dtype=self.dtype_policy, name=f"level_{level}",
             )
             for level in range(self.num_levels)
         ]
@@ -59,9 +59,10 @@ class PLE(GatedModel):
     def _task_representations(self, inputs: dict[str, Tensor], training: bool | None):
         x = self.embedding(inputs)
         streams = [x] * (len(self.tasks) + 1)
+        gate_input = self._gate_input(inputs)
         gates: dict[str, Tensor] = {}
         for level, extraction in enumerate(self.levels):
-            streams, level_gates = extraction(streams, training=training)
+            streams, level_gates = extraction(streams, training=training, gate_inputs=gate_input)
             names = self.task_names + (["shared"] if extraction.shared_gate else [])
             gates.update({self._gate_key(level, n): g for n, g in zip(names, level_gates)})
         return streams[:len(self.tasks)], gates
