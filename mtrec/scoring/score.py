@@ -6,6 +6,8 @@ import dataclasses
 import warnings
 import time
 from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -222,15 +224,23 @@ def score_stream(run: TrainedRun, input_path: Path, output_path: Path, batch_siz
     columns = list(dict.fromkeys(run.config.data.id_columns + run.encoder.input_columns))
     counts = StreamCounts()
     nonfinite: Counter = Counter()
-    with ParquetBatchWriter(output_path) as writer:
+    inputs = run.encoder.input_columns
+
+    def encoded() -> Iterator[tuple[pd.DataFrame, dict[str, np.ndarray]]]:
+        """Read, check and encode each batch (in the read-ahead thread: one encoder user at a time)."""
         for frame in _frames(input_path, batch_size, columns, run.config.data.na_values):
             if not len(frame):
                 continue
-            check_magnitudes(frame, run.encoder.input_columns, input_path)
-            nonfinite.update(count_nonfinite(frame, run.encoder.input_columns))
-            counts.present.update({c: int(frame[c].notna().sum()) for c in run.encoder.input_columns})
+            check_magnitudes(frame, inputs, input_path)
+            nonfinite.update(count_nonfinite(frame, inputs))
+            counts.present.update({c: int(frame[c].notna().sum()) for c in inputs})
             features = run.encoder.transform(frame)
             counts.oov.update(run.encoder.last_oov_counts_)
+            yield frame, features
+
+    with ParquetBatchWriter(output_path) as writer:
+        # The next batch is read and encoded while this one is predicted (TensorFlow releases the GIL).
+        for frame, features in read_ahead(encoded()):
             predictions = predict_arrays(run.model, features, batch_size)
             writer.write(_output_frame(run, frame, predictions))
             counts.rows += len(frame)
@@ -241,6 +251,23 @@ def score_stream(run: TrainedRun, input_path: Path, output_path: Path, batch_siz
         check_nonfinite(dict(nonfinite), counts.rows, run.config.data.max_nonfinite_fraction, input_path,
                         what="feature")
     return counts
+
+
+def read_ahead(items: Iterator[Any]) -> Iterator[Any]:
+    """Yields `items`, computing the next one in a background thread while the caller works on this one.
+
+    The iterator is advanced by one thread at a time; its exceptions reach
+    the caller at the item they replace.
+    """
+    done = object()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mtrec-read-ahead") as pool:
+        pending = pool.submit(next, items, done)
+        while True:
+            item = pending.result()
+            if item is done:
+                return
+            pending = pool.submit(next, items, done)
+            yield item
 
 
 def warn_counts(run: TrainedRun, counts: StreamCounts, source: Any) -> None:
