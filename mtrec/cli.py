@@ -30,6 +30,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     config = load_config(args.config, args.overrides)
     run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(config)
+    if args.seeds:  # one run per seed under RUN_DIR/seed<k>, and their summary
+        from mtrec.training.seeds import SUMMARY_MD, train_seeds
+
+        print(f"Training {config.model.kind} ({config.name}), seeds {args.seeds}, into {run_dir}", flush=True)
+        summary = train_seeds(config, args.seeds, run_dir, overwrite=args.overwrite)
+        print((run_dir / SUMMARY_MD).read_text())
+        print(f"Run directories: {', '.join(summary['runs'].values())}")
+        return 0
     print(f"Training {config.model.kind} ({config.name}) into {run_dir}", flush=True)
     result = train(config, run_dir, overwrite=args.overwrite)
     if result.run_dir != run_dir:  # a process other than 0 of several (mtrec.training.multiprocess)
@@ -59,6 +67,8 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
+    if args.split or args.output is None:
+        return _cmd_score_split(args)
     from mtrec.data.io import PARQUET_SUFFIXES
     from mtrec.scoring import score_file, score_folder
 
@@ -72,6 +82,19 @@ def _cmd_score(args: argparse.Namespace) -> int:
     summary = score_file(args.run_dir, args.input, args.output, batch_size=args.batch_size,
                          progress=not args.no_progress)
     print(f"Wrote {summary.rows:,} rows to {summary.output} "
+          f"({summary.rows_per_second:,.0f} rows/s).")
+    return 0
+
+
+def _cmd_score_split(args: argparse.Namespace) -> int:
+    """`mtrec score --split test RUN_DIR OUT`: the run's own rows of a split."""
+    from mtrec.errors import ConfigError
+    from mtrec.scoring.run_split import score_split
+
+    if not args.split or args.output is not None:
+        raise ConfigError("Give RUN_DIR INPUT OUTPUT, or --split SPLIT RUN_DIR OUTPUT (the run's own rows).")
+    summary = score_split(args.run_dir, args.input, args.split, batch_size=args.batch_size)
+    print(f"Wrote the {args.split} split's {summary.rows:,} rows to {summary.output} "
           f"({summary.rows_per_second:,.0f} rows/s).")
     return 0
 
@@ -155,6 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-c", "--config", required=True, help="YAML config file")
     p.add_argument("--run-dir", help="run directory (default: runs/<name>/<model>-<time>)")
     p.add_argument("--overwrite", action="store_true", help="replace a completed run in --run-dir")
+    p.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
+                   help="train once per seed into RUN_DIR/seed<k>/ and write RUN_DIR/seeds.md (mean ± sd)")
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="config overrides, e.g. training.epochs=5 model.num_experts=4")
     p.set_defaults(func=_cmd_train)
@@ -178,11 +203,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("score", help="score a Parquet/CSV file, or a folder of shards, with a trained run")
     p.add_argument("run_dir")
     p.add_argument("input", help="a file, or a folder of Parquet/CSV shards")
-    p.add_argument("output", help="a .parquet file; for a folder of shards, a folder (one output shard per "
+    p.add_argument("output", nargs="?", help="a .parquet file; for a folder of shards, a folder (one output shard per "
                    "input shard; a rerun skips finished shards), or a .parquet file for one output")
     p.add_argument("--batch-size", type=_positive_int, default=None,
                    help="rows per step (default: the run's scoring.batch_size)")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--split", choices=["train", "valid", "test"],
+                   help="score the run's own rows of this split instead of a file: mtrec score --split test "
+                        "RUN_DIR OUTPUT (rows recorded in RUN_DIR/splits.parquet)")
     p.set_defaults(func=_cmd_score)
 
     p = sub.add_parser("export", help="write a run as one TensorFlow SavedModel: raw columns in, every task's score out")
@@ -232,8 +260,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_transfer)
 
     p = sub.add_parser("pipeline", help="run a batch pipeline on a real data set (prepare, train, evaluate)")
-    p.add_argument("name", help="census, census_group2, census_dcn, movielens, hillstrom, sp500 or diabetes (configs/pipeline_NAME.yaml)")
-    p.add_argument("-c", "--config", help="pipeline config (default: configs/pipeline_NAME.yaml)")
+    p.add_argument("name", nargs="?",
+                   help="census, census_group2, census_dcn, movielens, hillstrom, sp500 or diabetes "
+                        "(configs/pipeline_NAME.yaml); optional with -c")
+    p.add_argument("-c", "--config", help="pipeline config (default: configs/pipeline_NAME.yaml); your own "
+                   "table: a config whose experiment.data.path names it")
     p.add_argument("--quick", action="store_true", help="the quick mode: configs/pipeline_NAME_quick.yaml")
     p.add_argument("--step", default="all", choices=["all", "prepare", "train", "evaluate"],
                    help="run one step alone (default: all, each skipped when current)")

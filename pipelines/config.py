@@ -4,6 +4,7 @@ A pipeline config is YAML validated into `PipelineConfig`::
 
     name: census
     dataset: census_income_kdd          # folder under the data dir; picks the loader
+                                        # (or, for your own table: experiment.data.path)
     output_dir: runs/pipelines/census
     seeds: [1, 2, 3]
     experiment: {data: {split: ...}, features: [...], tasks: [...], model: {...}, training: {...}}
@@ -31,6 +32,7 @@ from typing import Any
 
 from mtrec.config import ExperimentConfig, apply_overrides, parse_config
 from mtrec.errors import ConfigError
+from mtrec.pipelines.datasets import check_source
 from mtrec.pipelines.target_stats import TargetStat
 from mtrec.utils.config_file import read_config_file
 from mtrec.utils.validation import from_config
@@ -146,15 +148,24 @@ class LightGBMConfig:
         num_boost_round: maximum boosting rounds.
         early_stopping_rounds: rounds without improvement on the validation
             split before stopping.
-        max_onehot_categories: multi-valued features become one 0/1 column
-            per value, for at most this many values (the most frequent).
+        max_tokens: multi-valued and text features become a bag of tokens,
+            one sparse 0/1 column per token, for at most this many tokens
+            per column (the most frequent).
+        min_token_rows: a token is kept when it occurs in at least this many
+            training rows.
     """
 
     enabled: bool = True
     params: dict[str, Any] = dataclasses.field(default_factory=dict)
     num_boost_round: int = 2000
     early_stopping_rounds: int = 100
-    max_onehot_categories: int = 64
+    max_tokens: int = 20_000
+    min_token_rows: int = 5
+
+    def __post_init__(self) -> None:
+        for key in ("max_tokens", "min_token_rows"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"lightgbm.{key} must be >= 1. Received: {getattr(self, key)}")
 
 
 @dataclasses.dataclass
@@ -162,10 +173,15 @@ class PipelineConfig:
     """A whole pipeline. Build it with `load_pipeline_config`.
 
     Args:
-        name: the pipeline's name (reports, default output folder).
-        dataset: the data set folder under the data dir (e.g.
-            `census_income_kdd`); picks the loader `load_<dataset>`.
-        experiment: the base mtrec experiment (see `mtrec.config`).
+        name: the pipeline's name (reports, default output folder; default:
+            the config file's name).
+        experiment: the base mtrec experiment (see `mtrec.config`). Its
+            `data.path` names your own table (a Parquet/CSV file, a folder of
+            Parquet files or a list), read as `mtrec train` reads it.
+        dataset: instead of `data.path`, a data set with a loader (e.g.
+            `census_income_kdd`, read from that folder under the data dir;
+            see `mtrec.pipelines.datasets`); it also picks the data set's
+            extra metrics and reference predictors.
         models: the models to train; one must be named `baseline`.
         seeds: each model is trained once per seed.
         baseline: the model every other is compared with (relative gain).
@@ -190,9 +206,9 @@ class PipelineConfig:
     """
 
     name: str
-    dataset: str
     experiment: dict[str, Any]
     models: list[ModelVariant]
+    dataset: str | None = None
     seeds: list[int] = dataclasses.field(default_factory=lambda: [0])
     baseline: str = "single_task"
     output_dir: str | None = None
@@ -206,6 +222,7 @@ class PipelineConfig:
     lightgbm: LightGBMConfig = dataclasses.field(default_factory=LightGBMConfig)
     report_metrics: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     raw: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False, init=False)
+    path: Path | None = dataclasses.field(default=None, repr=False, init=False)
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -222,6 +239,16 @@ class PipelineConfig:
             raise ConfigError("seeds must list at least one seed.")
         if len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"seeds must be distinct. Received: {self.seeds}")
+
+    @property
+    def data_path(self) -> str | list[str] | None:
+        """The experiment's `data.path`: the table when there is no loader."""
+        return (self.experiment.get("data") or {}).get("path")
+
+    def command(self, step: str | None = None) -> str:
+        """The `mtrec pipeline` command that runs this config (for messages)."""
+        base = f"mtrec pipeline -c {self.path}" if self.path else f"mtrec pipeline {self.name}"
+        return f"{base} --step {step}" if step else base
 
     @property
     def out(self) -> Path:
@@ -308,8 +335,12 @@ def parse_pipeline_config(raw: dict[str, Any]) -> PipelineConfig:
     Raises:
         ConfigError: naming the key that is unknown, missing or mistyped.
     """
+    if "data" in raw:
+        raise ConfigError("Unknown pipeline config key 'data': the table goes in experiment.data.path "
+                          "(the experiment is an mtrec train config).")
     config = from_config(PipelineConfig, raw)
     config.raw = copy.deepcopy(raw)
+    check_source(config.dataset, config.data_path)
     for variant in config.models:
         config.experiment_config(variant)
     return config
@@ -318,10 +349,16 @@ def parse_pipeline_config(raw: dict[str, Any]) -> PipelineConfig:
 def load_pipeline_config(path: str | Path, overrides: list[str] | None = None) -> PipelineConfig:
     """Reads, merges (`extends`), overrides (`key.path=value`) and validates a pipeline config.
 
+    A config without `name` is named after its file (`my_reviews.yaml`: `my_reviews`).
+
     Overrides address the pipeline config, e.g. `seeds=[1]`,
     `experiment.training.epochs=3` or `models.1.model.num_experts=4`.
     """
-    return parse_pipeline_config(apply_overrides(read_raw(path), overrides or []))
+    raw = read_raw(path)
+    raw.setdefault("name", Path(path).stem)
+    config = parse_pipeline_config(apply_overrides(raw, overrides or []))
+    config.path = Path(path)
+    return config
 
 
 def config_path(name: str, quick: bool = False) -> Path:

@@ -1,10 +1,22 @@
-"""The data sets the pipelines know: where their loader is, and their extra metrics and baselines.
+"""Where a pipeline's table comes from, and what a data set adds to the generic pipeline.
 
-The loaders live in `mtrec.data.datasets` (`LOADERS`, keyed by the data
-set's folder name); a pipeline config names the folder in `dataset`. Most data sets
-need nothing more; a data set can add metrics that need more than one task's
-labels (the S&P 500 daily rank IC) and reference predictors beyond the
-constant one (persistence, the historical mean).
+Every pipeline reads one table and runs the same steps on it. The table is
+named in one of two ways:
+
+- `experiment.data.path`: a Parquet/CSV file, a folder of Parquet files, or a
+  list of them, read as `mtrec train` reads it (`mtrec.data.io.read_table`,
+  with the experiment's `data.na_values`). No code: this is how your own
+  data goes in (`mtrec pipeline -c my.yaml`).
+- `dataset`: a data set with hooks. Its optional loader turns the raw files
+  in `<data_dir>/<dataset>/` into the typed table; the five shipped data sets
+  (`mtrec.data.datasets.LOADERS`) use it because their raw files need parsing
+  (fixed-width census records, MovieLens's three files, daily prices turned
+  into features). A data set may also add metrics that need more than one
+  task's labels (the S&P 500 daily rank IC) and reference predictors beyond
+  the constant one (persistence, the historical mean).
+
+Everything downstream (split, features, training, LightGBM, the constant
+predictor, gains, `evaluation.md`) is the same for both.
 """
 
 from __future__ import annotations
@@ -25,13 +37,17 @@ from mtrec.utils.validation import closest
 ExtraMetrics = Callable[[pd.DataFrame, dict[str, np.ndarray]], dict[str, dict[str, float]]]
 #: `(train_frame, test_frame) -> {predictor name: {task: predictions}}`.
 ReferencePredictors = Callable[[pd.DataFrame, pd.DataFrame], dict[str, dict[str, np.ndarray]]]
+#: `(data_dir, *, nrows, max_malformed_fraction) -> the typed table` (see `mtrec.data.datasets`).
+Loader = Callable[..., pd.DataFrame]
 
 
 @dataclasses.dataclass(frozen=True)
 class DatasetHooks:
-    """What a data set adds to the generic pipeline.
+    """What a data set adds to the generic pipeline (every field optional).
 
     Args:
+        loader: reads `<data_dir>/<dataset>/` into the typed table (None: the
+            table comes from `experiment.data.path`).
         extra_metrics: more test metrics per task, from the test rows and
             one model's predictions.
         reference_predictors: simple predictors reported beside the models.
@@ -39,46 +55,60 @@ class DatasetHooks:
             test split is loaded for evaluation).
     """
 
+    loader: Loader | None = None
     extra_metrics: ExtraMetrics | None = None
     reference_predictors: ReferencePredictors | None = None
     extra_columns: tuple[str, ...] = ()
 
 
-#: Data set folder -> the module of this package that defines its `HOOKS`.
+#: Data set folder -> the module of this package that defines its metric and predictor `HOOKS`.
 HOOK_MODULES = {"sp500_stocks_5yr": "sp500"}
 
 
-def hooks_for(dataset: str) -> DatasetHooks:
-    """The hooks of a data set folder (none for most)."""
-    module = HOOK_MODULES.get(dataset)
-    return importlib.import_module(f"mtrec.pipelines.{module}").HOOKS if module else DatasetHooks()
+def known_datasets() -> list[str]:
+    """The data sets with hooks: the shipped loaders' folders and those with hook modules."""
+    from mtrec.data.datasets import LOADERS
+
+    return sorted(set(LOADERS) | set(HOOK_MODULES))
 
 
-def hook_sources(dataset: str) -> list[Path]:
-    """Source files of a data set's hooks (part of the evaluate step's fingerprint)."""
+def hooks_for(dataset: str | None) -> DatasetHooks:
+    """The hooks of a data set (its loader from `mtrec.data.datasets.LOADERS`); none for `None`."""
+    if dataset is None:
+        return DatasetHooks()
+    from mtrec.data.datasets import LOADERS
+
     module = HOOK_MODULES.get(dataset)
+    hooks = importlib.import_module(f"mtrec.pipelines.{module}").HOOKS if module else DatasetHooks()
+    return dataclasses.replace(hooks, loader=hooks.loader or LOADERS.get(dataset))
+
+
+def hook_sources(dataset: str | None) -> list[Path]:
+    """Source files of a data set's metric and predictor hooks (part of the evaluate step's fingerprint)."""
+    module = HOOK_MODULES.get(dataset) if dataset else None
     return [Path(__file__).with_name(f"{module}.py")] if module else []
 
 
-def loader_for(dataset: str) -> Callable[..., pd.DataFrame]:
-    """The loader of a data set folder (`mtrec.data.datasets.LOADERS[dataset]`).
+def check_source(dataset: str | None, data_path: Any) -> None:
+    """Refuses a pipeline whose table is named nowhere, or twice.
 
     Raises:
-        ConfigError: no loader for that folder (the message lists the ones there are).
+        ConfigError: neither `experiment.data.path` nor a `dataset` with a
+            loader; or both a path and a loader (which one would be read?).
     """
-    from mtrec.data.datasets import LOADERS
-
-    if dataset not in LOADERS:
-        raise ConfigError(f"dataset '{dataset}' has no loader in mtrec.data.datasets.LOADERS."
-                          f"{closest(dataset, LOADERS)} Data sets with a loader: {sorted(LOADERS)}")
-    return LOADERS[dataset]
-
-
-def loader_source(dataset: str) -> Path:
-    """The loaders' package folder, whose source is part of the prepare step's fingerprint."""
-    import mtrec.data.datasets as module
-
-    return Path(module.__file__).parent
+    loader = hooks_for(dataset).loader if dataset else None
+    if data_path and loader is not None:
+        raise ConfigError(
+            f"The pipeline names its table twice: experiment.data.path ({data_path}) and dataset "
+            f"'{dataset}', whose loader reads <data_dir>/{dataset}/. Keep one.")
+    if not data_path and loader is None:
+        if dataset:
+            raise ConfigError(
+                f"dataset '{dataset}' has no loader.{closest(dataset, known_datasets())} Name your own table "
+                "with experiment.data.path (a Parquet/CSV file, a folder of Parquet files or a list); "
+                f"data sets with a loader: {known_datasets()}")
+        raise ConfigError("The pipeline names no table: set experiment.data.path (a Parquet/CSV file, a folder "
+                          f"of Parquet files or a list), or dataset (one of {known_datasets()}).")
 
 
 def resolve_data_dir(data_dir: str | Path | None) -> Path:
@@ -89,6 +119,54 @@ def resolve_data_dir(data_dir: str | Path | None) -> Path:
     return Path(default_data_dir())
 
 
-def call_loader(dataset: str, data_dir: Path, **kwargs: Any) -> pd.DataFrame:
-    """Loads a data set's typed frame with its loader."""
-    return loader_for(dataset)(data_dir, **kwargs)
+@dataclasses.dataclass(frozen=True)
+class TableSource:
+    """The table a pipeline reads.
+
+    Args:
+        description: where it comes from, for messages and reports.
+        location: the file, folder or list of paths read (shown in the manifest).
+        files: the files it depends on (their stats enter the prepare fingerprint).
+        code: source files or folders of the code that reads it (also in the fingerprint).
+        read: `(nrows, max_malformed_fraction) -> the typed table`.
+    """
+
+    description: str
+    location: str | list[str]
+    files: list[Path]
+    code: list[Path]
+    read: Callable[[int | None, float], pd.DataFrame]
+
+
+def table_source(dataset: str | None, data_path: Any, na_values: list[str] | None,
+                 data_dir: Path) -> TableSource:
+    """The table of a pipeline: `data_path` read as `mtrec train` reads it, else the data set's loader.
+
+    Raises:
+        ConfigError: see `check_source`.
+    """
+    check_source(dataset, data_path)
+    if data_path:
+        from mtrec.data import io
+
+        paths = [Path(p).expanduser() for p in (data_path if isinstance(data_path, list) else [data_path])]
+        files = [f for p in paths for f in (sorted(p.iterdir()) if p.is_dir() else [p])]
+
+        def read(nrows: int | None, max_malformed_fraction: float) -> pd.DataFrame:
+            frame = io.read_table(data_path, na_values=na_values)
+            return frame.head(nrows).reset_index(drop=True) if nrows else frame
+
+        location = [str(p) for p in paths] if isinstance(data_path, list) else str(paths[0])
+        return TableSource(f"{data_path}", location, files, [Path(io.__file__)], read)
+
+    import mtrec.data.datasets as loaders
+
+    loader = hooks_for(dataset).loader
+    folder = data_dir / dataset
+
+    def read_loader(nrows: int | None, max_malformed_fraction: float) -> pd.DataFrame:
+        return loader(data_dir, nrows=nrows, max_malformed_fraction=max_malformed_fraction)
+
+    files = sorted(folder.iterdir()) if folder.is_dir() else []
+    return TableSource(f"the {dataset} table", str(folder.resolve()), files,
+                       [Path(loaders.__file__).parent], read_loader)

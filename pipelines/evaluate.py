@@ -32,7 +32,7 @@ from mtrec.errors import ConfigError, DataError
 from mtrec.features import FeatureEncoder
 from mtrec.pipelines import datasets, gbdt, stamps
 from mtrec.pipelines.config import PipelineConfig
-from mtrec.pipelines.prepare import prepared_paths, read_split
+from mtrec.pipelines.prepare import fit_labels, prepared_paths, read_split
 from mtrec.pipelines.train import PREDICTIONS, RunSpec, plan_runs, prediction_frame
 from mtrec.tasks import BinaryTask, MulticlassTask, RegressionTask, Task
 from mtrec.training.evaluation import constant_baseline, task_metrics
@@ -50,7 +50,7 @@ def default_metric(task: Task) -> str:
     """The headline metric of a task kind."""
     if isinstance(task, BinaryTask):
         return "auc"
-    if isinstance(task, RegressionTask):
+    if isinstance(task, RegressionTask) or task.kind == "count":
         return "rmse"
     if isinstance(task, MulticlassTask):
         return "accuracy"
@@ -187,7 +187,7 @@ def run_evaluate(config: PipelineConfig, data_fp: str, force: bool = False) -> d
                if not stamps.is_current(r.stamp, r.fingerprint, [r.predictions])]
     if missing:
         raise DataError(f"Runs missing or stale (config, data or code changed): {missing}. Run "
-                        f"`mtrec pipeline {config.name} --step train` first.")
+                        f"`{config.command('train')}` first.")
     out_json, out_md, stamp = (config.out / n for n in ("evaluation.json", "evaluation.md", "evaluate.json"))
     fp = evaluate_fingerprint(config, runs, data_fp)
     if not force and stamps.is_current(stamp, fp, [out_json, out_md]):
@@ -199,6 +199,7 @@ def run_evaluate(config: PipelineConfig, data_fp: str, force: bool = False) -> d
     tasks = [t for t in baseline_experiment.tasks if not t.auxiliary]
     shown = report_metrics(config, tasks)
     frames = {name: read_split(config, name) for name in ("train", "valid", "test")}
+    fit_labels(baseline_experiment.tasks, frames["train"], "the train split")
     labels = {name: encode_labels(baseline_experiment.tasks, frame, f"the {name} split")
               for name, frame in frames.items()}
     test = frames["test"]
@@ -206,7 +207,8 @@ def run_evaluate(config: PipelineConfig, data_fp: str, force: bool = False) -> d
     models: dict[str, Any] = {}
     for variant in config.models:
         variant_runs = [r for r in runs if r.variant.name == variant.name]
-        variant_tasks = [t for t in variant_runs[0].experiment.tasks if not t.auxiliary]
+        variant_tasks = [t for t in fit_labels(variant_runs[0].experiment.tasks, frames["train"],
+                                               "the train split") if not t.auxiliary]
         per_seed, timing = [], []
         for run in variant_runs:
             predictions = predictions_by_task(variant_tasks, pd.read_parquet(run.predictions))
@@ -246,7 +248,7 @@ def run_evaluate(config: PipelineConfig, data_fp: str, force: bool = False) -> d
 
     manifest = stamps.read_stamp(prepared_paths(config).manifest) or {}
     evaluation = {
-        "pipeline": config.name, "dataset": config.dataset, "baseline": config.baseline,
+        "pipeline": config.name, "dataset": config.dataset or manifest.get("source"), "baseline": config.baseline,
         "seeds": list(config.seeds), "rows": {k: v.get("rows") for k, v in manifest.get("splits", {}).items()},
         "split": manifest.get("split"), "report_metrics": shown,
         "models": models, "references": references,

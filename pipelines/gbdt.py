@@ -2,13 +2,18 @@
 
 The inputs are the raw columns the mtrec features read (from the prepared
 `features.json`): numeric columns as they are (LightGBM handles NaN),
-categorical columns as pandas categories (categories fixed on the training
-split, so every split codes them alike), multi-valued columns as one 0/1
-column per frequent value. Each task gets its own booster, with early
-stopping on the validation split (AUC for binary tasks, L2 for regression,
-multi-logloss for multiclass). Rows whose label is missing are dropped per
-task. A chained (ESMM) task is fit on its own label over all rows, as a
-tabular user would.
+categorical columns as LightGBM categories (codes fixed on the training
+split, so every split codes them alike), and multi-valued and text columns
+as a bag of tokens: one sparse 0/1 column per token found in at least
+`min_token_rows` training rows (at most `max_tokens` per column, the most
+frequent), tokenized as the mtrec feature tokenizes them (text: lowercased,
+punctuation stripped, bigrams with `ngrams: 2`). Feature names are
+`<column>=<token>`, cleaned for LightGBM and then made distinct (`it_`,
+`it_-2`), so tokens that clean alike stay two features. Each task gets its own booster, with
+early stopping on the validation split (AUC for binary tasks, L2 for
+regression, multi-logloss for multiclass). Rows whose label is missing are
+dropped per task. A chained (ESMM) task is fit on its own label over all
+rows, as a tabular user would.
 
 LightGBM is an optional extra (`pip install mtrec[gbdt]`); without it the
 baseline is skipped with a note in the report.
@@ -27,6 +32,9 @@ from mtrec.features.sequences import split_cells
 from mtrec.pipelines.config import LightGBMConfig
 from mtrec.tasks import BinaryTask, MulticlassTask, RegressionTask, Task
 
+#: Feature kinds given to LightGBM as a bag of tokens (`text` once that kind exists).
+TOKEN_KINDS = ("multi_categorical", "text")
+
 
 def lightgbm_available() -> bool:
     """Whether the optional `lightgbm` package can be imported."""
@@ -37,60 +45,97 @@ def lightgbm_available() -> bool:
     return True
 
 
+def cell_tokens(spec: Any, series: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A token column's cells as the mtrec feature splits them: `(uniques, codes, lengths)`.
+
+    Multi-valued cells are split on the feature's separator (`split_cells`);
+    text is tokenized as the `text` feature tokenizes it
+    (`mtrec.features.text.tokenize_column`: lowercased, punctuation
+    stripped, bigrams with `ngrams: 2`).
+    """
+    if getattr(spec, "kind", None) == "text":
+        from mtrec.features.text import tokenize_column  # the kind and its tokenizer come together
+
+        return tokenize_column(series, getattr(spec, "ngrams", 1))
+    return split_cells(series, spec.separator)
+
+
 class TabularFrame:
-    """Builds the LightGBM input table from raw rows, fit on the training split.
+    """Builds the LightGBM input matrix from raw rows, fit on the training split.
 
     Args:
         encoder: the fitted mtrec feature encoder (which columns, of which kind).
-        max_onehot: most frequent values kept per multi-valued column.
+        max_tokens: most frequent tokens kept per multi-valued or text column.
+        min_token_rows: a token is kept when it occurs in at least this many
+            training rows (rarer ones cannot make a split anyway).
         derived: `{token column: its source columns}`: a derived token column
             is replaced by its sources (strings as categories, numbers as numbers).
         types: `{column: dtype}` of the raw table, to type derived sources.
     """
 
-    def __init__(self, encoder: FeatureEncoder, max_onehot: int = 64,
+    def __init__(self, encoder: FeatureEncoder, max_tokens: int = 20_000, min_token_rows: int = 1,
                  derived: dict[str, list[str]] | None = None, types: dict[str, Any] | None = None) -> None:
         derived, types = derived or {}, types or {}
         self.numeric = [state.column for state in encoder.numeric_]
         self.categorical = [spec.name for spec in encoder.categorical_features]
-        self.multi = {spec.name: spec.separator for spec in encoder.multi_categorical_features
-                      if spec.name not in derived}
-        for spec in encoder.multi_categorical_features:
+        token_specs = [spec for spec in encoder.specs if getattr(spec, "kind", None) in TOKEN_KINDS]
+        self.tokens = {spec.name: spec for spec in token_specs if spec.name not in derived}
+        for spec in token_specs:
             for column in derived.get(spec.name, []):
                 numeric = pd.api.types.is_numeric_dtype(types.get(column, object))
                 target = self.numeric if numeric else self.categorical
                 if column not in target:
                     target.append(column)
-        self.max_onehot = max_onehot
+        self.max_tokens = max_tokens
+        self.min_token_rows = min_token_rows
 
     def fit(self, train: pd.DataFrame) -> TabularFrame:
-        """Fixes the categories and the multi-valued columns' kept values on the training rows."""
+        """Fixes the categories and each token column's kept tokens on the training rows."""
         self.categories_ = {c: pd.Index(pd.unique(_as_strings(train[c]).dropna())) for c in self.categorical}
-        self.tokens_ = {}
-        for name, separator in self.multi.items():
-            uniques, codes, _ = split_cells(train[name], separator)
-            counts = np.bincount(codes, minlength=len(uniques))
-            self.tokens_[name] = [str(uniques[i]) for i in np.argsort(-counts, kind="stable")[: self.max_onehot]]
+        self.vocabularies_: dict[str, pd.Index] = {}
+        for name, spec in self.tokens.items():
+            uniques, codes, lengths = cell_tokens(spec, train[name])
+            rows = np.repeat(np.arange(len(train)), lengths)
+            # Rows holding each token (a word repeated in one text counts once).
+            pairs = np.unique(np.stack([codes, rows]), axis=1) if len(codes) else np.zeros((2, 0), np.int64)
+            counts = np.bincount(pairs[0], minlength=len(uniques))
+            order = np.argsort(-counts, kind="stable")
+            order = order[counts[order] >= self.min_token_rows][: self.max_tokens]
+            self.vocabularies_[name] = pd.Index([str(uniques[i]) for i in order])
+        self.feature_names_ = _unique_names(
+            [*self.numeric, *self.categorical,
+             *(f"{name}={token}" for name, vocab in self.vocabularies_.items() for token in vocab)])
+        self.categorical_features_ = list(range(len(self.numeric), len(self.numeric) + len(self.categorical)))
         return self
 
-    def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """The LightGBM input columns for any split."""
-        columns: dict[str, Any] = {c: pd.to_numeric(frame[c], errors="coerce").astype("float64")
-                                   for c in self.numeric}
+    def transform(self, frame: pd.DataFrame) -> Any:
+        """The LightGBM input of any split: columns in `feature_names_` order.
+
+        A dense float64 array, or a CSR matrix when there are token columns
+        (categories as their codes, NaN where missing or unseen).
+        """
+        dense = [pd.to_numeric(frame[c], errors="coerce").astype("float64").to_numpy() for c in self.numeric]
         for c in self.categorical:
-            columns[c] = pd.Categorical(_as_strings(frame[c]), categories=self.categories_[c])
-        for name, separator in self.multi.items():
-            uniques, codes, lengths = split_cells(frame[name], separator)
+            codes = pd.Categorical(_as_strings(frame[c]), categories=self.categories_[c]).codes
+            dense.append(np.where(codes < 0, np.nan, codes).astype("float64"))
+        block = np.column_stack(dense) if dense else np.zeros((len(frame), 0))
+        if not self.tokens:
+            return block
+        import scipy.sparse as sp  # comes with lightgbm (the gbdt extra)
+
+        blocks = [sp.csr_matrix(block)]
+        for name, spec in self.tokens.items():
+            uniques, codes, lengths = cell_tokens(spec, frame[name])
             rows = np.repeat(np.arange(len(frame)), lengths)
-            tokens = np.asarray([str(u) for u in uniques], dtype=object)[codes]
-            for token in self.tokens_[name]:
-                flag = np.zeros(len(frame), dtype="float32")
-                flag[rows[tokens == token]] = 1.0
-                columns[f"{name}={token}"] = flag
-        out = pd.DataFrame(columns, index=frame.index)
-        # LightGBM refuses some characters in feature names.
-        out.columns = [_safe_name(c) for c in out.columns]
-        return out
+            vocab = self.vocabularies_[name]
+            columns = vocab.get_indexer(pd.Index([str(u) for u in uniques], dtype=object))[codes]
+            kept = columns >= 0
+            bag = sp.csr_matrix((np.ones(int(kept.sum())), (rows[kept], columns[kept])),
+                                shape=(len(frame), len(vocab)))
+            bag.sum_duplicates()
+            bag.data[:] = 1.0  # presence, not counts
+            blocks.append(bag)
+        return sp.hstack(blocks, format="csr")
 
 
 def _as_strings(series: pd.Series) -> pd.Series:
@@ -99,7 +144,22 @@ def _as_strings(series: pd.Series) -> pd.Series:
 
 
 def _safe_name(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "_=-." else "_" for ch in str(name))
+    """A name LightGBM accepts (ASCII letters, digits and `_=-.`; anything else becomes `_`)."""
+    return "".join(ch if (ch.isascii() and ch.isalnum()) or ch in "_=-." else "_" for ch in str(name))
+
+
+def _unique_names(names: list[str]) -> list[str]:
+    """LightGBM-safe names, made distinct where cleaning made two alike (`it's`, `it.` -> `it_`, `it_-2`)."""
+    out, seen = [], set()
+    for name in names:
+        safe = base = _safe_name(name)
+        k = 1
+        while safe in seen:
+            k += 1
+            safe = f"{base}-{k}"
+        seen.add(safe)
+        out.append(safe)
+    return out
 
 
 def task_objective(task: Task) -> dict[str, Any]:
@@ -108,6 +168,8 @@ def task_objective(task: Task) -> dict[str, Any]:
         return {"objective": "binary", "metric": "auc"}
     if isinstance(task, RegressionTask):
         return {"objective": "regression", "metric": "l2"}
+    if task.kind == "count":  # Poisson regression: predictions are rates, as the count task's
+        return {"objective": "poisson", "metric": "poisson"}
     if isinstance(task, MulticlassTask):
         return {"objective": "multiclass", "num_class": task.num_classes, "metric": "multi_logloss"}
     raise TypeError(f"No LightGBM objective for task kind {type(task).__name__}")
@@ -129,17 +191,19 @@ def fit_lightgbm(tasks: list[Task], encoder: FeatureEncoder, frames: dict[str, p
         derived: `{token column: source columns}` (see `TabularFrame`).
 
     Returns:
-        `({task: test predictions}, {task: {"best_iteration", "seconds"}})`;
+        `({task: test predictions}, {task: {"best_iteration", "seconds"}, "inputs": {"features",
+        "tokens"}})`;
         predictions are probabilities (binary), values (regression) or
         `(n, classes)` probabilities (multiclass).
     """
     import lightgbm as lgb
 
-    builder = TabularFrame(encoder, config.max_onehot_categories, derived,
+    builder = TabularFrame(encoder, config.max_tokens, config.min_token_rows, derived,
                            dict(frames["train"].dtypes.items())).fit(frames["train"])
     x = {name: builder.transform(frame) for name, frame in frames.items()}
     predictions: dict[str, np.ndarray] = {}
-    info: dict[str, Any] = {}
+    info: dict[str, Any] = {"inputs": {"features": len(builder.feature_names_),
+                                       "tokens": {name: len(v) for name, v in builder.vocabularies_.items()}}}
     for task in tasks:
         started = time.perf_counter()
         params = {"learning_rate": 0.05, "num_leaves": 31, "min_data_in_leaf": 20,
@@ -151,9 +215,10 @@ def fit_lightgbm(tasks: list[Task], encoder: FeatureEncoder, frames: dict[str, p
         sets, rows = {}, {}
         for split in ("train", "valid"):
             y = labels[split][task.name].reshape(-1)
-            present = ~np.isnan(y)
-            rows[split] = int(present.sum())
-            sets[split] = lgb.Dataset(x[split].loc[present], label=y[present], free_raw_data=False)
+            present = np.flatnonzero(~np.isnan(y))
+            rows[split] = len(present)
+            sets[split] = lgb.Dataset(x[split][present], label=y[present], feature_name=builder.feature_names_,
+                                      categorical_feature=builder.categorical_features_, free_raw_data=False)
         has_valid = rows["valid"] > 0
         callbacks = [lgb.early_stopping(config.early_stopping_rounds, verbose=False)] if has_valid else []
         booster = lgb.train(params, sets["train"], num_boost_round=config.num_boost_round,

@@ -69,18 +69,27 @@ def prepared_paths(config: PipelineConfig) -> PreparedPaths:
     return PreparedPaths(config.out / "data")
 
 
+def table_source(config: PipelineConfig, data_dir: Path) -> datasets.TableSource:
+    """The pipeline's table: `experiment.data.path`, or the data set's loader."""
+    data = config.experiment.get("data") or {}
+    na_values = config.experiment_config(config.baseline).data.na_values
+    return datasets.table_source(config.dataset, data.get("path"), na_values, data_dir)
+
+
 def prepare_fingerprint(config: PipelineConfig, data_dir: Path) -> str:
     """Everything the prepared data depends on: config sections, raw files, code."""
     experiment = config.experiment
+    source = table_source(config, data_dir)
     return stamps.fingerprint(
-        "prepare", config.dataset, str(data_dir.resolve()), dataclasses.asdict(config.loader),
+        "prepare", config.dataset, source.location, dataclasses.asdict(config.loader),
         dataclasses.asdict(config.subsample) if config.subsample else None, config.official_split,
         [dataclasses.asdict(d) for d in config.derive], config.rescale,
         [dataclasses.asdict(t) for t in config.target_stats],
         (experiment.get("data") or {}).get("split"), (experiment.get("data") or {}).get("id_columns"),
         experiment.get("features"), experiment.get("tasks"),
-        stamps.folder_stats(data_dir / config.dataset),
-        stamps.source_hash(Path(__file__), datasets.loader_source(config.dataset)),
+        (experiment.get("data") or {}).get("na_values"),
+        stamps.file_stats(source.files),
+        stamps.source_hash(Path(__file__), *source.code),
     )
 
 
@@ -179,6 +188,16 @@ def split_rows(config: PipelineConfig, frame: pd.DataFrame) -> tuple[Splits, str
     return make_splits(frame, split), described
 
 
+def fit_labels(tasks: list, train: pd.DataFrame, source: str) -> list:
+    """Fits each task's label state on the training rows, as `mtrec train` does (`classes: auto`, a
+    count's offset), so that every split's labels are coded alike. Returns the tasks."""
+    for task in tasks:
+        fit = getattr(task, "fit", None)  # label state, where a task kind has one
+        if fit is not None:
+            fit(train[task.label], source)
+    return tasks
+
+
 def label_summary(tasks: list, frame: pd.DataFrame, source: str) -> dict[str, Any]:
     """Per task: labelled rows and the label mean."""
     labels = encode_labels(tasks, frame, source)
@@ -193,7 +212,7 @@ def run_prepare(config: PipelineConfig, data_dir: Path, force: bool = False,
 
     Args:
         config: the pipeline.
-        data_dir: the data sets folder (holding `config.dataset`).
+        data_dir: the data sets folder (holding `config.dataset`; unused for `data.path`).
         force: rerun even when current.
         progress: show a progress bar.
 
@@ -215,14 +234,14 @@ def run_prepare(config: PipelineConfig, data_dir: Path, force: bool = False,
     experiment = config.experiment_config(config.baseline)
     bar = tqdm(total=4, desc=f"{config.name}: prepare", disable=not progress, leave=False)
     bar.set_postfix_str("load")
-    frame = datasets.call_loader(config.dataset, data_dir, nrows=config.loader.nrows,
-                                 max_malformed_fraction=config.loader.max_malformed_fraction)
+    table = table_source(config, data_dir)
+    frame = table.read(config.loader.nrows, config.loader.max_malformed_fraction)
     loaded_rows = len(frame)
     if config.subsample is not None:
         frame = subsample(frame, config.subsample.rows, config.subsample.group, config.subsample.seed)
-    source = f"the {config.dataset} table"
+    source = table.description
     if len(frame) == 0:
-        raise DataError(f"The loader returned no rows for {config.dataset} from {data_dir / config.dataset}.")
+        raise DataError(f"No rows were read from {table.location} ({source}).")
     rescale(frame, config.rescale)
     derive_tokens(frame, config.derive)
     label_summary(experiment.tasks, frame, source)  # every label column present and valid, before splitting
@@ -239,6 +258,7 @@ def run_prepare(config: PipelineConfig, data_dir: Path, force: bool = False,
         frame.iloc[splits.train], source=f"{source} (train split)", exclude=exclude)
     bar.update()
 
+    fit_labels(experiment.tasks, frame.iloc[splits.train], f"{source} (train split)")
     bar.set_postfix_str("write")
     paths.folder.mkdir(parents=True, exist_ok=True)
     paths.stamp.unlink(missing_ok=True)  # from here on, the old outputs are no longer current
@@ -254,8 +274,8 @@ def run_prepare(config: PipelineConfig, data_dir: Path, force: bool = False,
 
     manifest = {
         "pipeline": config.name, "dataset": config.dataset,
-        "source": str((data_dir / config.dataset).resolve()),
-        "source_files": stamps.folder_stats(data_dir / config.dataset),
+        "source": table.location,
+        "source_files": stamps.file_stats(table.files),
         "rows_loaded": loaded_rows, "rows": len(frame), "split": described, "splits": summary,
         "columns": {c: str(t) for c, t in frame.dtypes.items()},
         "feature_columns": encoder.input_columns,
@@ -274,5 +294,5 @@ def read_split(config: PipelineConfig, name: str, columns: list[str] | None = No
     """
     path = prepared_paths(config).split(name)
     if not path.is_file():
-        raise DataError(f"Prepared split {path} is missing: run `mtrec pipeline {config.name} --step prepare` first.")
+        raise DataError(f"Prepared split {path} is missing: run `{config.command('prepare')}` first.")
     return pd.read_parquet(path, columns=columns)

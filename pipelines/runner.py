@@ -5,6 +5,7 @@
     mtrec pipeline census --quick                # configs/pipeline_census_quick.yaml
     mtrec pipeline census -c my.yaml seeds=[1] experiment.training.epochs=5
     mtrec pipeline census --force                # rerun even current steps
+    mtrec pipeline -c my_table.yaml              # your own table (experiment.data.path), no NAME
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mtrec.pipelines.config import PipelineConfig, config_path, load_pipeline_config
+from mtrec.errors import ConfigError
+from mtrec.pipelines.config import CONFIG_DIR, PipelineConfig, config_path, load_pipeline_config
 from mtrec.pipelines.datasets import resolve_data_dir
 from mtrec.pipelines.evaluate import run_evaluate
 from mtrec.pipelines.prepare import prepare_fingerprint, run_prepare
@@ -46,7 +48,8 @@ def run_pipeline(config: PipelineConfig, steps: tuple[str, ...] = STEPS, force: 
     unknown = [s for s in steps if s not in STEPS]
     if unknown:
         raise ValueError(f"Unknown step(s) {unknown}; steps: {list(STEPS)}")
-    data_dir = resolve_data_dir(data_dir or config.data_dir)
+    # Only a loader reads the data sets folder; a table named by data.path needs none.
+    data_dir = resolve_data_dir(data_dir or config.data_dir) if not config.data_path else Path(data_dir or ".")
     data_fp = prepare_fingerprint(config, data_dir)
     results: dict[str, Any] = {}
     started = time.perf_counter()
@@ -73,15 +76,22 @@ def run_pipeline(config: PipelineConfig, steps: tuple[str, ...] = STEPS, force: 
     return results
 
 
-def run_from_cli(name: str, config: str | None, quick: bool, step: str, force: bool,
+def run_from_cli(name: str | None, config: str | None, quick: bool, step: str, force: bool,
                  data_dir: str | None, out: str | None, overrides: list[str]) -> int:
-    """The `mtrec pipeline` command: loads the config, runs the steps, prints the report."""
+    """The `mtrec pipeline` command: loads the config, runs the steps, prints the report.
+
+    Raises:
+        ConfigError: neither a NAME nor `-c CONFIG`.
+    """
+    if not name and not config:
+        raise ConfigError("Give a shipped pipeline's NAME or your own config with -c CONFIG. Shipped: "
+                          f"{sorted(p.stem.removeprefix('pipeline_') for p in CONFIG_DIR.glob('pipeline_*.yaml'))}")
     path = Path(config) if config else config_path(name, quick=quick)
     if out:
         overrides = [*overrides, f"output_dir={out}"]
     pipeline = load_pipeline_config(path, overrides)
     steps = STEPS if step == "all" else (step,)
-    print(f"mtrec pipeline {name}: {path} -> {pipeline.out}", flush=True)
+    print(f"mtrec pipeline {pipeline.name}: {path} -> {pipeline.out}", flush=True)
     results = run_pipeline(pipeline, steps, force=force, data_dir=data_dir)
     if "evaluate" in results:
         print()

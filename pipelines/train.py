@@ -78,7 +78,7 @@ def check_prepared(config: PipelineConfig, data_fp: str) -> None:
     if not stamps.is_current(paths.stamp, data_fp, paths.outputs):
         state = "stale (the config, the raw files or the loader changed)" if paths.stamp.exists() else "missing"
         raise DataError(f"The prepared data under {paths.folder} is {state}: run "
-                        f"`mtrec pipeline {config.name} --step prepare` first.")
+                        f"`{config.command('prepare')}` first.")
 
 
 def plan_runs(config: PipelineConfig) -> list[RunSpec]:

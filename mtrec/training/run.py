@@ -46,6 +46,7 @@ from mtrec.training.predict import predict_arrays
 from mtrec.training.prepare import PreparedData, prepare
 from mtrec.training.report import format_report
 from mtrec.training.run_lock import RunLock, RunStatus, run_status
+from mtrec.training.split_rows import save_split_rows
 from mtrec.utils.atomic import atomic_path, file_sha256, write_json, write_text
 from mtrec.utils.validation import closest
 from mtrec.weighting import WeightingLogger, WeightingStrategy
@@ -344,6 +345,7 @@ def _train(config: ExperimentConfig, run_dir: Path, frame: pd.DataFrame | None,
     keras.utils.set_random_seed(config.seed)
     prepared = prepare(config, frame)
     prepared.encoder.save(run_dir / "features.json")
+    save_split_rows(config, prepared, frame, run_dir)  # splits.parquet: the rows of each split
     if resuming:
         logger.warning("Resuming from the checkpoint in %s", run_dir / "checkpoints")
     metrics = TaskMetricsLogger(run_dir, [t.name for t in config.tasks])
