@@ -35,6 +35,7 @@ from mtrec.errors import ConfigError, DataError
 from mtrec.export.graph_encoder import GraphEncoder
 from mtrec.recommend.blend import PRODUCT_FLOOR, Blend, BlendConfig
 from mtrec.tasks import MulticlassTask
+from mtrec.tasks.multiclass import class_array
 from mtrec.training.trained_run import TrainedRun, load_run
 
 #: Name of the batch endpoint (the id columns passed through).
@@ -65,7 +66,10 @@ def scores_from_predictions(run: TrainedRun, predictions: dict[str, tf.Tensor]) 
             continue
         value = tf.cast(predictions[task.name], tf.float32)
         if isinstance(task, MulticlassTask):
-            out[task.name] = tf.cast(tf.argmax(value, axis=1), tf.int32)
+            best = tf.argmax(value, axis=1)
+            # With `classes:`, the class value (as `mtrec score` writes it), else its index.
+            out[task.name] = (tf.gather(tf.constant(class_array(task.classes)), best)
+                              if isinstance(task.classes, list) else tf.cast(best, tf.int32))
             out[f"{task.name}_proba"] = value
         else:
             out[task.name] = tf.reshape(value, [-1])

@@ -81,9 +81,11 @@ class MultiTaskModel(keras.Model):
 
     def call(self, inputs: dict[str, Tensor], training: bool | None = None) -> dict[str, Tensor]:
         representations, _ = self._task_representations(inputs, training)
+        # Task.finish_output: a regression task's standardization undone (z * sd + mean), a count's
+        # exp; constants from the task's config, so scoring and export see label units.
         outputs = {
-            name: tower(rep, training=training)
-            for name, tower, rep in zip(self.task_names, self.towers, representations)
+            task.name: task.finish_output(tower(rep, training=training))
+            for task, tower, rep in zip(self.tasks, self.towers, representations)
         }
         # ESMM chains: a task "after" another outputs p(after) * p(this | after);
         # its tower only ever models the conditional.

@@ -9,11 +9,11 @@ from mtrec.tasks.base import Task
 from mtrec.tasks.binary import BinaryTask
 from mtrec.tasks.masking import MaskedLoss, MaskedMetric
 from mtrec.tasks.multiclass import MulticlassTask
-from mtrec.tasks.regression import RegressionTask
+from mtrec.tasks.regression import CountTask, RegressionTask
 from mtrec.utils.validation import choice, from_config
 
 TASK_KINDS: dict[str, type[Task]] = {
-    cls.kind: cls for cls in (BinaryTask, RegressionTask, MulticlassTask)
+    cls.kind: cls for cls in (BinaryTask, RegressionTask, MulticlassTask, CountTask)
 }
 
 
@@ -82,7 +82,20 @@ def chain_order(tasks: list[Task], where: str = "tasks") -> list[Task]:
     return ordered
 
 
+def fit_tasks(tasks: list[Task], frame, source: str = "data") -> None:
+    """Fits every task's label state (`Task.fit`) on the training split's rows.
+
+    Args:
+        tasks: the tasks, changed in place (the model built from them saves the state).
+        frame: the training split's rows (with the label columns).
+        source: description of `frame` for messages.
+    """
+    for task in tasks:
+        task.fit(frame[task.label], source)
+
+
 __all__ = [
-    "Task", "BinaryTask", "RegressionTask", "MulticlassTask", "MaskedLoss", "MaskedMetric",
+    "Task", "BinaryTask", "RegressionTask", "MulticlassTask", "CountTask", "MaskedLoss", "MaskedMetric",
+    "fit_tasks",
     "TASK_KINDS", "task_from_config", "tasks_from_config", "chain_order",
 ]

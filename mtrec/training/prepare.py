@@ -13,7 +13,7 @@ from mtrec.data.splits import Splits, make_splits
 from mtrec.data.synthetic import make_synthetic
 from mtrec.errors import DataError, SchemaError
 from mtrec.features import FeatureEncoder
-from mtrec.tasks import Task
+from mtrec.tasks import Task, fit_tasks
 from mtrec.utils.validation import (check_magnitudes, check_nonfinite, check_unique_columns, closest,
                                     count_nonfinite)
 
@@ -52,23 +52,41 @@ def load_frame(config: ExperimentConfig) -> tuple[pd.DataFrame, str]:
     return make_synthetic(**dataclasses.asdict(synthetic)), "the synthetic generator"
 
 
-def encode_labels(tasks: list[Task], frame: pd.DataFrame, source: str) -> dict[str, np.ndarray]:
-    """Checks each task's label column and returns float32 `(n, 1)` arrays with NaN for missing.
+def encode_labels(tasks: list[Task], frame: pd.DataFrame, source: str,
+                  fit: bool = False) -> dict[str, np.ndarray]:
+    """Checks each task's label column and returns float32 arrays with NaN for missing.
+
+    Each task maps its column (`Task.encode`: `positive:`, `classes:`, range
+    checks); a task with `sample_weight` gets `(n, 2)` arrays (label, weight),
+    the others `(n, 1)`.
+
+    Args:
+        tasks: the tasks.
+        frame: the rows.
+        source: description of `frame` for messages.
+        fit: fit the tasks' label state on these rows first (`fit_tasks`:
+            standardization, `classes: auto`): True for the training split only.
 
     Raises:
-        SchemaError: a label column is missing or not numeric.
+        SchemaError: a label or weight column is missing or not numeric.
+        DataError: a label or weight is out of range or not a declared value.
     """
     labels = {}
     for task in tasks:
-        if task.label not in frame.columns:
-            raise SchemaError(
-                f"Label column '{task.label}' of task '{task.name}' is missing from {source}."
-                f"{closest(task.label, frame.columns)} Columns present: {list(frame.columns)}")
-        labels[task.name] = task.prepare_labels(frame[task.label], source)
+        for column in task.columns:
+            if column not in frame.columns:
+                what = "Label" if column == task.label else "Sample weight"
+                raise SchemaError(
+                    f"{what} column '{column}' of task '{task.name}' is missing from {source}."
+                    f"{closest(column, frame.columns)} Columns present: {list(frame.columns)}")
+    if fit:
+        fit_tasks(tasks, frame, source)
+    for task in tasks:
+        labels[task.name] = task.encode(frame, source)
     for task in tasks:
         parent = getattr(task, "after", None)
         if parent is not None:
-            bad = (labels[task.name] == 1) & (labels[parent] == 0)
+            bad = (labels[task.name][:, 0] == 1) & (labels[parent][:, 0] == 0)
             if bad.any():
                 parent_label = next(t.label for t in tasks if t.name == parent)
                 raise DataError(
@@ -124,7 +142,7 @@ def prepare(config: ExperimentConfig, frame: pd.DataFrame | None = None,
     # Labels and ids must never be picked up by a feature glob such as "*".
     encoder = FeatureEncoder(config.features).fit(
         train_frame, source=f"{source} (train split)",
-        exclude=[t.label for t in config.tasks] + list(config.data.id_columns))
+        exclude=[c for t in config.tasks for c in t.columns] + list(config.data.id_columns))
     check_feature_values(encoder.input_columns, frame, train_frame, source, config.data.max_nonfinite_fraction)
     encoded = {}
     for name in SPLIT_NAMES:
@@ -132,7 +150,7 @@ def prepare(config: ExperimentConfig, frame: pd.DataFrame | None = None,
         part = frame.iloc[index]
         encoded[name] = EncodedSplit(
             features=encoder.transform(part),
-            labels=encode_labels(config.tasks, part, f"{source} ({name} split)"),
+            labels=encode_labels(config.tasks, part, f"{source} ({name} split)", fit=name == "train"),
             index=index,
         )
     return PreparedData(encoder=encoder, splits=encoded)

@@ -132,4 +132,7 @@ def load_run(run_dir: str | Path) -> TrainedRun:
     encoder = FeatureEncoder.load(run_dir / "features.json")
     model = load_model_file(run_dir / "model.keras", recorded.get("model.keras"))
     _check_layout(run_dir, encoder, model)
+    # The model carries its tasks' label state fit on the training split (a regression task's mean
+    # and sd, classes: auto); config.yaml is written before that fit, so scoring takes the model's.
+    config.tasks = list(getattr(model, "tasks", config.tasks))
     return TrainedRun(run_dir, config, encoder, model)
