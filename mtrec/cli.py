@@ -308,8 +308,9 @@ def main(argv: list[str] | None = None) -> int:
     # positional `overrides`; collect them, refuse anything else.
     if extra and hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
         args.overrides = list(args.overrides or []) + extra
-    elif extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    elif extra:  # said by the command's own parser: "mtrec score: error: ..." with its usage
+        command = parser._subparsers._group_actions[0].choices.get(args.command, parser)
+        command.error(f"unrecognized arguments: {' '.join(extra)}")
     args.debug = debug
     try:
         return args.func(args)

@@ -16,6 +16,8 @@ import typing
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
+
 from mtrec.data.io import DEFAULT_NA_VALUES
 from mtrec.data.splits import SplitConfig
 from mtrec.data.synthetic import SyntheticConfig
@@ -83,6 +85,12 @@ class EarlyStoppingConfig:
     mode: Literal["auto", "min", "max"] = "auto"
     patience: int = 3
     min_delta: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.patience < 0:
+            raise ConfigError(f"training.early_stopping.patience must be >= 0. Received: {self.patience}")
+        if self.min_delta < 0:
+            raise ConfigError(f"training.early_stopping.min_delta must be >= 0. Received: {self.min_delta}")
 
 
 @dataclasses.dataclass
@@ -324,6 +332,9 @@ def _parse_model(raw: Any) -> ModelConfig:
             params[key] = coerce(value, typing.get_type_hints(specs[spec_key])[field], f"model.{key}")
         else:
             params[key] = coerce(value, hints.get(key, Any), f"model.{key}")
+            # A count (num_experts, num_levels, ...) of zero fails in the layer, after the data is read.
+            if key.startswith("num_") and isinstance(params[key], int) and params[key] < 1:
+                raise ConfigError(f"Config key 'model.{key}' must be an integer >= 1. Received: {params[key]}")
     for key, spec in specs.items():
         try:
             spec.get(params.get(key), {k: v for k, v in params.items() if k in spec.legacy_keys})
@@ -350,6 +361,8 @@ def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
     seed = coerce(raw.get("seed", 42), int, "seed")
     data = from_config(DataConfig, raw.get("data"), "data")
     features = parse_features(raw["features"], "features")
+    if not features:
+        raise ConfigError("Config key 'features' declares no feature; a model needs at least one input.")
     tasks = tasks_from_config(raw["tasks"], "tasks")
     model = _parse_model(raw["model"])
     training = from_config(TrainingConfig, raw.get("training"), "training")
@@ -390,7 +403,11 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
                     raise ConfigError(f"Override '{item}': '{'.'.join(keys[:depth])}' has no item {key}.")
                 key = int(key)
             if last:
-                node[key] = parse_yaml(value)
+                try:
+                    node[key] = parse_yaml(value)
+                except yaml.YAMLError as err:
+                    raise ConfigError(f"Override '{item}': the value of '{path.strip()}' is not valid YAML "
+                                      f"({' '.join(str(err).split())}).") from None
             else:
                 if isinstance(node, dict) and not isinstance(node.get(key), (dict, list)):
                     node[key] = {}

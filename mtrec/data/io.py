@@ -128,10 +128,17 @@ _VERIFY = ds.ParquetFragmentScanOptions(page_checksum_verification=True)
 def _dataset(folder: Path) -> ds.Dataset:
     files = _parquet_files(folder)
     try:
-        return ds.dataset([str(f) for f in files], format="parquet", partitioning="hive",
-                          partition_base_dir=str(folder))
+        dataset = ds.dataset([str(f) for f in files], format="parquet", partitioning="hive",
+                             partition_base_dir=str(folder))
+        # The dataset takes the first file's schema: another file's other columns would be read as
+        # all-missing or dropped, without a word. Each footer is read (metadata only).
+        schemas = [(Path(f.path), f.physical_schema.names) for f in dataset.get_fragments()]
     except (pa.ArrowException, OSError) as err:
         raise DataError(f"Cannot read folder {folder.resolve()} as Parquet: {err}") from err
+    for other, names in schemas[1:]:
+        if set(names) != set(schemas[0][1]):
+            _check_same_columns(schemas[0][0], schemas[0][1], other, names)
+    return dataset
 
 
 @contextlib.contextmanager

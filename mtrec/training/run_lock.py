@@ -42,7 +42,8 @@ class RunLock:
         run_dir: the run directory (created if missing).
 
     Raises:
-        RunDirectoryError: another live process holds the lock (on entry).
+        RunDirectoryError: another live process holds the lock, or `run_dir`
+            is a file or cannot be created (on entry).
     """
 
     def __init__(self, run_dir: str | Path) -> None:
@@ -51,7 +52,13 @@ class RunLock:
         self._fd: int | None = None
 
     def __enter__(self) -> RunLock:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.run_dir.exists() and not self.run_dir.is_dir():
+            raise RunDirectoryError(f"Run directory {self.run_dir} is a file, not a folder. "
+                                    "Choose another --run-dir.")
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:  # a parent is a file, or not writable
+            raise RunDirectoryError(f"Cannot create the run directory {self.run_dir}: {err.strerror}.") from None
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
         if fcntl is None:
             self._fd = fd

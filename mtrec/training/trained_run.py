@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import keras
-import yaml
 
 from mtrec.config import ExperimentConfig, parse_config
 from mtrec.errors import ModelFileError
 from mtrec.features import FeatureEncoder
 from mtrec.models import MultiTaskModel
 from mtrec.utils.atomic import file_sha256
+from mtrec.utils.config_file import read_config_file
 from mtrec.utils.validation import require_files
 
 
@@ -30,9 +31,15 @@ class TrainedRun:
 
 
 def _recorded_fingerprint(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "run.json"
     try:
-        return json.loads((run_dir / "run.json").read_text()).get("fingerprint") or {}
-    except (OSError, ValueError, AttributeError):
+        return json.loads(path.read_text()).get("fingerprint") or {}
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError, AttributeError) as err:
+        # model.keras and features.json are still checked against each other (_check_layout).
+        warnings.warn(f"{path} is unreadable ({type(err).__name__}: {err}); the check that features.json "
+                      "and model.keras belong together is reduced to their shapes.", stacklevel=3)
         return {}
 
 
@@ -126,7 +133,7 @@ def load_run(run_dir: str | Path) -> TrainedRun:
     run_dir = Path(run_dir)
     require_files(run_dir, ["config.yaml", "features.json", "model.keras"], "a finished run directory",
                   _unfinished_hint(run_dir))
-    config = parse_config(yaml.safe_load((run_dir / "config.yaml").read_text()))
+    config = parse_config(read_config_file(run_dir / "config.yaml"))
     recorded = _recorded_fingerprint(run_dir)
     _check_features_file(run_dir, recorded)
     encoder = FeatureEncoder.load(run_dir / "features.json")

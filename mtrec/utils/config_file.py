@@ -66,7 +66,13 @@ def read_config_file(path: str | Path) -> Any:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"Config file not found: {path.resolve()}")
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"Config file {path} is not UTF-8 text (byte {err.start}: "
+                          f"{err.object[err.start:err.start + 1]!r}); save it as UTF-8 YAML or JSON.") from None
+    except OSError as err:  # unreadable: permissions
+        raise ConfigError(f"Cannot read the config file {path}: {err.strerror}.") from None
     if path.suffix.lower() == ".json":
         try:
             raw = json.loads(text) if text.strip() else None
