@@ -27,6 +27,15 @@ class SingleTask(BottomModel):
         self.embeddings = [self._make_embedding(f"embedding_{n}") for n in self.task_names]
         self.bottoms = [self.bottom_spec.build(f"bottom_{n}", dtype=self.dtype_policy) for n in self.task_names]
 
+    def task_variables(self) -> dict[str, list]:
+        """{task: the variables of its own network}: its embeddings, bottom and tower.
+
+        The networks share no variable, so each can keep the weights of its
+        own best epoch (`mtrec.training.per_task_stopping`).
+        """
+        return {name: [*embedding.variables, *bottom.variables, *tower.variables]
+                for name, embedding, bottom, tower in zip(self.task_names, self.embeddings, self.bottoms, self.towers)}
+
     def _task_representations(self, inputs: dict[str, Tensor], training: bool | None):
         reps = [
             bottom(embedding(inputs), training=training)

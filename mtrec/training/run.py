@@ -42,6 +42,7 @@ from mtrec.training.checkpoints import RunCheckpoint, list_checkpoints
 from mtrec.training.callbacks import MainLossLogger, SingleTaskLogNames, TaskMetricsLogger
 from mtrec.training.evaluation import evaluate_predictions
 from mtrec.training.optimizers import build_optimizer, schedule_callbacks
+from mtrec.training.per_task_stopping import PerTaskEarlyStopping
 from mtrec.training.predict import predict_arrays
 from mtrec.training.prepare import PreparedData, prepare
 from mtrec.training.report import format_report
@@ -319,6 +320,10 @@ def _fit_model(config: ExperimentConfig, prepared: PreparedData,
         stopper = ResumableEarlyStopping(
             monitor=monitor, mode=monitor_mode(monitor, es.mode), patience=es.patience, min_delta=es.min_delta,
             restore_best_weights=True, verbose=1 if training.verbose else 0)
+        if hasattr(model, "task_variables") and len(model.task_names) > 1:
+            # SingleTask: each task's network keeps its own best epoch, as if trained alone.
+            stopper = PerTaskEarlyStopping(model.task_variables(), patience=es.patience, min_delta=es.min_delta,
+                                           verbose=1 if training.verbose else 0)
     # Early stopping's state (best weights, patience) and the weighting's go into the run's checkpoints,
     # so a resumed run ends as an uninterrupted one; it is placed just before the checkpoint.
     track_training_state(all_callbacks, stopper, weighting)
