@@ -156,7 +156,8 @@ def export_run(run_dir: str | os.PathLike | TrainedRun, out_dir: str | os.PathLi
     mixer = Blend(blend) if blend is not None else None
     encoder = GraphEncoder(run.encoder, na_values=getattr(run.config.data, "na_values", ()) or ())
     feature_specs = encoder.input_signature()
-    bad = [c for c in feature_specs if not VALID_NAME.match(c)]
+    # Inputs are named by internal names (mtrec.features.names), valid for any column name.
+    bad = [c for c, spec in feature_specs.items() if not VALID_NAME.match(spec.name)]
     if bad:
         raise ConfigError(f"Feature column(s) {bad} cannot be SavedModel input names (TensorFlow accepts "
                           f"{VALID_NAME.pattern}); rename the column(s) and train again.")
