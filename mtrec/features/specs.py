@@ -307,6 +307,8 @@ def check_specs(specs: Iterable[FeatureSpec], where: str = "features") -> None:
         for key in SHARED_TABLE_KEYS:
             values = {spec.name: getattr(spec, key) for _, spec in members}
             if len(set(values.values())) > 1:
+                if key == "vocabulary_limit":  # the config key: max_tokens for text, else max_vocab_size
+                    key = "max_vocab_size / max_tokens"
                 raise ConfigError(
                     f"Features sharing table '{table}' must agree on '{key}'. Received: "
                     + ", ".join(f"{name}: {key}={value!r}" for name, value in values.items())
