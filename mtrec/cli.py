@@ -102,6 +102,8 @@ def _cmd_score_split(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from mtrec.export import export_run, read_blend
 
+    if args.recommender:
+        return _cmd_export_recommender(args)
     blend = read_blend(args.blend) if args.blend else None
     summary = export_run(args.run_dir, args.out_dir, gates=args.gates, blend=blend, overwrite=args.overwrite)
     print(f"Wrote a SavedModel to {summary.out_dir} in {summary.seconds:.1f} s: signatures "
@@ -109,6 +111,20 @@ def _cmd_export(args: argparse.Namespace) -> int:
           f"outputs {summary.outputs}.")
     if summary.left_out:
         print(f"Id columns left out of serve_batch (not valid TensorFlow input names): {summary.left_out}")
+    return 0
+
+
+def _cmd_export_recommender(args: argparse.Namespace) -> int:
+    """`mtrec export --recommender REC_RUN_DIR OUT_DIR`: the whole recommend run as one SavedModel."""
+    from mtrec.errors import ConfigError
+    from mtrec.export.recommender import export_recommender
+
+    if args.gates or args.blend:
+        raise ConfigError("--recommender exports the recommend run's own blend; --gates and --blend do not apply.")
+    summary = export_recommender(args.run_dir, args.out_dir, items=args.items, overwrite=args.overwrite)
+    print(f"Wrote a SavedModel to {summary.out_dir} in {summary.seconds:.1f} s: signature serving_default; "
+          f"inputs {[i['input_name'] for i in summary.inputs]}; top {summary.n} of {summary.k} candidates "
+          f"from {summary.items:,} items; outputs {summary.outputs}.")
     return 0
 
 
@@ -219,6 +235,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gates", action="store_true", help="also output the gate weights (gated models)")
     p.add_argument("--blend", help="YAML with a blend (a recommend config, or {kind, weights}): adds `score`")
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUT_DIR")
+    p.add_argument("--recommender", action="store_true",
+                   help="RUN_DIR is a `mtrec recommend` run: export retrieval -> ranking -> blend -> top N in "
+                        "one graph (a user's columns in, the top N items with every task's score out)")
+    p.add_argument("--items", help="with --recommender: the items table (default: the recommend config's data)")
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("quickstart", help="MMoE vs SharedBottom vs SingleTask on synthetic data (no data needed)")
