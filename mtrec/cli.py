@@ -59,7 +59,8 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     from mtrec.preparation import prepare
 
     config = load_config(args.config, args.overrides)
-    result = prepare(config, args.out, batch_size=args.batch_size, overwrite=args.overwrite)
+    result = prepare(config, args.out, batch_size=args.batch_size, overwrite=args.overwrite,
+                     engine=args.engine, ray_address=args.ray_address)
     sizes = ", ".join(f"{name} {split['rows']:,}" for name, split in result.manifest["splits"].items())
     print(f"Prepared {result.rows:,} rows into {result.out} ({sizes}; "
           f"{result.rows_per_second:,.0f} rows/s{', resumed' if result.resumed else ''}).")
@@ -213,6 +214,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="the prepared folder (a rerun finishes an interrupted one)")
     p.add_argument("--batch-size", type=_positive_int, default=131_072, help="rows per record batch")
     p.add_argument("--overwrite", action="store_true", help="replace a folder prepared from another config")
+    p.add_argument("--engine", choices=["embedded", "ray"], default="embedded",
+                   help="embedded: this process; ray: each input file's work as a Ray Data task (mtrec-keras[ray])")
+    p.add_argument("--ray-address", default=None,
+                   help="with --engine ray: the cluster to join (e.g. auto); default a local Ray")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     p.set_defaults(func=_cmd_prepare)
 

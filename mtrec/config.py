@@ -49,14 +49,15 @@ class DataConfig:
             label's rows that may be +/-inf (they are treated as missing,
             with a warning naming the column); above it training and scoring
             stop with a DataError. Defaults to `0.01`.
+        max_malformed_fraction: the largest share of the input's rows that
+            `mtrec prepare` may skip because their shard cannot be read (a
+            truncated Parquet file: its rows estimated from its size), with a
+            warning naming it; above it, a DataError. Defaults to `0.001`.
         na_values: the strings that mean "missing" in text columns, the same
             for CSV and Parquet files (`mtrec train` and `mtrec score`).
             Defaults to pandas' CSV list: `""`, `"NA"`, `"N/A"`, `"NULL"`,
             `"NaN"`, `"None"`, `"nan"`, `"null"` and a few more
             (`mtrec.data.io.DEFAULT_NA_VALUES`); `[]` keeps every string.
-        prepared: a folder written by `mtrec prepare` from this config's data,
-            features and tasks: `mtrec train` reads its encoded shards instead
-            of `path` (`training.in_memory` decides whether they are streamed).
     """
 
     path: str | list[str] | None = None
@@ -64,13 +65,16 @@ class DataConfig:
     split: SplitConfig = dataclasses.field(default_factory=SplitConfig)
     id_columns: list[str] = dataclasses.field(default_factory=list)
     max_nonfinite_fraction: float = 0.01
+    max_malformed_fraction: float = 0.001
     na_values: list[str] = dataclasses.field(default_factory=lambda: list(DEFAULT_NA_VALUES))
-    prepared: str | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.max_nonfinite_fraction <= 1.0:
             raise ConfigError(f"data.max_nonfinite_fraction must be in [0, 1]. "
                               f"Received: {self.max_nonfinite_fraction}")
+        if not 0.0 <= self.max_malformed_fraction <= 1.0:
+            raise ConfigError(f"data.max_malformed_fraction must be in [0, 1]. "
+                              f"Received: {self.max_malformed_fraction}")
 
 
 @dataclasses.dataclass
@@ -166,12 +170,6 @@ class TrainingConfig:
         early_stopping: set to null to train all epochs.
         verbose: Keras progress output: 1 a bar per epoch, 2 one line per
             epoch, 0 silent.
-        in_memory: `true` trains on arrays in memory; `false` streams encoded
-            shards (`data.prepared`, or `data.path` prepared into
-            `RUN_DIR/prepared` first); `"auto"` streams when the input is
-            larger than `mtrec.training.streamed.IN_MEMORY_MAX_ROWS` rows
-            (CSV: `IN_MEMORY_MAX_BYTES`).
-        shuffle_rows: rows of the shuffle buffer of streamed training.
         analysis: gate statistics and gradient cosines recorded per epoch
             (off by default).
         strategy: "none", or "mirrored": data-parallel over this host's devices
@@ -195,8 +193,6 @@ class TrainingConfig:
     jit_compile: bool | Literal["auto"] = "auto"
     early_stopping: EarlyStoppingConfig | None = dataclasses.field(default_factory=EarlyStoppingConfig)
     verbose: int = 1
-    in_memory: bool | Literal["auto"] = "auto"
-    shuffle_rows: int = 262_144
     analysis: TrainingAnalysisConfig = dataclasses.field(default_factory=TrainingAnalysisConfig)
     strategy: Literal["none", "mirrored"] = "none"
     schedule: ScheduleConfig | None = None
@@ -217,8 +213,6 @@ class TrainingConfig:
                 raise ConfigError(f"training.{key} must be >= 1. Received: {getattr(self, key)}")
         if self.learning_rate <= 0:
             raise ConfigError(f"training.learning_rate must be > 0. Received: {self.learning_rate}")
-        if self.shuffle_rows < 0:
-            raise ConfigError(f"training.shuffle_rows must be >= 0. Received: {self.shuffle_rows}")
 
 
 @dataclasses.dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -188,7 +189,7 @@ def test_prepare_writes_the_in_memory_splits_state_and_encoding(tmp_path, split)
     config = make_config(str(tmp_path / "in"), split)
     result = prepare(config, tmp_path / "out", batch_size=256, shard_batches=2)
     manifest, encoder = read_prepared(tmp_path / "out")
-    reference = prepare_in_memory(config, frame, "the table")
+    reference = prepare_in_memory(config)  # as mtrec train reads the shards (data.na_values)
     assert_same_state(reference.encoder.get_config(), encoder.get_config(), moments_rtol=1e-12)
     assert result.rows == len(frame) == manifest["rows"]
     for name in ("train", "valid", "test"):
@@ -291,6 +292,85 @@ def test_a_truncated_shard_is_named(tmp_path):
         prepare(make_config(str(tmp_path / "in"), {"kind": "hash"}), tmp_path / "out")
 
 
+def test_a_truncated_shard_counts_against_max_malformed_fraction(tmp_path):
+    frame = make_table(1200)
+    paths = write_shards(frame, tmp_path / "in", 4)
+    data = paths[2].read_bytes()
+    paths[2].write_bytes(data[: len(data) // 3])
+    with pytest.raises(DataError, match=r"part-2\.parquet .*about .* rows, .* data\.max_malformed_fraction=0\.001"):
+        prepare(make_config(str(tmp_path / "in"), {"kind": "hash"}), tmp_path / "out")
+    config = make_config(str(tmp_path / "in"), {"kind": "hash"}, max_malformed_fraction=0.3)
+    with pytest.warns(UserWarning, match=r"Skipped unreadable .*part-2\.parquet"):
+        result = prepare(config, tmp_path / "out")
+    assert result.rows == 900  # the three readable shards
+    assert [Path(e["path"]).name for e in result.manifest["unreadable_inputs"]] == ["part-2.parquet"]
+    assert 50 < result.manifest["unreadable_inputs"][0]["estimated_rows"] < 300
+
+
+def _damage(path, frame, case):
+    """Writes `frame` to the shard `path` with one kind of bad input."""
+    frame = frame.copy()
+    if case == "inf-feature":
+        frame.loc[frame.index[:40], "x0"] = np.inf
+    elif case == "inf-label":
+        frame.loc[frame.index[:40], "spend"] = -np.inf
+    elif case == "float32-range":
+        frame.loc[frame.index[3], "x2"] = 1e39
+    elif case == "all-missing":
+        frame["x1"] = np.nan
+    write_parquet(frame, path)
+    if case == "page-checksum":
+        data = bytearray(path.read_bytes())
+        middle = len(data) // 2
+        data[middle:middle + 256] = np.random.default_rng(2).bytes(256)
+        path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("case, error, message", [
+    ("inf-feature", DataError, r"Feature column 'x0' of .* \+/-inf .*max_nonfinite_fraction=0\.01"),
+    ("inf-label", DataError, r"Label column 'spend' of .* \+/-inf .*max_nonfinite_fraction=0\.01"),
+    ("float32-range", DataError, r"Column 'x2' of .*part-1\.parquet holds 1 values beyond float32"),
+    ("all-missing", DataError, r"\['x1'\] .* entirely missing in the training split"),
+    ("page-checksum", DataError, r"part-1\.parquet as Parquet: .*CRC checksum"),
+])
+def test_prepare_refuses_what_mtrec_train_refuses(tmp_path, case, error, message):
+    frame = make_table(1200)
+    paths = write_shards(frame, tmp_path / "in", 2)
+    if case == "all-missing":
+        _damage(paths[0], frame.iloc[:600], case)
+    _damage(paths[1], frame.iloc[600:], case)
+    config = make_config(str(tmp_path / "in"), {"kind": "hash"})
+    with pytest.raises(error, match=message):
+        prepare(config, tmp_path / "out", batch_size=256)
+    assert not (tmp_path / "out" / "manifest.json").exists()
+    if case != "page-checksum":  # the in-memory path says the same
+        with pytest.raises(error, match=message.replace("part-1\\.parquet", "in")):
+            prepare_in_memory(config)
+
+
+def test_prepare_reads_na_values_alike_in_csv_and_parquet_and_refuses_repeated_names(tmp_path):
+    frame = make_table(600)
+    frame["color"] = frame["color"].fillna("NULL").mask(frame.index % 7 == 0, "")
+    frame.to_csv(tmp_path / "rows.csv", index=False)
+    write_parquet(frame, tmp_path / "rows.parquet")
+    states = []
+    for name in ("rows.csv", "rows.parquet"):
+        config = make_config(str(tmp_path / name), {"kind": "hash"})
+        prepare(config, tmp_path / f"out-{name}", batch_size=128)
+        states.append(read_prepared(tmp_path / f"out-{name}")[1].get_config())
+        assert_same_state(prepare_in_memory(config).encoder.get_config(), states[-1], moments_rtol=1e-12)
+    assert_same_state(states[0], states[1], moments_rtol=1e-12)
+    assert not {"NULL", ""} & set(states[1]["tables"]["color"]["vocabulary"])
+    # `[]`: every string is a category
+    config = make_config(str(tmp_path / "rows.parquet"), {"kind": "hash"}, na_values=[])
+    prepare(config, tmp_path / "out-kept", batch_size=128)
+    assert {"NULL", ""} <= set(read_prepared(tmp_path / "out-kept")[1].get_config()["tables"]["color"]["vocabulary"])
+    text = (tmp_path / "rows.csv").read_text().splitlines()
+    (tmp_path / "dup.csv").write_text("\n".join([text[0].replace("x2", "x1")] + text[1:]))
+    with pytest.raises(SchemaError, match=r"\['x1'\] appear more than once in .*dup\.csv"):
+        prepare(make_config(str(tmp_path / "dup.csv"), {"kind": "hash"}), tmp_path / "out-dup")
+
+
 def test_read_prepared_refuses_an_unfinished_folder(tmp_path):
     with pytest.raises(DataError, match="no manifest.json"):
         read_prepared(tmp_path)
@@ -354,7 +434,7 @@ def test_prepared_batches_are_the_in_memory_arrays_and_reshuffle_each_epoch(tmp_
     write_shards(frame, tmp_path / "in")
     config = make_config(str(tmp_path / "in"), {"kind": "hash"})
     prepare(config, tmp_path / "out", batch_size=300, shard_batches=1)
-    reference = prepare_in_memory(config, frame, "the table").splits["train"]
+    reference = prepare_in_memory(config).splits["train"]
     batches = list(iter_prepared_batches(tmp_path / "out", "train", batch_size=128))
     assert all(len(x["item"]) == 128 for x, _ in batches[:-1])
     for key, expected in reference.features.items():
@@ -441,7 +521,7 @@ def test_training_on_prepared_shards_matches_training_on_in_memory_arrays(tmp_pa
     write_shards(frame, tmp_path / "in")
     config = make_config(str(tmp_path / "in"), {"kind": "hash"})
     prepare(config, tmp_path / "out", batch_size=300)
-    reference = prepare_in_memory(config, frame, "the table")
+    reference = prepare_in_memory(config)
 
     def fit_and_evaluate(train, test, layout):
         keras.utils.set_random_seed(4)

@@ -31,6 +31,7 @@ import logging
 import shutil
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mtrec.data.io import ParquetBatchWriter, _check_file, _parquet_files
+from mtrec.data.io import ParquetBatchWriter, _check_file, _csv_header, _parquet_files, iter_file_batches
 from mtrec.data.splits import (
     SPLIT_NAMES,
     GroupSplit,
@@ -51,7 +52,9 @@ from mtrec.data.splits import (
 from mtrec.errors import ConfigError, DataError, SchemaError
 from mtrec.features import NUMERIC_KEY, FeatureEncoder
 from mtrec.features.columns import expand_numeric
+from mtrec.preparation.checks import ValueChecks
 from mtrec.preparation.state import load_encoder, save_encoder
+from mtrec.utils.validation import check_unique_columns
 from mtrec.utils.atomic import write_json
 
 log = logging.getLogger(__name__)
@@ -62,6 +65,8 @@ MANIFEST = "manifest.json"
 WORK = "_work"
 DEFAULT_BATCH_SIZE = 131_072
 DEFAULT_SHARD_BATCHES = 8
+#: The engines of `prepare`: this process, or Ray Data tasks.
+ENGINES = ("embedded", "ray")
 LABEL_PREFIX = "label."
 ID_PREFIX = "id."
 
@@ -116,15 +121,14 @@ def input_files(path: Any) -> list[tuple[Path, str]]:
 
 
 def _file_schema(path: Path, kind: str) -> dict[str, str]:
+    if kind != "parquet":
+        return {c: "csv" for c in _csv_header(path)}  # a repeated name is refused there
     try:
-        if kind == "parquet":
-            schema = pq.read_schema(path)
-            return {f.name: str(f.type) for f in schema}
-        header = pd.read_csv(path, sep="\t" if path.name.lower().endswith((".tsv", ".tsv.gz")) else ",",
-                             nrows=0)
-        return {str(c): "csv" for c in header.columns}
+        schema = pq.read_schema(path)
     except (pa.ArrowException, OSError, ValueError) as err:
         raise DataError(f"Cannot read {path.resolve()} (truncated or not {kind}?): {err}") from err
+    check_unique_columns(schema.names, path.resolve())
+    return {f.name: str(f.type) for f in schema}
 
 
 def check_schemas(files: list[tuple[Path, str]], needed: list[str]) -> dict[str, str]:
@@ -153,17 +157,10 @@ def check_schemas(files: list[tuple[Path, str]], needed: list[str]) -> dict[str,
     return schema
 
 
-def _batches(path: Path, kind: str, batch_size: int, columns: list[str]) -> Iterator[pd.DataFrame]:
-    try:
-        if kind == "parquet":
-            with pq.ParquetFile(path) as file:
-                for batch in file.iter_batches(batch_size=batch_size, columns=columns):
-                    yield batch.to_pandas()
-        else:
-            sep = "\t" if path.name.lower().endswith((".tsv", ".tsv.gz")) else ","
-            yield from pd.read_csv(path, sep=sep, usecols=columns, chunksize=batch_size)
-    except (pa.ArrowException, OSError, ValueError, pd.errors.ParserError) as err:
-        raise DataError(f"Cannot read {path.resolve()} (truncated or malformed?): {err}") from err
+def _batches(path: Path, batch_size: int, columns: list[str], na_values: list[str]) -> Iterator[pd.DataFrame]:
+    """One input file in record batches, read as `mtrec train` reads it (`data.io.iter_file_batches`:
+    `na_values` missing in CSV and Parquet alike, Parquet page checksums verified)."""
+    yield from iter_file_batches(path, batch_size, columns=columns, na_values=na_values)
 
 
 # --------------------------------------------------------------------------- config identity
@@ -174,7 +171,7 @@ def prepared_config(config: Any, batch_size: int, shard_batches: int) -> dict[st
     full = config.get_config()
     return {
         "data": {"path": full["data"]["path"], "split": full["data"]["split"],
-                 "id_columns": full["data"]["id_columns"]},
+                 "id_columns": full["data"]["id_columns"], "na_values": full["data"]["na_values"]},
         "features": full["features"],
         "tasks": [{"name": t["name"], "kind": t["kind"], "label": t.get("label")} for t in full["tasks"]],
         "layout": {"batch_size": batch_size, "shard_batches": shard_batches},
@@ -266,7 +263,8 @@ def read_prepared(out: str | Path) -> tuple[dict[str, Any], FeatureEncoder]:
 
 
 def prepare(config: Any, out: str | Path, batch_size: int = DEFAULT_BATCH_SIZE,
-            shard_batches: int = DEFAULT_SHARD_BATCHES, overwrite: bool = False) -> PrepareResult:
+            shard_batches: int = DEFAULT_SHARD_BATCHES, overwrite: bool = False,
+            engine: str = "embedded", ray_address: str | None = None) -> PrepareResult:
     """Streams `config.data.path` into encoded shards per split under `out`.
 
     Args:
@@ -278,6 +276,11 @@ def prepare(config: Any, out: str | Path, batch_size: int = DEFAULT_BATCH_SIZE,
         shard_batches: batches per output shard (one shard per input file
             at most). Defaults to `8`.
         overwrite: delete a prepared or half-prepared folder of another config.
+        engine: `"embedded"` (this process, file after file) or `"ray"`
+            (each file's work as a Ray Data task, `mtrec.preparation.ray_engine`;
+            the same fitted state and shards).
+        ray_address: the Ray cluster for `engine="ray"`; None starts a local
+            Ray unless this process already started one.
 
     Returns:
         A `PrepareResult`.
@@ -289,6 +292,8 @@ def prepare(config: Any, out: str | Path, batch_size: int = DEFAULT_BATCH_SIZE,
             or a needed column is missing.
         DataError: a file is unreadable or truncated (named), a split is empty.
     """
+    if engine not in ENGINES:
+        raise ConfigError(f"The 'engine' parameter must be one of {list(ENGINES)}. Got {engine!r} instead.")
     for name, value in (("batch_size", batch_size), ("shard_batches", shard_batches)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
@@ -303,6 +308,7 @@ def prepare(config: Any, out: str | Path, batch_size: int = DEFAULT_BATCH_SIZE,
     files = input_files(config.data.path)
     inputs = [{"path": str(p.resolve()), "bytes": p.stat().st_size, "mtime_ns": p.stat().st_mtime_ns}
               for p, _ in files]
+    files, unreadable = drop_unreadable(files, config.data.max_malformed_fraction)
     if (out / MANIFEST).is_file() or (work / "plan.json").is_file():
         found_path = out / MANIFEST if (out / MANIFEST).is_file() else work / "plan.json"
         found = json.loads(found_path.read_text())
@@ -340,7 +346,10 @@ def prepare(config: Any, out: str | Path, batch_size: int = DEFAULT_BATCH_SIZE,
                           f"{files[0][0].resolve()}. Columns present: {list(first_schema)}")
     needed = [c for c in first_schema if c in wanted_columns]
     check_schemas(files, needed)
-    plan = {"format": FORMAT, "config_hash": digest, "config": wanted, "inputs": inputs}
+    feature_columns = list(dict.fromkeys([c for c, _ in numeric] + tables))
+    label_columns = list(dict.fromkeys(t.label for t in config.tasks))
+    plan = {"format": FORMAT, "config_hash": digest, "config": wanted, "inputs": inputs,
+            "unreadable_inputs": unreadable}
     if resumed and json.loads((work / "plan.json").read_text()).get("inputs") != inputs:
         log.warning("The input files changed since the interrupted run: starting over.")
         for stale in [work, *(out / name for name in SPLIT_NAMES)]:
@@ -351,15 +360,23 @@ def prepare(config: Any, out: str | Path, batch_size: int = DEFAULT_BATCH_SIZE,
 
     def file_batches(i: int) -> Iterator[tuple[int, pd.DataFrame]]:
         """(batch index in the file, batch) of input file `i`."""
-        yield from enumerate(_batches(files[i][0], files[i][1], batch_size, needed))
+        yield from enumerate(_batches(files[i][0], batch_size, needed, config.data.na_values))
 
     def each_file(function: Any, starts: list[int] | None) -> list[Any]:
-        """`function(i, start)` per input file, in file order (each file is a unit of parallel work
-        for a future engine: its partial fit and its shards depend on the file and its start only).
+        """`function(i, start)` per input file, results in file order (each file is a unit of parallel
+        work: its partial fit and its shards depend on the file and its start only).
 
         Without known starts (CSV has no row count), each start is the
         previous one plus its rows (`result[-1]`).
         """
+        if engine == "ray":
+            from mtrec.preparation.ray_engine import map_files
+
+            if starts is None:  # CSV: count each file's rows first (in parallel too)
+                counts = map_files(lambda i, start: sum(len(b) for _, b in file_batches(i)),
+                                   [(i, 0) for i in range(len(files))], ray_address)
+                starts = [int(s) for s in np.cumsum([0] + counts[:-1])]
+            return map_files(function, list(enumerate(starts)), ray_address)
         results, start = [], 0
         for i in range(len(files)):
             start = starts[i] if starts is not None else start
@@ -393,28 +410,33 @@ def prepare(config: Any, out: str | Path, batch_size: int = DEFAULT_BATCH_SIZE,
         encoder = load_encoder(out)
         sizes, rows, starts = fitted["split_rows"], fitted["rows"], fitted["starts"]
     else:
-        def fit_file(i: int, start: int) -> tuple[Any, np.ndarray, int]:
+        def fit_file(i: int, start: int) -> tuple[Any, np.ndarray, ValueChecks, int]:
             source = str(files[i][0].resolve())
             state, sizes, position = None, np.zeros(3, dtype=np.int64), start
+            checks = ValueChecks()
             for _, batch in file_batches(i):
                 _labels(config.tasks, batch, source)
                 codes = split_codes(batch, split, position, groups)
                 sizes += np.bincount(codes, minlength=3)
+                checks.update(batch, codes == 0, feature_columns, label_columns, source)
                 train = batch if (codes == 0).all() else batch[codes == 0]
                 part = encoder.partial_fit(train, f"{source} (train split)", exclude)
                 state = part if state is None else state.merge(part)
                 position += len(batch)
-            return state, sizes, position - start
+            return state, sizes, checks, position - start
 
-        state, sizes_array, file_rows = None, np.zeros(3, dtype=np.int64), []
-        for part, part_sizes, part_rows in each_file(fit_file, starts):
+        state, sizes_array, file_rows, checks = None, np.zeros(3, dtype=np.int64), [], ValueChecks()
+        for part, part_sizes, part_checks, part_rows in each_file(fit_file, starts):
             if part is not None:
                 state = part if state is None else state.merge(part)
             sizes_array += part_sizes
+            checks.merge(part_checks)
             file_rows.append(part_rows)
         sizes, rows = [int(s) for s in sizes_array], int(sum(file_rows))
         starts = [int(s) for s in np.cumsum([0] + file_rows[:-1])]
         check_split_sizes(sizes, split)
+        # What mtrec train refuses, refused here too (counted over every batch).
+        checks.finish(feature_columns, config.data.max_nonfinite_fraction, config.data.path)
         encoder.finish_fit(state, f"{config.data.path} (train split)")
         save_encoder(encoder, out)
         write_json(fit_marker, {"split_rows": sizes, "rows": rows, "starts": starts})
@@ -488,6 +510,54 @@ def prepare(config: Any, out: str | Path, batch_size: int = DEFAULT_BATCH_SIZE,
     return PrepareResult(out, manifest, rows, time.perf_counter() - started, resumed)
 
 
+def drop_unreadable(files: list[tuple[Path, str]], max_fraction: float) -> tuple[list[tuple[Path, str]],
+                                                                                 list[dict[str, Any]]]:
+    """Leaves out Parquet shards whose footer cannot be read (truncated), counted as malformed rows.
+
+    A truncated shard's rows are unknown (the row count is in the lost
+    footer): they are estimated from its size at the readable shards' bytes
+    per row. Like malformed rows of a CSV loader, they may be skipped up to
+    `data.max_malformed_fraction` of all rows, with a warning naming each.
+
+    Returns:
+        The readable files, and a record per shard left out (path, bytes, estimated rows).
+
+    Raises:
+        DataError: the estimated share of unreadable rows is above
+            `max_fraction` (naming the shards), or no shard is readable.
+    """
+    readable, bad, good_rows, good_bytes = [], [], 0, 0
+    for path, kind in files:
+        if kind != "parquet":
+            readable.append((path, kind))
+            continue
+        try:
+            with pq.ParquetFile(path) as file:
+                good_rows += file.metadata.num_rows
+            good_bytes += path.stat().st_size
+            readable.append((path, kind))
+        except (pa.ArrowException, OSError) as err:
+            bad.append({"path": str(path.resolve()), "bytes": path.stat().st_size, "error": str(err)})
+    if not bad:
+        return files, []
+    if not good_rows:
+        raise DataError(f"No input shard is readable: {bad[0]['path']} (and {len(bad) - 1} more) cannot be "
+                        f"read (truncated or not Parquet?): {bad[0]['error']}")
+    for entry in bad:
+        entry["estimated_rows"] = int(round(entry["bytes"] * good_rows / good_bytes))
+    lost = sum(e["estimated_rows"] for e in bad)
+    share = lost / (lost + good_rows)
+    names = ", ".join(e["path"] for e in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+    if share > max_fraction:
+        raise DataError(
+            f"Cannot read {names} (truncated or not Parquet?): {bad[0]['error'].rstrip('.')}. Its rows (about "
+            f"{lost:,} rows, {share:.2%} of the input, estimated from the size) are more than "
+            f"data.max_malformed_fraction={max_fraction:g}. Restore the shard, or raise the fraction to skip it.")
+    warnings.warn(f"Skipped unreadable (truncated?) shard(s) {names}: about {lost:,} rows ({share:.3%}), within "
+                  f"data.max_malformed_fraction={max_fraction:g}.", UserWarning, stacklevel=3)
+    return readable, bad
+
+
 def _parquet_starts(files: list[tuple[Path, str]]) -> list[int] | None:
     """The position of each file's first row, from the Parquet footers; None when a file is CSV."""
     if any(kind != "parquet" for _, kind in files):
@@ -545,6 +615,7 @@ def _manifest(out: Path, plan: dict[str, Any], encoder: FeatureEncoder, units: d
         "config_hash": plan["config_hash"], "config": plan["config"],
         "rows": rows, "batch_size": batch_size,
         "inputs": plan["inputs"],
+        "unreadable_inputs": plan.get("unreadable_inputs", []),
         "encoder": "features.json",
         "schema": {f.name: str(f.type) for f in schema} if schema is not None else {},
         "numeric_key": NUMERIC_KEY, "numeric_columns": list(encoder.numeric_columns_),
