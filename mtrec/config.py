@@ -58,6 +58,9 @@ class DataConfig:
             Defaults to pandas' CSV list: `""`, `"NA"`, `"N/A"`, `"NULL"`,
             `"NaN"`, `"None"`, `"nan"`, `"null"` and a few more
             (`mtrec.data.io.DEFAULT_NA_VALUES`); `[]` keeps every string.
+        prepared: a folder written by `mtrec prepare` from this config's data,
+            features and tasks: `mtrec train` reads its encoded shards instead
+            of `path` (`training.in_memory` decides whether they are streamed).
     """
 
     path: str | list[str] | None = None
@@ -67,6 +70,7 @@ class DataConfig:
     max_nonfinite_fraction: float = 0.01
     max_malformed_fraction: float = 0.001
     na_values: list[str] = dataclasses.field(default_factory=lambda: list(DEFAULT_NA_VALUES))
+    prepared: str | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.max_nonfinite_fraction <= 1.0:
@@ -170,6 +174,12 @@ class TrainingConfig:
         early_stopping: set to null to train all epochs.
         verbose: Keras progress output: 1 a bar per epoch, 2 one line per
             epoch, 0 silent.
+        in_memory: `true` trains on arrays in memory; `false` streams encoded
+            shards (`data.prepared`, or `data.path` prepared into
+            `RUN_DIR/prepared` first); `"auto"` streams when the input is
+            larger than `mtrec.training.streamed.IN_MEMORY_MAX_ROWS` rows
+            (CSV: `IN_MEMORY_MAX_BYTES`).
+        shuffle_rows: rows of the shuffle buffer of streamed training.
         analysis: gate statistics and gradient cosines recorded per epoch
             (off by default).
         strategy: "none", or "mirrored": data-parallel over this host's devices
@@ -193,6 +203,8 @@ class TrainingConfig:
     jit_compile: bool | Literal["auto"] = "auto"
     early_stopping: EarlyStoppingConfig | None = dataclasses.field(default_factory=EarlyStoppingConfig)
     verbose: int = 1
+    in_memory: bool | Literal["auto"] = "auto"
+    shuffle_rows: int = 262_144
     analysis: TrainingAnalysisConfig = dataclasses.field(default_factory=TrainingAnalysisConfig)
     strategy: Literal["none", "mirrored"] = "none"
     schedule: ScheduleConfig | None = None
@@ -213,6 +225,8 @@ class TrainingConfig:
                 raise ConfigError(f"training.{key} must be >= 1. Received: {getattr(self, key)}")
         if self.learning_rate <= 0:
             raise ConfigError(f"training.learning_rate must be > 0. Received: {self.learning_rate}")
+        if self.shuffle_rows < 0:
+            raise ConfigError(f"training.shuffle_rows must be >= 0. Received: {self.shuffle_rows}")
 
 
 @dataclasses.dataclass

@@ -1,9 +1,10 @@
 """Prepared shards -> `tf.data` batches for Keras, streamed: memory by the shuffle buffer, not the rows.
 
-The shards of one split are read in record batches with pyarrow; rows are
-shuffled in a buffer of `shuffle_rows` rows (the shard order too, afresh
-each epoch), cut into batches and handed to `tf.data` with a fixed
-signature, then prefetched. The batches are the in-memory path's: the
+The shards of one split are read in record batches with pyarrow; when
+shuffling, `INTERLEAVE` files are read at a time in turn (files
+interleaved, in a seeded order afresh each epoch), rows are shuffled in a
+buffer of `shuffle_rows` rows, cut into batches and handed to `tf.data`
+with a fixed signature, then prefetched. The batches are the in-memory path's: the
 `FeatureEncoder.transform` arrays (`numeric` float32 `(b, d)`, int32 ids
 `(b,)`, int32 `(b, length)` lists) and float32 `(b, 1)` labels by task with
 NaN for missing. Keras takes a `tf.data.Dataset` on the TensorFlow and JAX
@@ -19,7 +20,6 @@ model.fit(train, validation_data=prepared_dataset("prepared/", "valid", batch_si
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,9 @@ from mtrec.preparation.streaming import LABEL_PREFIX, read_manifest
 READ_ROWS = 65_536
 #: Rows per block handed from Python to tf.data (rounded down to whole batches).
 BLOCK_ROWS = 65_536
+#: Shards read at a time, in turn, when shuffling: rows of files written in order (by time,
+#: by user) meet in the shuffle buffer.
+INTERLEAVE = 4
 
 
 def _column_array(column: pa.ChunkedArray) -> np.ndarray:
@@ -90,14 +93,81 @@ def iter_prepared_batches(folder: str | Path, split: str, batch_size: int, shuff
         pending, pending_rows = ([rest], n - stop) if n > stop else ([], 0)
 
     wanted = list(feature_columns) + (list(label_columns.values()) if labels else [])
-    for shard in shards:
-        with pq.ParquetFile(shard) as file:
-            for batch in file.iter_batches(batch_size=READ_ROWS, columns=wanted):
-                pending.append({name: _column_array(batch.column(name)) for name in wanted})
-                pending_rows += batch.num_rows
-                if pending_rows >= window:
-                    yield from emit(final=False)
+    for batch in _record_batches(shards, wanted, INTERLEAVE if rng is not None else 1):
+        pending.append({name: _column_array(batch.column(name)) for name in wanted})
+        pending_rows += batch.num_rows
+        if pending_rows >= window:
+            yield from emit(final=False)
     yield from emit(final=True)
+
+
+def _record_batches(shards: list[Path], columns: list[str], interleave: int) -> Iterator[pa.RecordBatch]:
+    """Record batches of `shards`, `interleave` files open at a time and read in turn.
+
+    With `interleave` 1, the shards' rows in order.
+    """
+    queue, open_files = list(shards), []
+    try:
+        while queue or open_files:
+            while queue and len(open_files) < interleave:
+                file = pq.ParquetFile(queue.pop(0))
+                open_files.append((file, file.iter_batches(batch_size=READ_ROWS, columns=columns)))
+            for entry in list(open_files):
+                batch = next(entry[1], None)
+                if batch is None:
+                    entry[0].close()
+                    open_files.remove(entry)
+                elif batch.num_rows:
+                    yield batch
+    finally:
+        for file, _ in open_files:
+            file.close()
+
+
+def read_prepared_arrays(folder: str | Path, split: str, columns: list[str] | None = None,
+                         limit: int | None = None) -> dict[str, np.ndarray]:
+    """Columns of one split's shards as numpy arrays, in the prepared order.
+
+    Args:
+        folder: the prepared folder.
+        split: `"train"`, `"valid"` or `"test"`.
+        columns: shard columns (`row`, the feature columns, `label.<task>`);
+            by default the features, the labels and `row`.
+        limit: read only the first `limit` rows (a bounded sample).
+
+    Returns:
+        One array per column; fixed-size lists as `(n, width)` arrays.
+    """
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    if columns is None:
+        features, labels = _columns(manifest)
+        columns = ["row", *features, *labels.values()]
+    parts: list[dict[str, np.ndarray]] = []
+    rows = 0
+    shards = [folder / s["path"] for s in manifest["splits"][split]["shards"]]
+    for batch in _record_batches(shards, columns, 1):
+        if limit is not None and rows >= limit:
+            break
+        if limit is not None:
+            batch = batch.slice(0, limit - rows)
+        parts.append({name: _column_array(batch.column(name)) for name in columns})
+        rows += batch.num_rows
+    if not parts:
+        return {name: _empty(manifest["schema"][name]) for name in columns}
+    return {name: np.concatenate([p[name] for p in parts]) for name in columns}
+
+
+def prepared_columns(folder: str | Path) -> tuple[list[str], dict[str, str]]:
+    """The shard columns of a prepared folder: the model's inputs, and the label column by task."""
+    return _columns(read_manifest(folder))
+
+
+def _empty(arrow_type: str) -> np.ndarray:
+    if arrow_type.startswith("fixed_size_list"):
+        width = int(arrow_type.rsplit("[", 1)[1].rstrip("]"))
+        return np.zeros((0, width), np.float32 if "float" in arrow_type else np.int32)
+    return np.zeros(0, {"float": np.float32, "int64": np.int64}.get(arrow_type, np.int32))
 
 
 def prepared_dataset(folder: str | Path, split: str, batch_size: int, shuffle_rows: int = 0,

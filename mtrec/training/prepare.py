@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -34,10 +35,21 @@ class EncodedSplit:
 
 @dataclasses.dataclass
 class PreparedData:
-    """The fitted encoder and the three encoded splits."""
+    """The fitted encoder and the three encoded splits.
+
+    Attributes:
+        encoder: the fitted encoder.
+        splits: the encoded splits by name. When streamed (`shards` set),
+            each holds only its split's first rows, a bounded sample for
+            what needs arrays (`mtrec.training.streamed.SampledSplit`;
+            `len()` is still the split's row count).
+        shards: streamed training's prepared folder (`mtrec prepare`), whose
+            shards the splits are read from; None in memory.
+    """
 
     encoder: FeatureEncoder
     splits: dict[str, EncodedSplit]
+    shards: Path | None = None
 
 
 def load_frame(config: ExperimentConfig) -> tuple[pd.DataFrame, str]:

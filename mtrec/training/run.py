@@ -13,6 +13,8 @@ Run directory layout:
     tensorboard/     TensorBoard logs
     checkpoints/     the last two end-of-epoch checkpoints while training (written
                      atomically); a rerun resumes from the last good one
+    prepared/        streamed training of `data.path` only: its encoded shards
+                     (`mtrec prepare`; `mtrec.training.streamed`)
 
 Final artifacts are written atomically, so a failed run never leaves a
 half-written model or report.
@@ -43,10 +45,10 @@ from mtrec.training.callbacks import MainLossLogger, SingleTaskLogNames, TaskMet
 from mtrec.training.evaluation import evaluate_predictions
 from mtrec.training.optimizers import build_optimizer, schedule_callbacks
 from mtrec.training.per_task_stopping import PerTaskEarlyStopping
-from mtrec.training.predict import predict_arrays
-from mtrec.training.prepare import PreparedData, prepare
+from mtrec.training.prepare import PreparedData
 from mtrec.training.report import format_report
 from mtrec.training.run_lock import RunLock, RunStatus, run_status
+from mtrec.training.streamed import fit_inputs, load_training_data, split_labels, split_predictions
 from mtrec.training.split_rows import save_split_rows
 from mtrec.utils.atomic import atomic_path, file_sha256, write_json, write_text
 from mtrec.utils.validation import closest
@@ -179,11 +181,15 @@ def train(
     its pid, host and a heartbeat (`run_status` reports a dead run as
     "interrupted"); its `epochs` and `seconds` count every attempt.
 
+    In memory or streamed from encoded shards as `training.in_memory` says
+    (`mtrec.training.streamed`).
+
     Args:
         config: the experiment.
         run_dir: where to write the run.
         frame: rows to use instead of `config.data` (optional).
-        overwrite: replace a completed run in `run_dir`.
+        overwrite: replace a completed run in `run_dir` (and a
+            `RUN_DIR/prepared` of another config).
 
     Returns:
         A RunResult with the model, the encoded data and the report.
@@ -216,7 +222,8 @@ def train(
 
         try:
             result, epochs = _train(config, run_dir, frame, resuming,
-                                    progress=lambda done: status.update(epochs=done, seconds=seconds()))
+                                    progress=lambda done: status.update(epochs=done, seconds=seconds()),
+                                    overwrite=overwrite)
         except BaseException as err:
             status.finish("failed", seconds=seconds(), error=f"{type(err).__name__}: {err}")
             raise
@@ -261,7 +268,8 @@ def fit_model(config: ExperimentConfig, prepared: PreparedData,
 
     Args:
         config: the experiment.
-        prepared: the fitted encoder and encoded splits (`prepare`).
+        prepared: the fitted encoder and encoded splits (`prepare`), or a
+            prepared folder's, streamed (`mtrec.training.streamed`).
         callbacks: further callbacks, run after the loggers that add values
             to the epoch logs and before early stopping.
 
@@ -332,11 +340,16 @@ def _fit_model(config: ExperimentConfig, prepared: PreparedData,
     watched = "val_main_loss" if watched == "val_loss" and len(main) < len(config.tasks) else watched
     all_callbacks += schedule_callbacks(training, model, watched if has_valid else None, monitor_mode(
         watched, training.early_stopping.mode if training.early_stopping is not None else "auto"))
+    if prepared.shards is None:
+        train_data = make_dataset(train_split.features, train_split.labels, training.batch_size,
+                                  shuffle=True, seed=config.seed)
+        valid_data = make_dataset(valid_split.features, valid_split.labels,
+                                  config.scoring.batch_size) if has_valid else None
+    else:  # streamed from the prepared shards; the splits hold samples
+        train_data, valid_data = fit_inputs(config, prepared.shards, has_valid)
     history = model.fit(
-        make_dataset(train_split.features, train_split.labels, training.batch_size,
-                     shuffle=True, seed=config.seed),
-        validation_data=make_dataset(valid_split.features, valid_split.labels,
-                                     config.scoring.batch_size) if has_valid else None,
+        train_data,
+        validation_data=valid_data,
         epochs=training.epochs,
         shuffle=False,  # the dataset reshuffles itself, with the run's seed
         callbacks=all_callbacks,
@@ -346,9 +359,9 @@ def _fit_model(config: ExperimentConfig, prepared: PreparedData,
 
 
 def _train(config: ExperimentConfig, run_dir: Path, frame: pd.DataFrame | None,
-           resuming: bool, progress=None) -> tuple[RunResult, int]:
+           resuming: bool, progress=None, overwrite: bool = False) -> tuple[RunResult, int]:
     keras.utils.set_random_seed(config.seed)
-    prepared = prepare(config, frame)
+    prepared = load_training_data(config, run_dir, frame, overwrite)
     prepared.encoder.save(run_dir / "features.json")
     save_split_rows(config, prepared, frame, run_dir)  # splits.parquet: the rows of each split
     if resuming:
@@ -366,13 +379,12 @@ def _train(config: ExperimentConfig, run_dir: Path, frame: pd.DataFrame | None,
     with atomic_path(run_dir / "model.keras", suffix=".keras") as tmp:
         model.save(tmp)
 
-    train_labels = prepared.splits["train"].labels
+    train_labels = split_labels(prepared, "train")
     report: dict[str, Any] = {"rows": {k: len(v) for k, v in prepared.splits.items()}}
     for name in ("valid", "test"):
-        split = prepared.splits[name]
-        if len(split):
-            predictions = predict_arrays(model, split.features, config.scoring.batch_size)
-            report[name] = evaluate_predictions(config.tasks, split.labels, predictions, train_labels)
+        if len(prepared.splits[name]):
+            labels, predictions = split_predictions(model, prepared, name, config.scoring.batch_size)
+            report[name] = evaluate_predictions(config.tasks, labels, predictions, train_labels)
     report["model"] = {"kind": config.model.kind, "parameters": int(model.count_params())}
     write_json(run_dir / "report.json", report)
     write_text(run_dir / "report.md", format_report(report, title=f"{config.name} ({config.model.kind})"))
