@@ -270,3 +270,105 @@ def test_cli_reports_errors_with_exit_status(tmp_path, capsys):
                    "--out", str(tmp_path / "out"), "seeds=[1]"])
     assert status == 2
     assert "census-income.test" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- your own table
+
+
+def _own_config(tmp_path: Path, **top) -> dict:
+    """A minimal config-only pipeline on a small table of three columns."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=300), "tags": rng.choice(["a|b", "b", "c|a"], size=300)})
+    frame["y"] = (frame["x"] + rng.normal(scale=0.5, size=300) > 0).astype(int)
+    frame.to_parquet(tmp_path / "table.parquet")
+    return {"experiment": {"data": {"path": str(tmp_path / "table.parquet")},
+                           "features": [{"name": "x", "kind": "numeric"},
+                                        {"name": "tags", "kind": "multi_categorical"}],
+                           "tasks": [{"name": "y", "kind": "binary"}], "model": {"kind": "single_task"}},
+            "models": [{"name": "single_task", "model": {"kind": "single_task"}}], **top}
+
+
+def test_a_table_is_named_once(tmp_path):
+    from mtrec.pipelines import parse_pipeline_config
+
+    raw = _own_config(tmp_path, name="own")
+    assert parse_pipeline_config(raw).dataset is None
+    path = tmp_path / "my_reviews.yaml"
+    path.write_text(json.dumps({k: v for k, v in raw.items() if k != "name"}))
+    assert load_pipeline_config(path).name == "my_reviews"  # named after its file
+    with pytest.raises(ConfigError, match="names its table twice"):
+        parse_pipeline_config(raw | {"dataset": "hillstrom_email_marketing"})
+    del raw["experiment"]["data"]["path"]
+    with pytest.raises(ConfigError, match="names no table: set experiment.data.path"):
+        parse_pipeline_config(raw)
+    with pytest.raises(ConfigError, match="'my_table' has no loader.*experiment.data.path"):
+        parse_pipeline_config(raw | {"dataset": "my_table"})
+    with pytest.raises(ConfigError, match="experiment.data.path"):
+        parse_pipeline_config(raw | {"data": {"path": "x.csv"}})
+
+
+def test_own_table_prepares_without_a_data_folder(tmp_path, monkeypatch):
+    from mtrec.pipelines import parse_pipeline_config
+
+    monkeypatch.delenv("MTREC_DATA_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)  # no ../shared/datasets here: a table named by path needs none
+    config = parse_pipeline_config(_own_config(tmp_path, name="own", output_dir=str(tmp_path / "out")))
+    manifest = run_pipeline(config, steps=("prepare",), progress=False, echo=None)["prepare"]
+    assert manifest["rows"] == 300 and manifest["source"] == str(tmp_path / "table.parquet")
+    assert sum(s["rows"] for s in manifest["splits"].values()) == 300
+    # A changed table makes the prepared data stale.
+    again = run_pipeline(config, steps=("prepare",), progress=False, echo=None)["prepare"]
+    assert again["skipped"]
+    pd.read_parquet(tmp_path / "table.parquet").iloc[:250].to_parquet(tmp_path / "table.parquet")
+    changed = run_pipeline(config, steps=("prepare",), progress=False, echo=None)["prepare"]
+    assert not changed["skipped"] and changed["rows"] == 250
+
+
+def test_pipeline_needs_a_name_or_a_config(capsys):
+    from mtrec.cli import main
+
+    assert main(["pipeline"]) == 2
+    assert "NAME or your own config with -c" in capsys.readouterr().err
+
+
+def test_lightgbm_bag_of_tokens_keeps_every_token_apart():
+    """Tokens that clean to the same LightGBM name ("it!", "it?") stay two features; more than 100
+    tokens are kept; tokens rarer than min_token_rows are dropped; unseen tokens are ignored."""
+    from mtrec.features import FeatureEncoder
+    from mtrec.pipelines.gbdt import TabularFrame
+
+    words = [f"w{i}" for i in range(150)]
+    cells = [f"it! {words[i % 150]} {words[(7 * i) % 150]}" if i % 2 else f"it? {words[i % 150]}"
+             for i in range(600)]
+    cells[0] = "it? hapax"  # one row only
+    train = pd.DataFrame({"text": cells, "x": np.arange(600.0), "c": ["p", "q"] * 300})
+    encoder = FeatureEncoder([{"name": "text", "kind": "multi_categorical", "separator": " "},
+                              {"name": "x", "kind": "numeric"}, {"name": "c", "kind": "categorical"}])
+    encoder.fit(train)
+    builder = TabularFrame(encoder, max_tokens=10_000, min_token_rows=2).fit(train)
+    vocabulary = list(builder.vocabularies_["text"])
+    assert "it!" in vocabulary and "it?" in vocabulary and "hapax" not in vocabulary
+    assert len(vocabulary) == 152
+    names = builder.feature_names_
+    assert len(set(names)) == len(names) == 2 + 152
+    assert "text=it_" in names and "text=it_-2" in names
+    x = builder.transform(pd.DataFrame({"text": ["it! w3 unseen", None], "x": [1.0, None], "c": ["q", "r"]}))
+    dense = x.toarray()
+    assert dense[0, :2].tolist() == [1.0, 1.0]  # x, c coded 1 ("q")
+    assert np.isnan(dense[1, 0]) and np.isnan(dense[1, 1])  # missing number, unseen category
+    row = dict(zip(names, dense[0]))
+    assert row["text=it_"] + row["text=it_-2"] == 1.0 and row["text=w3"] == 1.0
+    assert dense[0, 2:].sum() == 2.0 and dense[1, 2:].sum() == 0.0
+    capped = TabularFrame(encoder, max_tokens=5, min_token_rows=1).fit(train)
+    assert len(capped.vocabularies_["text"]) == 5 and capped.vocabularies_["text"][0] in ("it!", "it?")
+
+
+def test_shipped_data_sets_are_hooks_of_the_same_mechanism():
+    from mtrec.data.datasets import LOADERS
+    from mtrec.pipelines.datasets import DatasetHooks, hooks_for
+
+    for name, loader in LOADERS.items():
+        assert hooks_for(name).loader is loader  # every shipped data set: a loader hook
+    sp500 = hooks_for("sp500_stocks_5yr")
+    assert sp500.loader is LOADERS["sp500_stocks_5yr"] and sp500.extra_metrics is not None
+    assert hooks_for(None) == DatasetHooks()  # your own table: no hooks at all
