@@ -397,6 +397,10 @@ def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
             raise ConfigError(
                 f"tasks[{i}].label '{task.label}' is also declared as a feature: a label "
                 f"must not be an input. Remove it from 'features'.")
+        if task.sample_weight and task.sample_weight in feature_names:
+            raise ConfigError(
+                f"tasks[{i}].sample_weight '{task.sample_weight}' is also declared as a feature: a "
+                f"weight column must not be an input. Remove it from 'features'.")
     check_gate_inputs(model.params.get("gate_inputs"), features)
     return ExperimentConfig(name, seed, data, features, tasks, model, training, scoring, raw=raw,
                             weighting=weighting)

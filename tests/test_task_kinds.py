@@ -191,8 +191,26 @@ def test_config_refusals():
         RegressionTask("r", transform="log1p").prepare_labels(pd.Series([0.0, -2.0]))
     with pytest.raises(DataError, match=r"output_range \[1, 5\]"):
         RegressionTask("r", output_range=[1, 5]).prepare_labels(pd.Series([0.0, 3.0]))
+    with pytest.raises(ConfigError, match=r"tasks\[0\].sample_weight 'x1' is also declared as a feature"):
+        parse_config({**CONFIG, "tasks": [{"name": "bp", "kind": "regression", "sample_weight": "x1"}]})
     with pytest.raises(DataError, match="counts >= 0"):
         CountTask("c").prepare_labels(pd.Series([1.0, -1.0]))
+
+
+@pytest.mark.parametrize("weighting", ["static", "uncertainty"])  # Keras's step, and a custom step
+def test_zero_weight_rows_are_left_out_of_training(weighting, tmp_path):
+    frame = make_frame(1200, 1)
+    junk = np.random.default_rng(2).random(len(frame)) < 0.3
+    frame.loc[junk, "bp"], frame.loc[junk, "w"] = 1e5, 0.0  # absurd labels, weight 0
+    config = parse_config({**CONFIG, "tasks": [{"name": "bp", "kind": "regression", "sample_weight": "w"}],
+                           "weighting": {"kind": weighting}, "training": {**CONFIG["training"], "epochs": 2}})
+    result = train(config, tmp_path / "run", frame=frame)
+    task = result.model.tasks[0]
+    kept = frame.iloc[result.prepared.splits["train"].index].query("w > 0")
+    assert task.mean == pytest.approx(np.average(kept["bp"], weights=kept["w"]), rel=1e-6)
+    # Had the junk rows counted, the standardized loss would be ~(1e5 / 15)^2 * 0.3, not ~1.
+    assert max(result.history["bp_loss"]) < 3.0
+    assert result.report["test"]["bp"]["weighted_rmse"] < 30 < result.report["test"]["bp"]["rmse"]
 
 
 # -- training, reload, scoring, export --------------------------------------------------------------------

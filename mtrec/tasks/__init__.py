@@ -91,7 +91,10 @@ def fit_tasks(tasks: list[Task], frame, source: str = "data") -> None:
         source: description of `frame` for messages.
     """
     for task in tasks:
-        task.fit(frame[task.label], source)
+        weights = None
+        if task.sample_weight:
+            weights = task.encode(frame, source)[:, 1]  # checked, and 0 where the label is missing
+        task.fit(frame[task.label], source, weights)
 
 
 __all__ = [

@@ -58,6 +58,8 @@ class Task:
                 f"`label: {self.name!r}`.")
         if self.label is None:
             self.label = self.name
+        if self.sample_weight is not None and self.sample_weight == self.label:
+            raise ConfigError(f"Task '{self.name}': sample_weight '{self.sample_weight}' is its label column.")
         if self.weight < 0:
             raise ConfigError(f"Task '{self.name}': weight must be >= 0. Received: weight={self.weight}")
 
@@ -95,11 +97,16 @@ class Task:
         raise NotImplementedError
 
     # -- labels -------------------------------------------------------------
-    def fit(self, values: pd.Series, source: str = "data") -> None:
+    def fit(self, values: pd.Series, source: str = "data", weights: np.ndarray | None = None) -> None:
         """Fits the task's label state (standardization, classes) on the training split's label column.
 
         The state is kept in the task's config, which the model saves, so a
         reloaded model predicts exactly as trained. Nothing to fit here.
+
+        Args:
+            values: the training split's label column.
+            source: description of the rows for messages.
+            weights: the rows' sample weights (`sample_weight`), or None.
         """
 
     def encode(self, frame: pd.DataFrame, source: str = "data") -> np.ndarray:

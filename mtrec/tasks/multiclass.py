@@ -83,7 +83,7 @@ class MulticlassTask(Task):
             MaskedMetric(keras.metrics.SparseCategoricalCrossentropy(name="crossentropy"), weighted=weighted),
         ]
 
-    def fit(self, values: pd.Series, source: str = "data") -> None:
+    def fit(self, values: pd.Series, source: str = "data", weights: np.ndarray | None = None) -> None:
         """`classes: auto` becomes the sorted distinct values of the training labels.
 
         Raises:

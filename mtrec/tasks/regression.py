@@ -87,18 +87,18 @@ class RegressionTask(Task):
     def center(self) -> float:
         return float(self.mean) if self.standardize and self.mean is not None else 0.0
 
-    def fit(self, values: pd.Series, source: str = "data") -> None:
-        """Fits the training mean and sd of the (transformed) label."""
+    def fit(self, values: pd.Series, source: str = "data", weights: np.ndarray | None = None) -> None:
+        """Fits the training mean and sd of the (transformed) label, weighted by `weights` when given."""
         if not self.standardize:
             self.mean = self.sd = None
             return
-        labels = self.prepare_labels(values, source).ravel().astype("float64")
-        labels = self._transform(labels[~np.isnan(labels)])
-        if len(labels) == 0:
+        labels, weights = _present(self.prepare_labels(values, source), weights)
+        labels = self._transform(labels)
+        if len(labels) == 0 or (weights is not None and weights.sum() <= 0):
             raise DataError(f"Label column '{self.label}' of regression task '{self.name}' in {source} has "
-                            "no value in the training split: nothing to standardize with.")
-        sd = float(np.std(labels))
-        self.mean = float(np.mean(labels))
+                            "no (weighted) value in the training split: nothing to standardize with.")
+        self.mean = float(np.average(labels, weights=weights))
+        sd = float(np.sqrt(np.average((labels - self.mean) ** 2, weights=weights)))
         # A constant label: keep the raw scale rather than divide by 0.
         self.sd = sd if sd > 1e-12 else 1.0
 
@@ -162,11 +162,12 @@ class CountTask(Task):
     kind: ClassVar[str] = "count"
     monitor: ClassVar[tuple[str, str]] = ("loss", "min")
 
-    def fit(self, values: pd.Series, source: str = "data") -> None:
-        """Fits `offset`, the log of the training mean count (floored at 1e-6: an all-zero split)."""
-        labels = self.prepare_labels(values, source).ravel().astype("float64")
-        labels = labels[~np.isnan(labels)]
-        self.offset = float(np.log(max(labels.mean() if len(labels) else 1.0, 1e-6)))
+    def fit(self, values: pd.Series, source: str = "data", weights: np.ndarray | None = None) -> None:
+        """Fits `offset`, the log of the training (weighted) mean count (floored at 1e-6: an all-zero split)."""
+        labels, weights = _present(self.prepare_labels(values, source), weights)
+        total = len(labels) if weights is None else weights.sum()
+        mean = float(np.average(labels, weights=weights)) if total > 0 else 1.0
+        self.offset = float(np.log(max(mean, 1e-6)))
 
     def finish_output(self, outputs: Tensor) -> Tensor:
         # exp of the log-rate; capped at e^40 so a wild early step cannot overflow to inf.
@@ -189,3 +190,10 @@ class CountTask(Task):
         bad = present & (labels < 0)
         if bad.any():
             raise self._bad_values(labels, bad, "counts >= 0", source)
+
+
+def _present(labels: np.ndarray, weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """The present labels as float64 `(m,)`, with their weights."""
+    labels = labels.ravel().astype("float64")
+    keep = ~np.isnan(labels)
+    return labels[keep], (None if weights is None else np.asarray(weights, dtype="float64")[keep])
