@@ -10,6 +10,14 @@ subprocess so that peak memory (`ru_maxrss`) is its own:
 - `in-memory`: today's path, `read_table` + split + `FeatureEncoder.fit`
   on train + `transform` of every split (`mtrec.training.prepare.prepare`).
 
+With `--score`, a run is trained once (one epoch of the MMoE below on
+50,000 rows of the log) and each size is scored twice:
+
+- `score-folder`: `mtrec score RUN IN_FOLDER OUT_FOLDER`
+  (`mtrec.scoring.score_folder`: one output shard per input shard, record
+  batches of `scoring.batch_size` rows);
+- `score-in-memory`: `read_table` of the whole folder, then `score_frame`.
+
 With `--train`, one more pair: two epochs of MMoE on the training split,
 fed from the prepared shards (`mtrec.preparation.prepared_dataset`, shuffle
 buffer of 262,144 rows) or from in-memory arrays (`make_dataset`, today's
@@ -25,6 +33,7 @@ Example:
 python -m benchmarks.scale --rows 1000000            # table + bench_results/scale.json
 python -m benchmarks.scale --rows 200000 1000000 --skip-in-memory
 python -m benchmarks.scale --rows 200000 --train                # + training examples/s
+python -m benchmarks.scale --rows 1000000 --score --skip-prepare  # scoring rows/s only
 ```
 """
 
@@ -62,11 +71,19 @@ def click_config(data: str) -> Any:
 
 
 TRAIN_BATCH = 1024
+#: Rows of the click log the scoring run is trained on.
+SCORE_FIT_ROWS = 50_000
 SHUFFLE_ROWS = 262_144
 
 
 def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of this process, all threads (TensorFlow's included)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def worker(mode: str, data: str, out: str, batch_size: int) -> dict[str, Any]:
@@ -77,6 +94,8 @@ def worker(mode: str, data: str, out: str, batch_size: int) -> dict[str, Any]:
     imported = _peak_mb()
     if mode.startswith("train"):
         return train_worker(mode, config, out, batch_size, imported)
+    if mode.startswith("score"):
+        return score_worker(mode, data, out, batch_size, imported)
     start = time.perf_counter()
     if mode == "prepare":
         from mtrec.preparation import prepare
@@ -122,11 +141,49 @@ def train_worker(mode: str, config: Any, out: str, batch_size: int, imported: fl
             "peak_mb": _peak_mb(), "import_mb": imported}
 
 
-def measure(mode: str, data: Path, work: Path, batch_size: int) -> dict[str, Any]:
+def fit_run(data: str, run_dir: str) -> dict[str, Any]:
+    """Trains the run that the scoring modes use: one epoch of MMoE on the click log at `data`."""
+    from mtrec.config import apply_overrides, parse_config
+    from mtrec.training.run import train
+
+    config = parse_config(apply_overrides(click_config(data).get_config(), [
+        "training.epochs=1", "training.verbose=0", "training.early_stopping=null"]))
+    start = time.perf_counter()
+    train(config, run_dir)
+    return {"seconds": time.perf_counter() - start}
+
+
+def score_worker(mode: str, data: str, out: str, batch_size: int, imported: float) -> dict[str, Any]:
+    """Scores the shards at `data` with the run at `RUN_DIR` (env), as a folder or all in memory."""
+    import warnings
+
+    from mtrec.training.trained_run import load_run
+
+    run = load_run(os.environ["MTREC_BENCH_RUN"])
+    warnings.simplefilter("ignore")  # unseen ids of the Zipf tails
+    start, cpu = time.perf_counter(), _cpu_seconds()
+    if mode == "score-folder":
+        from mtrec.scoring import score_folder
+
+        rows = score_folder(run, data, out, batch_size=batch_size, progress=False).rows
+    else:
+        from mtrec.data.io import read_table
+        from mtrec.scoring import score_frame
+
+        frame = read_table(data, columns=list(dict.fromkeys(run.encoder.input_columns)),
+                           na_values=run.config.data.na_values)
+        rows = len(score_frame(run, frame, batch_size=batch_size))
+    seconds, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
+    # On a shared machine wall time says little; rows per CPU-second is what the work costs.
+    return {"seconds": seconds, "rows": rows, "rows_per_s": rows / seconds, "cpu_seconds": cpu,
+            "rows_per_cpu_s": rows / cpu, "peak_mb": _peak_mb(), "import_mb": imported}
+
+
+def measure(mode: str, data: Path, work: Path, batch_size: int, run_dir: Path | None = None) -> dict[str, Any]:
     """`worker` in a fresh subprocess (its own peak memory)."""
     command = [sys.executable, "-m", "benchmarks.scale", "--worker", mode, "--data", str(data),
                "--work", str(work / f"prepared-{mode}"), "--batch-size", str(batch_size)]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "MTREC_BENCH_RUN": str(run_dir or "")}
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{mode} failed:\n{done.stderr[-4000:]}")
@@ -134,21 +191,34 @@ def measure(mode: str, data: Path, work: Path, batch_size: int) -> dict[str, Any
 
 
 def run_benchmark(sizes: list[int], shard_rows: int, batch_size: int, in_memory: bool,
-                  train: bool = False) -> dict[str, Any]:
+                  train: bool = False, score: bool = False, prepare: bool = True,
+                  score_batch: int = 16384) -> dict[str, Any]:
     from mtrec.data.click_log import write_click_log
 
     results = []
     with tempfile.TemporaryDirectory() as tmp:
+        run_dir = Path(tmp) / "run"
+        if score:
+            write_click_log(Path(tmp) / "fit", SCORE_FIT_ROWS, shard_rows=SCORE_FIT_ROWS, seed=99)
+            command = [sys.executable, "-m", "benchmarks.scale", "--fit-run", str(Path(tmp) / "fit"),
+                       "--work", str(run_dir)]
+            done = subprocess.run(command, cwd=ROOT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+                                  capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                raise RuntimeError(f"training the scoring run failed:\n{done.stderr[-4000:]}")
         for rows in sizes:
             data = Path(tmp) / f"clicks-{rows}"
             started = time.perf_counter()
             write_click_log(data, rows, shard_rows=shard_rows)
             generated = time.perf_counter() - started
-            modes = ["prepare"] + (["in-memory"] if in_memory else [])
+            modes = (["prepare"] + (["in-memory"] if in_memory else [])) if prepare else []
             modes += ["train-streamed"] + (["train-in-memory"] if in_memory else []) if train else []
+            modes += ["score-folder"] + (["score-in-memory"] if in_memory else []) if score else []
             for mode in modes:
-                figures = measure(mode, data, Path(tmp) / f"work-{rows}", batch_size)
-                figures.update(mode=mode, input_rows=rows, generate_seconds=generated)
+                figures = measure(mode, data, Path(tmp) / f"work-{rows}",
+                                  score_batch if mode.startswith("score") else batch_size, run_dir)
+                figures.update(mode=mode, input_rows=rows, generate_seconds=generated,
+                               load_average=os.getloadavg()[0])  # how shared the machine was
                 print({k: round(v, 2) if isinstance(v, float) else v for k, v in figures.items()}, flush=True)
                 results.append(figures)
     return {"sizes": sizes, "shard_rows": shard_rows, "batch_size": batch_size, "results": results,
@@ -162,21 +232,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=131_072, help="prepare's record batch")
     parser.add_argument("--skip-in-memory", action="store_true", help="measure prepare only")
     parser.add_argument("--train", action="store_true", help="also time MMoE epochs, streamed vs in memory")
-    parser.add_argument("--worker", choices=["prepare", "in-memory", "train-streamed", "train-in-memory"],
-                        help=argparse_hidden())
+    parser.add_argument("--score", action="store_true", help="also time scoring, a folder of shards vs in memory")
+    parser.add_argument("--score-batch", type=int, default=16384, help="scoring's record batch")
+    parser.add_argument("--skip-prepare", action="store_true", help="do not time prepare")
+    parser.add_argument("--worker", choices=["prepare", "in-memory", "train-streamed", "train-in-memory",
+                                             "score-folder", "score-in-memory"], help=argparse_hidden())
+    parser.add_argument("--fit-run", help=argparse_hidden())
     parser.add_argument("--data", help=argparse_hidden())
     parser.add_argument("--work", help=argparse_hidden())
     args = parser.parse_args(argv)
+    if args.fit_run:
+        print(json.dumps(fit_run(args.fit_run, args.work)))
+        return 0
     if args.worker:
         print(json.dumps(worker(args.worker, args.data, args.work, args.batch_size)))
         return 0
-    result = run_benchmark(args.rows, args.shard_rows, args.batch_size, not args.skip_in_memory, args.train)
+    result = run_benchmark(args.rows, args.shard_rows, args.batch_size, not args.skip_in_memory, args.train,
+                           args.score, not args.skip_prepare, args.score_batch)
     table = [{"rows": f"{r['input_rows']:,}", "path": r["mode"], "seconds": f"{r['seconds']:.1f}",
-              "rows/s": f"{r['rows_per_s']:,.0f}", "peak MB": f"{r['peak_mb']:,.0f}",
+              "rows/s": f"{r['rows_per_s']:,.0f}",
+              "rows/CPU-s": f"{r['rows_per_cpu_s']:,.0f}" if "rows_per_cpu_s" in r else "",
+              "peak MB": f"{r['peak_mb']:,.0f}",
               "import MB": f"{r['import_mb']:,.0f}", "work MB": f"{r['peak_mb'] - r['import_mb']:,.0f}"}
              for r in result["results"]]
     title = (f"Click log (23 feature columns, 3 tasks), Parquet shards of {args.shard_rows:,} rows, "
-             f"prepare batch {args.batch_size:,}, {result['cpus']} CPUs")
+             f"prepare batch {args.batch_size:,}, scoring batch {args.score_batch:,}, {result['cpus']} CPUs")
     report(title, table, result, args.out)
     return 0
 
