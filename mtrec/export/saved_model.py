@@ -11,8 +11,10 @@ Serving. Signatures:
                      input name, e.g. the pipelines' `__split__`, is left out)
 
 Outputs per task (auxiliary tasks are left out, as in `mtrec score`):
-binary and regression `<task>` float32 `[n]`; multiclass `<task>` int32
-`[n]` (the class) and `<task>_proba` float32 `[n, classes]`; an ESMM-chained
+binary, regression and count `<task>` float32 `[n]` (label units); multiclass
+`<task>` `[n]`, the class: its value with `classes:` (int64, float64 or string, as
+`mtrec score` writes it), else its index (int32); and `<task>_proba` float32
+`[n, classes]`; an ESMM-chained
 task also `<task>_conditional`. With `gates=True`, `gate_<key>` float32
 `[n, experts]` per gate of `MultiTaskModel.gate_weights` (`/` written `_`);
 with a blend, `score` float64 `[n]` as `mtrec recommend` blends.
