@@ -31,7 +31,7 @@ from mtrec.pipelines.config import DerivedTokens, PipelineConfig
 from mtrec.pipelines.target_stats import add_target_stats
 from mtrec.training.prepare import encode_labels
 from mtrec.utils.atomic import write_json
-from mtrec.utils.validation import closest
+from mtrec.utils.validation import closest, require_columns
 
 SPLIT_NAMES = ("train", "valid", "test")
 OFFICIAL_SPLIT_COLUMN = "official_split"
@@ -123,9 +123,7 @@ def rescale(frame: pd.DataFrame, factors: dict[str, float]) -> pd.DataFrame:
         SchemaError: a column is missing or not numeric.
     """
     for column, factor in factors.items():
-        if column not in frame.columns:
-            raise SchemaError(f"rescale: column '{column}' is missing from the loaded table (renamed "
-                              f"upstream?).{closest(column, frame.columns)}")
+        require_columns(frame, [column], "the loaded table", note=" (renamed upstream?)", what="rescale: column")
         if not pd.api.types.is_numeric_dtype(frame[column]):
             raise SchemaError(f"rescale: column '{column}' is {frame[column].dtype}, not numeric.")
         frame[column] = frame[column].astype("float64") * factor
@@ -139,10 +137,8 @@ def derive_tokens(frame: pd.DataFrame, derived: list[DerivedTokens]) -> pd.DataF
         SchemaError: a source column is missing (named, with the closest one).
     """
     for spec in derived:
-        missing = [c for c in spec.columns if c not in frame.columns]
-        if missing:
-            raise SchemaError(f"derive '{spec.name}': source column(s) {missing} missing from the loaded "
-                              f"table (renamed upstream?).{closest(missing[0], frame.columns)}")
+        require_columns(frame, spec.columns, "the loaded table", note=" (renamed upstream?)",
+                        what=f"derive '{spec.name}': source column")
         parts = []
         for column in spec.columns:
             values = frame[column].astype(object)

@@ -119,7 +119,7 @@ def test_sample_weight_checks():
     np.testing.assert_array_equal(task.encode(frame), [[1, 2], [np.nan, 0], [3, 0]])
     with pytest.raises(DataError, match=r"Sample weight column 'w' of task 'y'.*1 rows.*-1.0"):
         task.encode(pd.DataFrame({"y": [1.0, 2.0], "w": [1.0, -1.0]}))
-    with pytest.raises(SchemaError, match="Sample weight column 'weights' of task 'y' is missing"):
+    with pytest.raises(SchemaError, match=r"Sample weight column 'weights' is missing from .* \(task 'y'\)"):
         encode_labels([RegressionTask("y", sample_weight="weights")], frame, "t.csv")
 
 

@@ -8,9 +8,8 @@ import numpy as np
 import pandas as pd
 
 from mtrec.analysis.gate_stats import check_gates
-from mtrec.errors import SchemaError
 from mtrec.training.gates import entropy
-from mtrec.utils.validation import closest
+from mtrec.utils.validation import require_columns
 
 MISSING = "(missing)"
 OTHER = "(other)"
@@ -100,7 +99,5 @@ def segment_column(frame: pd.DataFrame, column: str, source: str = "the data") -
     Raises:
         SchemaError: naming the column, with the closest present one.
     """
-    if column not in frame.columns:
-        raise SchemaError(f"Segment column '{column}' is missing from {source}."
-                          f"{closest(column, frame.columns)} Columns present: {list(frame.columns)[:30]}")
+    require_columns(frame, [column], source, what="Segment column")
     return frame[column]

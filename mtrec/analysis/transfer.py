@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
 from mtrec.errors import DataError
+from mtrec.utils.config_file import read_config_file
 from mtrec.utils.tables import markdown_table
 from mtrec.utils.validation import closest
 
@@ -196,7 +196,7 @@ def main_tasks(run_dir: str | Path) -> list[str] | None:
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
         return None
-    config = yaml.safe_load(path.read_text()) or {}
+    config = read_config_file(path)
     return [t["name"] for t in config.get("tasks", []) if not t.get("auxiliary", False)]
 
 

@@ -18,10 +18,10 @@ from tqdm.auto import tqdm
 
 from mtrec.data.io import (ParquetBatchWriter, count_rows, iter_file_batches, iter_parquet_batches,
                           mark_missing, read_schema)
-from mtrec.errors import DataError, SchemaError
+from mtrec.errors import DataError
 from mtrec.training.predict import predict_arrays
 from mtrec.training.trained_run import TrainedRun, load_run
-from mtrec.utils.validation import check_magnitudes, check_nonfinite, closest, count_nonfinite
+from mtrec.utils.validation import check_magnitudes, check_nonfinite, count_nonfinite, require_columns
 
 
 @dataclasses.dataclass
@@ -39,11 +39,7 @@ class ScoreSummary:
 
 
 def _check_id_columns(id_columns: list[str], columns: list[str], source: str) -> None:
-    for column in id_columns:
-        if column not in columns:
-            raise SchemaError(
-                f"Id column '{column}' (data.id_columns) is missing from {source}."
-                f"{closest(column, columns)} Columns present: {columns}")
+    require_columns(columns, id_columns, source, note=" (data.id_columns)", what="Id column")
 
 
 def check_output_path(input_path: Path, output_path: Path) -> None:

@@ -12,11 +12,11 @@ from mtrec.config import ExperimentConfig
 from mtrec.data.io import read_table
 from mtrec.data.splits import Splits, make_splits
 from mtrec.data.synthetic import make_synthetic
-from mtrec.errors import DataError, SchemaError
+from mtrec.errors import DataError
 from mtrec.features import FeatureEncoder
 from mtrec.tasks import Task, fit_tasks
-from mtrec.utils.validation import (check_magnitudes, check_nonfinite, check_unique_columns, closest,
-                                    count_nonfinite)
+from mtrec.utils.validation import (check_magnitudes, check_nonfinite, check_unique_columns,
+                                    count_nonfinite, require_columns)
 
 SPLIT_NAMES = ("train", "valid", "test")
 
@@ -86,11 +86,8 @@ def encode_labels(tasks: list[Task], frame: pd.DataFrame, source: str,
     labels = {}
     for task in tasks:
         for column in task.columns:
-            if column not in frame.columns:
-                what = "Label" if column == task.label else "Sample weight"
-                raise SchemaError(
-                    f"{what} column '{column}' of task '{task.name}' is missing from {source}."
-                    f"{closest(column, frame.columns)} Columns present: {list(frame.columns)}")
+            require_columns(frame, [column], source, note=f" (task '{task.name}')",
+                            what="Label column" if column == task.label else "Sample weight column")
     if fit:
         fit_tasks(tasks, frame, source)
     for task in tasks:

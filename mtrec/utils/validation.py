@@ -38,7 +38,8 @@ def short_list(names: Iterable[Any]) -> str:
     return f"{names[:MAX_LISTED]} ... ({len(names) - MAX_LISTED} more)"
 
 
-def require_columns(frame: Any, columns: Iterable[str], source: Any, *, note: str = "") -> None:
+def require_columns(frame: Any, columns: Iterable[str], source: Any, *, note: str = "",
+                    what: str = "Column") -> None:
     """Raises SchemaError naming the first of `columns` missing from the table `frame`.
 
     The message names the column, the source, the closest present column and the
@@ -49,11 +50,13 @@ def require_columns(frame: Any, columns: Iterable[str], source: Any, *, note: st
         columns: the columns needed.
         source: where the table came from, for the message (a path, a description).
         note: said right after the source, e.g. `" (renamed upstream?)"`.
+        what: the message's first words, before the column's name, e.g.
+            `"Label column"`. Defaults to `"Column"`.
     """
     present = list(frame.columns) if hasattr(frame, "columns") else list(frame)
     for column in columns:
         if column not in present:
-            raise SchemaError(f"Column '{column}' is missing from {source}{note}.{closest(column, present)} "
+            raise SchemaError(f"{what} '{column}' is missing from {source}{note}.{closest(column, present)} "
                               f"Columns present: {short_list(present)}.")
 
 
