@@ -180,6 +180,13 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_status(args: argparse.Namespace) -> int:
+    from mtrec.training.run_lock import describe_run
+
+    print(describe_run(args.run_dir))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `mtrec` command."""
     parser = argparse.ArgumentParser(prog="mtrec", description=__doc__,
@@ -283,6 +290,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tolerance", type=float, default=0.0, help="flag gains below -TOLERANCE percent")
     p.add_argument("--out", help="output folder (default: MTL_RUN_DIR/transfer)")
     p.set_defaults(func=_cmd_transfer)
+
+    p = sub.add_parser("status", help="a run directory's state: running, interrupted, completed or failed")
+    p.add_argument("run_dir", help="the run directory (its run.json and lock)")
+    p.set_defaults(func=_cmd_status)
 
     p = sub.add_parser("pipeline", help="run a batch pipeline on a real data set (prepare, train, evaluate)")
     p.add_argument("name", nargs="?",

@@ -650,3 +650,28 @@ def test_uncertainty_weighting_state_is_saved_and_restored():
     WeightingState(fresh).restore_checkpoint_state(state)
     again = WeightingState(fresh).checkpoint_state()
     assert state.keys() == again.keys() and all(np.array_equal(state[k], again[k]) for k in state)
+
+
+def test_mtrec_status_says_what_became_of_a_run(tmp_path, capsys):
+    import datetime as dt
+    from mtrec.cli import main
+    run_dir = tmp_path / "r"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    write_text(run_dir / "checkpoints" / "epoch-0003.json", json.dumps({"epoch": 3}))
+    beat = (dt.datetime.now() - dt.timedelta(minutes=10)).isoformat(timespec="seconds")
+    record = {"status": "running", "pid": 4242, "host": "h1", "heartbeat": beat, "epochs": 3,
+              "seconds": 61.5, "attempts": 2}
+    write_text(run_dir / "run.json", json.dumps(record))
+    assert main(["status", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == f"{run_dir}: interrupted"  # nobody holds the lock
+    assert "epochs 3, 61.5 s over 2 attempts" in out and f"pid 4242 on h1, last heartbeat {beat} (10 min ago)" in out
+    assert f"--run-dir {run_dir}` to resume from epoch 3" in out
+    with RunLock(run_dir):
+        main(["status", str(run_dir)])
+        assert capsys.readouterr().out.splitlines()[0] == f"{run_dir}: running"
+    write_text(run_dir / "run.json", json.dumps({**record, "status": "failed", "error": "DataError: boom"}))
+    main(["status", str(run_dir)])
+    assert "error: DataError: boom" in capsys.readouterr().out
+    assert main(["status", str(tmp_path / "nope")]) == 2
+    assert capsys.readouterr().err.strip() == f"mtrec status: error: {tmp_path / 'nope'} is not a run directory: it does not exist."

@@ -177,3 +177,59 @@ class RunStatus:
         if self._thread is not None:
             self._thread.join(timeout=5)
         self.update(status=status, **fields)
+
+
+def _age(stamp: Any) -> str:
+    """`"4 min ago"` for an ISO time of this host's clock (run.json's heartbeat), or "" when unreadable."""
+    try:
+        seconds = (dt.datetime.now() - dt.datetime.fromisoformat(str(stamp))).total_seconds()
+    except ValueError:
+        return ""
+    if seconds < 120:
+        return f" ({seconds:.0f} s ago)"
+    if seconds < 7200:
+        return f" ({seconds / 60:.0f} min ago)"
+    return f" ({seconds / 3600:.1f} h ago)"
+
+
+def describe_run(run_dir: str | Path) -> str:
+    """What `mtrec status RUN_DIR` prints: state, epochs, time, pid, host and heartbeat age, and what to do.
+
+    The state is run.json's, with "running" shown as "interrupted" when no
+    live process holds the directory's lock (`run_status`).
+
+    Raises:
+        RunDirectoryError: `run_dir` has no readable run.json (not a run directory).
+    """
+    run_dir = Path(run_dir)
+    path = run_dir / "run.json"
+    if not path.is_file():
+        where = "has no run.json" if run_dir.is_dir() else "does not exist"
+        raise RunDirectoryError(f"{run_dir} is not a run directory: it {where}.")
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise RunDirectoryError(f"{path} is unreadable: {' '.join(str(err).split())}") from None
+    if not isinstance(record, dict):
+        raise RunDirectoryError(f"{path} is not a run record (a JSON object).")
+    status = record.get("status", "unknown")
+    if status == "running" and not is_locked(run_dir):
+        status = "interrupted"
+    attempts = int(record.get("attempts") or 1)
+    lines = [f"{run_dir}: {status}",
+             f"  epochs {record.get('epochs', 0)}, {float(record.get('seconds') or 0):.1f} s"
+             + (f" over {attempts} attempts" if attempts > 1 else "")]
+    if record.get("pid") is not None:
+        lines.append(f"  pid {record['pid']} on {record.get('host', '?')}, "
+                     f"last heartbeat {record.get('heartbeat', '?')}{_age(record.get('heartbeat'))}")
+    if status == "failed":
+        lines.append(f"  error: {record.get('error', '?')}")
+    elif status == "interrupted":
+        from mtrec.training.checkpoints import list_checkpoints
+
+        done = [epoch for epoch, _, _ in list_checkpoints(run_dir / "checkpoints")]
+        resume = f"from epoch {done[0]} (its checkpoint)" if done else "from the start (no checkpoint)"
+        lines.append(f"  rerun `mtrec train -c CONFIG --run-dir {run_dir}` to resume {resume}")
+    elif status == "completed":
+        lines.append(f"  model.keras and report.json in {run_dir}")
+    return "\n".join(lines)
