@@ -1,53 +1,36 @@
-"""One of several processes training an MMoE data-parallel over `jax.distributed` (gloo, CPU),
-started by `mtrec.training.distribution.launch_local` from tests/test_distribution.py.
+"""One of several processes that join with a config of their own, started by
+`mtrec.training.launch.launch_processes` from tests/test_distribution.py.
 
-Each process joins with the KERAS_DISTRIBUTION_* variables, sets the same seed, fits on its own
-share of the rows (the global batch is split between the processes), and process 0 alone saves
-a one-device copy of the model. Prints one JSON line per process.
+Process i joins (`mtrec.training.multiprocess.join`) with the quickstart config and seed
+`SEED + i * DIFFER`: with DIFFER=1 the configs differ and every process must refuse with
+ConfigMismatchError; with DIFFER=0 they agree. Prints one JSON line per process.
 
-Usage: python tests/multiprocess_run.py OUT_DIR
+Usage: python tests/multiprocess_run.py DIFFER RUN_DIR
 """
 
 import json
+import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mtrec.training.distribution import initialize_processes, local_rows, strategy_scope, unreplicated  # noqa: E402
-
-process_id, num_processes = initialize_processes(timeout_s=60)  # first: before anything runs on a device
-
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-
-from mtrec.models import MMoE  # noqa: E402
-from mtrec.tasks import RegressionTask  # noqa: E402
-
-GLOBAL_BATCH = 128
+from mtrec.config import apply_overrides, parse_config  # noqa: E402
+from mtrec.quickstart import QUICKSTART_CONFIG  # noqa: E402
+from mtrec.training.multiprocess import ConfigMismatchError, join  # noqa: E402
 
 
 def main() -> None:
-    out = Path(sys.argv[1])
-    keras.utils.set_random_seed(0)  # the same initial weights in every process
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(4096, 5)).astype("float32")
-    y = (2 * x[:, :1] + x[:, 1:2] ** 2).astype("float32")
-    layout = {"numeric_dim": 5, "tables": {}, "categorical": {}, "multi_categorical": {}}
-    mine = local_rows(len(x), process_id, num_processes)
-    with strategy_scope("mirrored"):
-        model = MMoE([RegressionTask("a"), RegressionTask("b")], layout, num_experts=2, expert={"units": [8]})
-        model({"numeric": x[:2]})
-        model.compile_for_tasks("adam")
-        history = model.fit({"numeric": x[mine]}, {"a": y[mine], "b": -y[mine]},
-                            batch_size=GLOBAL_BATCH // num_processes, epochs=3, shuffle=False, verbose=0)
-    copy = unreplicated(model, {"numeric": x[:2]})
-    if process_id == 0:
-        copy.save(out / "model.keras")
-    predictions = copy.predict({"numeric": x[:64]}, verbose=0)["a"]
-    print(json.dumps({"process": process_id, "processes": num_processes, "devices": len(keras.distribution.list_devices()),
-                      "rows": mine.stop - mine.start, "loss": [float(v) for v in history.history["loss"]],
-                      "checksum": float(np.sum(predictions))}), flush=True)
+    differ, run_dir = int(sys.argv[1]), Path(sys.argv[2])
+    process = int(os.environ["KERAS_DISTRIBUTION_PROCESS_ID"])
+    config = parse_config(apply_overrides(QUICKSTART_CONFIG, [f"seed={42 + process * differ}"]))
+    try:
+        joined, where = join(config, run_dir)
+    except ConfigMismatchError as err:
+        print(json.dumps({"process": process, "error": str(err)}), flush=True)
+        sys.stdout.flush()
+        os._exit(0)  # not JAX's shutdown barrier (the test asserts the message)
+    print(json.dumps({"process": process, "strategy": joined.training.strategy, "run_dir": str(where)}), flush=True)
 
 
 if __name__ == "__main__":

@@ -84,34 +84,74 @@ def test_what_a_strategy_cannot_run_is_refused_before_training(override, message
 JAX = pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
 
 
+def _launch(tmp_path, argv, timeout_s=420):
+    """`launch_processes(2, argv)` on CPU; returns (status, {rank: [lines]})."""
+    import io
+
+    from mtrec.training.launch import launch_processes
+
+    out = io.StringIO()
+    codes, status = launch_processes(2, argv, cwd=str(REPO), timeout_s=timeout_s, out=out,
+                                     env={"JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3", "XLA_FLAGS": ""})
+    lines: dict[int, list[str]] = {0: [], 1: []}
+    for line in out.getvalue().splitlines():
+        rank, _, text = line.partition("] ")
+        lines[int(rank.lstrip("["))].append(text)
+    return status, lines
+
+
 @JAX
-def test_two_processes_on_loopback_train_and_process_0_writes_a_model_that_reloads(tmp_path, capfd):
+def test_mtrec_launch_trains_two_processes_and_process_0_alone_writes_a_run_that_reloads(tmp_path):
     import time
 
-    from mtrec.training.distribution import launch_local
+    from mtrec.training.trained_run import load_run
 
+    run_dir = tmp_path / "run"
     started = time.monotonic()
-    codes = launch_local(2, ["tests/multiprocess_run.py", str(tmp_path)], cwd=str(REPO), timeout_s=240,
-                         env={"JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3", "XLA_FLAGS": ""})
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3", "XLA_FLAGS": ""}
+    done = subprocess.run([sys.executable, "-m", "mtrec.cli", "launch", "-n", "2", "--", "train", "-c",
+                           "configs/quickstart.yaml", "--run-dir", str(run_dir), "data.synthetic.n_rows=600",
+                           "training.epochs=2", "training.verbose=2"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=420)
     seconds = time.monotonic() - started
-    captured = capfd.readouterr()
-    assert codes == [0, 0], captured.err[-4000:]
-    lines = [json.loads(line) for line in captured.out.splitlines() if line.startswith('{"process"')]
-    assert sorted(line["process"] for line in lines) == [0, 1]
-    assert all(line["processes"] == 2 and line["devices"] == 2 and line["rows"] == 2048 for line in lines)
-    first, second = lines
-    # One model: the same losses (all-reduced) and the same weights in both processes.
-    assert first["loss"] == second["loss"] and first["checksum"] == second["checksum"]
-    assert first["loss"][-1] < first["loss"][0]
-    # Process 0 alone wrote the model; it reloads to the predictions both processes made.
-    assert [p.name for p in tmp_path.iterdir()] == ["model.keras"]
-    import keras
-    import numpy as np
+    assert done.returncode == 0, (done.stdout + done.stderr)[-5000:]
+    # Every child's line carries its rank.
+    inner = {r: [t[4:] for t in done.stdout.splitlines() if t.startswith(f"[{r}] ")] for r in (0, 1)}
+    # One model: both processes log the same (all-reduced) losses.
+    epoch_logs = {r: [t for t in inner[r] if " - loss: " in t] for r in (0, 1)}
+    assert len(epoch_logs[0]) == 2
+    assert [t.split(" - loss: ")[1] for t in epoch_logs[0]] == [t.split(" - loss: ")[1] for t in epoch_logs[1]]
+    assert "Done; process 0 writes the run directory" in "\n".join(inner[1])
+    # Process 0 alone wrote the run directory; no other process wrote under it.
+    names = {p.name for p in run_dir.iterdir()}
+    assert {"config.yaml", "features.json", "model.keras", "metrics.json", "report.json", "run.json"} <= names
+    assert not any("process" in n for n in names)
+    history = json.loads((run_dir / "metrics.json").read_text())
+    assert history[-1]["train"]["total"]["loss"] < history[0]["train"]["total"]["loss"]
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["status"] == "completed" and run["backend"] == "jax"
+    assert "mirrored" in (run_dir / "config.yaml").read_text()
+    # The model reloads (here on TensorFlow) and reproduces its report's test metrics.
+    from mtrec.training.predict import predict_arrays
+    from mtrec.training.prepare import prepare
 
-    x = np.random.default_rng(0).normal(size=(4096, 5)).astype("float32")[:64]
-    reloaded = keras.models.load_model(tmp_path / "model.keras").predict({"numeric": x}, verbose=0)["a"]
-    np.testing.assert_allclose(float(np.sum(reloaded)), first["checksum"], rtol=1e-4)
-    assert seconds < 240
+    loaded = load_run(run_dir)
+    report = json.loads((run_dir / "report.json").read_text())
+    test = prepare(loaded.config).splits["test"]
+    predicted = predict_arrays(loaded.model, test.features, 256)
+    for task in ("y0", "y1"):
+        rmse = float(np.sqrt(np.mean((predicted[task].ravel() - test.labels[task].ravel()) ** 2)))
+        assert rmse == pytest.approx(report["test"][task]["rmse"], rel=1e-4)
+    print(f"2-process launch: {seconds:.0f} s wall")
+
+
+@JAX
+def test_processes_with_different_configs_are_refused_at_start_up(tmp_path):
+    status, lines = _launch(tmp_path, ["tests/multiprocess_run.py", "1", str(tmp_path / "run")], timeout_s=240)
+    assert status == 0, lines
+    out = {r: json.loads(next(t for t in lines[r] if t.startswith('{"process"'))) for r in (0, 1)}
+    for r in (0, 1):  # every process refuses, naming the one that differs
+        assert "started with different configs: process(es) [1] differ from process 0" in out[r]["error"]
 
 
 @JAX

@@ -10,7 +10,9 @@ MMoE, OMoE, CGC, PLE).
 
 from __future__ import annotations
 
+import contextlib
 import copy
+from collections.abc import Iterator
 from typing import Any
 
 import keras
@@ -122,6 +124,20 @@ class MultiTaskModel(keras.Model):
             return weighting.train_step(self, *args, **kwargs)
         return super().train_step(*args, **kwargs)
 
+    def save_weights(self, filepath: Any, overwrite: bool = True, **kwargs: Any) -> None:
+        """Keras's `save_weights`; under `jax.distributed` each process writes its own full copy.
+
+        A variable replicated over several processes' devices cannot be fetched whole (JAX refuses
+        non-addressable arrays); every process holds all of it, so its local copy is written.
+        """
+        with _process_local_values([*self.variables, *getattr(self.optimizer, "variables", [])]):
+            super().save_weights(filepath, overwrite=overwrite, **kwargs)
+
+    def get_weights(self) -> list[np.ndarray]:
+        """Keras's `get_weights`; under `jax.distributed`, this process's full copy (see `save_weights`)."""
+        with _process_local_values(self.weights):
+            return super().get_weights()
+
     # -- gates --------------------------------------------------------------
     def gate_weights(self, inputs: dict[str, Any], batch_size: int = 8192) -> dict[str, np.ndarray]:
         """Returns the gate weights per example, per task, per expert.
@@ -165,6 +181,22 @@ class MultiTaskModel(keras.Model):
             "tower_activation": self.tower_activation,
             "tower_dropout": self.tower_dropout,
         }
+
+
+@contextlib.contextmanager
+def _process_local_values(variables: list[Any]) -> Iterator[None]:
+    """Within the block, variables spanning other processes' devices hold this process's copy."""
+    swapped = []
+    for variable in variables:
+        value = getattr(variable, "_value", None)
+        if value is not None and not getattr(value, "is_fully_addressable", True):
+            swapped.append((variable, value))
+            variable._value = np.asarray(value.addressable_data(0))
+    try:
+        yield
+    finally:
+        for variable, value in swapped:
+            variable._value = value
 
 
 class _GateReader(keras.Model):

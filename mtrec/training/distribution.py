@@ -16,14 +16,14 @@ under `MirroredStrategy` (a placeholder without a value), so `training.steps_per
 taken as 1 there (`fit_config`, with a warning). The weighting strategies with their own train
 step (all but `static`) and gradient cosines are not available under a strategy.
 
-Several processes (JAX only; the building blocks, not yet wired into `mtrec train`):
+Several processes (JAX only):
 `initialize_processes` joins the processes named by Keras's variables (`PROCESS_VARIABLES`)
 over `jax.distributed` with gloo collectives on CPU, failing with the coordinator's address
 when it does not answer; under it `strategy_scope("mirrored")` spans every process's devices
 and each process feeds its own equal share of the rows (`local_rows`; the processes must set
 the same seed, or the initial weights differ); `unreplicated` reads each variable from this
-process's device, so process 0 can save the model; `launch_local` starts N processes on
-loopback (tests/multiprocess_run.py).
+process's device, so process 0 can save the model. `mtrec train` across processes:
+`mtrec.training.multiprocess`; `mtrec launch`: `mtrec.training.launch`.
 """
 
 from __future__ import annotations
@@ -33,8 +33,6 @@ import dataclasses
 import logging
 import os
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -87,6 +85,16 @@ def check_batch_sizes(strategy: str, rows: int, batch_size: int, what: str = "tr
         return
     n = num_replicas(strategy)
     last = rows % batch_size
+    import jax
+
+    if jax.process_count() > 1:  # ProcessDataParallel trims the last batch to a multiple of n
+        if batch_size % n or 0 < last < n:
+            raise ConfigError(
+                f"Training across {jax.process_count()} processes splits every batch across {n} devices: "
+                f"{what}={batch_size} with {rows} rows gives batches of {batch_size}"
+                + (f" and {last}" if last else "") + f" rows; the batch size must be a multiple of {n}, "
+                f"and the last batch must have 0 or at least {n} rows.")
+        return
     if batch_size % n or last % n:
         raise ConfigError(
             f"training.strategy '{strategy}' on JAX splits every batch across {n} devices: {what}={batch_size} "
@@ -152,14 +160,46 @@ def strategy_scope(strategy: str) -> Iterator[Any]:
         with mirrored.scope():
             yield mirrored
         return
-    # Under jax.distributed, list_devices() is every process's devices and each process feeds its
-    # own rows (local_rows), so Keras must not shard the dataset again.
+    # Under jax.distributed, list_devices() is every process's devices, and every process builds
+    # the same global batches: ProcessDataParallel gives each process its own share of them.
     import jax
 
-    distribution = keras.distribution.DataParallel(devices=local_devices(),
-                                                   auto_shard_dataset=jax.process_count() == 1)
+    cls = ProcessDataParallel if jax.process_count() > 1 else keras.distribution.DataParallel
+    distribution = cls(devices=local_devices())
     with distribution.scope():
         yield distribution
+
+
+class ProcessDataParallel(keras.distribution.DataParallel):
+    """`DataParallel` across processes where every process holds the same global `tf.data` batches.
+
+    Each process keeps its own contiguous share of every batch: `rows // (P * d) * d` rows for P
+    processes of d local devices each, so the shares have one size (JAX assembles the global
+    batch from them). A batch that does not split evenly (the last of an epoch) loses its
+    remainder, fewer than `P * d` rows; `check_batch_sizes` refuses a last batch of fewer rows
+    than that (it would leave nothing). Keras's own sharding (`auto_shard_dataset`) rebatches and
+    deals whole sub-batches out in turn, which leaves the processes with different numbers of
+    steps when the last batch is small.
+    """
+
+    def distribute_dataset(self, dataset: Any) -> Any:
+        import jax
+        import tensorflow as tf
+
+        processes, index, local = jax.process_count(), jax.process_index(), jax.local_device_count()
+        if processes == 1:
+            return dataset
+        step = processes * local
+
+        def rows(*batch: Any) -> Any:
+            return tf.shape(tf.nest.flatten(batch)[0])[0]
+
+        def share(*batch: Any) -> Any:
+            size = rows(*batch) // step * local
+            part = tf.nest.map_structure(lambda t: t[index * size:(index + 1) * size], batch)
+            return part if len(part) > 1 else part[0]
+
+        return dataset.map(share).prefetch(tf.data.AUTOTUNE)  # map keeps the number of batches known
 
 
 def unreplicated(model: Any, sample: dict[str, Any], compile_like: Any = None) -> Any:
@@ -269,46 +309,3 @@ def local_rows(rows: int, process_id: int, num_processes: int) -> slice:
     """
     share = rows // num_processes
     return slice(process_id * share, (process_id + 1) * share)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def launch_local(n: int, argv: list[str], env: dict[str, str] | None = None, timeout_s: float | None = None,
-                 cwd: str | None = None) -> list[int]:
-    """Starts `n` processes of `python argv...` on loopback with `PROCESS_VARIABLES` set, and waits.
-
-    When one fails, the others are stopped. Their output goes to this process's stdout/stderr.
-
-    Returns:
-        The exit codes, by process id.
-    """
-    if n < 1:
-        raise ConfigError(f"The number of processes must be >= 1. Received: {n}")
-    base = {**os.environ, **(env or {}), "KERAS_BACKEND": "jax",
-            "KERAS_DISTRIBUTION_JOB_ADDRESSES": f"127.0.0.1:{_free_port()}",
-            "KERAS_DISTRIBUTION_NUM_PROCESSES": str(n)}
-    procs = [subprocess.Popen([sys.executable, *argv], cwd=cwd,
-                              env={**base, "KERAS_DISTRIBUTION_PROCESS_ID": str(i)}) for i in range(n)]
-    deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    try:
-        while any(p.poll() is None for p in procs):
-            failed = any(p.returncode not in (None, 0) for p in procs)
-            late = deadline is not None and time.monotonic() > deadline
-            if failed or late:
-                for p in procs:
-                    if p.poll() is None:
-                        p.terminate()
-                for p in procs:
-                    p.wait()
-                break
-            time.sleep(0.2)
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    return [p.returncode for p in procs]
