@@ -39,7 +39,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(f"Run directories: {', '.join(summary['runs'].values())}")
         return 0
     print(f"Training {config.model.kind} ({config.name}) into {run_dir}", flush=True)
-    result = train(config, run_dir, overwrite=args.overwrite)
+    try:
+        result = train(config, run_dir, overwrite=args.overwrite)
+    except Exception as err:
+        from mtrec.training.multiprocess import exit_if_joined
+
+        exit_if_joined(f"mtrec train: error: {error_line(err)}", args.debug)  # one of several processes
+        raise
     if result.run_dir != run_dir:  # a process other than 0 of several (mtrec.training.multiprocess)
         print(f"Done; process 0 writes the run directory {run_dir}.")
         return 0

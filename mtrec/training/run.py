@@ -202,6 +202,9 @@ def train(
         CheckpointError: no checkpoint of the interrupted run can be loaded.
     """
     run_dir = Path(run_dir)
+    # Several processes (KERAS_DISTRIBUTION_*): joined here; process 0 writes run_dir, the others a scratch dir.
+    from mtrec.training.multiprocess import join
+    config, run_dir = join(config, run_dir, overwrite)
     with RunLock(run_dir):
         previous = run_status(run_dir)
         resuming = _check_run_dir(run_dir, overwrite)
