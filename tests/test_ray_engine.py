@@ -41,11 +41,3 @@ def test_ray_engine_writes_what_the_embedded_engine_writes(local_ray, tmp_path):
     # The same encoded rows, compared by row key.
     for name in ("train", "valid", "test"):
         pd.testing.assert_frame_equal(_split(tmp_path / "ray", name), _split(tmp_path / "embedded", name))
-    # A CSV input: each file's row count comes first, then the same passes.
-    frame.iloc[:700].to_csv(tmp_path / "a.csv", index=False)
-    frame.iloc[700:].to_csv(tmp_path / "b.csv", index=False)
-    config = make_config([str(tmp_path / "a.csv"), str(tmp_path / "b.csv")], {"kind": "hash", "seed": 3})
-    prepare(config, tmp_path / "csv-embedded", batch_size=300)
-    prepare(config, tmp_path / "csv-ray", batch_size=300, engine="ray")
-    for name in ("train", "test"):
-        pd.testing.assert_frame_equal(_split(tmp_path / "csv-ray", name), _split(tmp_path / "csv-embedded", name))
