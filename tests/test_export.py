@@ -130,6 +130,19 @@ CLIENT = textwrap.dedent("""
         serve(**{k: tf.constant(v[:2].astype(np.float32) if k == first else v[:2]) for k, v in inputs.items()})
     except Exception as err:
         report["dtype_error"] = str(err)[:300]
+    # The root function takes one argument per input: TensorFlow names the column and the dtype it expects.
+    numeric = next(k for k in names if inputs[k].dtype == np.float64)
+    try:
+        loaded.serving_default(**{k: tf.constant(v[:2].astype(np.float32) if k == numeric else v[:2])
+                                  for k, v in inputs.items()})
+    except TypeError as err:
+        report["named_dtype_error"] = [numeric, str(err)[:300]]
+    try:
+        loaded.serving_default(**{k: tf.constant(v[:2]) for k, v in inputs.items() if k != numeric})
+    except TypeError as err:
+        report["named_missing_error"] = [numeric, str(err)[:300]]
+    report["keyword_call"] = float(np.abs(loaded.serving_default(**{k: tf.constant(v) for k, v in inputs.items()})[
+        sorted(full)[0]].numpy() - full[sorted(full)[0]]).max())
     print("REPORT" + json.dumps(report))
 """)
 
@@ -164,8 +177,14 @@ def check_in_tensorflow_only_process(run, model_dir, frame, blend=None, tmp_path
     assert max(report["diff"].values()) <= 1e-5, report["diff"]
     first = sorted(inputs)[0]
     assert f"missing a required argument: '{first}'" in report["missing_error"]
-    # TensorFlow's own dtype check names the input's position (inputs sorted by name) and the dtype.
-    assert "input #0" in report["dtype_error"], report["dtype_error"]
+    # Through the signature, TensorFlow's own dtype check names the input's position and the dtype ...
+    assert "was expected to be a" in report["dtype_error"], report["dtype_error"]
+    # ... through the root function, the column and the dtype it expects.
+    column, message = report["named_dtype_error"]
+    assert f"dtype=tf.float32, name='{column}') to TensorSpec(shape=(None,), dtype=tf.float64" in message, message
+    column, message = report["named_missing_error"]
+    assert f"missing a required argument: '{column}'" in message, message
+    assert report["keyword_call"] == 0.0
     return report
 
 
@@ -241,6 +260,69 @@ def test_log1p_below_minus_one_fails_naming_the_column(exported):
     inputs["income"] = tf.constant([5.0, -3.0], tf.float64)
     with pytest.raises(tf.errors.InvalidArgumentError, match="Column 'income'.*log1p needs values > -1"):
         GraphEncoder(run.encoder)(inputs)
+
+
+def test_infinite_numbers_are_missing_in_the_saved_model(exported):
+    """+/-inf in a numeric request column scores as a missing value, as the Python encoder reads it."""
+    run, root = exported
+    frame = make_frame(60, seed=9)
+    infinite, missing = frame.copy(), frame.copy()
+    for column, rows, value in (("age", slice(0, 10), np.inf), ("age", slice(10, 20), -np.inf),
+                                ("income", slice(20, 30), np.inf), ("income", slice(30, 35), -np.inf),
+                                ("score", slice(35, 45), -np.inf), ("score", slice(45, 50), np.inf)):
+        infinite.loc[infinite.index[rows], column] = value
+        missing.loc[missing.index[rows], column] = np.nan
+    loaded = tf.saved_model.load(str(root / "model"))
+    got = {name: loaded.serving_default(**{k: tf.constant(v) for k, v in request_columns(rows, run.encoder).items()})
+           for name, rows in (("inf", infinite), ("nan", missing))}
+    reference = score_frame(run, missing)
+    for key in ("click", "buy", "rating", "score"):
+        np.testing.assert_array_equal(got["inf"][key].numpy(), got["nan"][key].numpy(), err_msg=key)
+        if key != "score":
+            np.testing.assert_allclose(got["inf"][key].numpy(), reference[key].to_numpy(), atol=1e-6, err_msg=key)
+    # score's missing flag column (missing_indicator: always) is 1 for both infinities.
+    flags = GraphEncoder(run.encoder)({k: tf.constant(v) for k, v in request_columns(infinite, run.encoder).items()})
+    np.testing.assert_array_equal(flags["numeric"].numpy()[35:50, -1], 1.0)
+    np.testing.assert_array_equal(flags["numeric"].numpy(), run.encoder.transform(missing)["numeric"])
+
+
+JAX_TRAIN = textwrap.dedent("""
+    import json, sys
+    import keras
+    import pandas as pd
+
+    assert keras.backend.backend() == "jax", keras.backend.backend()
+    from mtrec.config import parse_config
+    from mtrec.scoring.score import score_frame
+    from mtrec.training.run import train
+    from mtrec.training.trained_run import load_run
+
+    config, run_dir, rows = json.loads(sys.argv[1]), sys.argv[2], pd.read_pickle(sys.argv[3])
+    train(parse_config(config), run_dir, frame=pd.read_pickle(sys.argv[4]))
+    score_frame(load_run(run_dir), rows).to_pickle(sys.argv[5])
+""")
+
+
+def test_a_run_trained_on_jax_exports_the_same_way(tmp_path):
+    """Trained and scored under KERAS_BACKEND=jax, exported here under TensorFlow: the same scores as JAX gives."""
+    pytest.importorskip("jax")
+    config = {**CONFIG, "training": {**CONFIG["training"], "batch_size": 512}}
+    rows = mark_missing(edge_rows(), ["", "NA", "null", "None"])
+    make_frame(1000, seed=0).to_pickle(tmp_path / "train.pkl")
+    rows.to_pickle(tmp_path / "rows.pkl")
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([sys.executable, "-c", JAX_TRAIN, json.dumps(config), str(tmp_path / "run"),
+                             str(tmp_path / "rows.pkl"), str(tmp_path / "train.pkl"), str(tmp_path / "jax.pkl")],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    jax_scores = pd.read_pickle(tmp_path / "jax.pkl")
+    run = load_run(tmp_path / "run")
+    export_run(run, tmp_path / "model")
+    loaded = tf.saved_model.load(str(tmp_path / "model"))
+    got = loaded.serving_default(**{k: tf.constant(v) for k, v in request_columns(rows, run.encoder).items()})
+    for task in ("click", "buy", "buy_conditional", "rating", "segment", "segment_proba"):
+        expected = np.stack(jax_scores[task].to_numpy()) if task.endswith("_proba") else jax_scores[task].to_numpy()
+        np.testing.assert_allclose(got[task].numpy(), expected, atol=1e-5, rtol=0, err_msg=task)
 
 
 def test_read_blend(tmp_path):

@@ -23,10 +23,8 @@ with a blend, `score` float64 `[n]` as `mtrec recommend` blends.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -34,6 +32,7 @@ from typing import Any
 import tensorflow as tf
 
 from mtrec.errors import ConfigError, DataError
+from mtrec.export.endpoints import MANIFEST, keyword_endpoint, write_archive
 from mtrec.export.graph_encoder import GraphEncoder
 from mtrec.recommend.blend import PRODUCT_FLOOR, Blend, BlendConfig
 from mtrec.tasks import MulticlassTask
@@ -42,8 +41,6 @@ from mtrec.training.trained_run import TrainedRun, load_run
 
 #: Name of the batch endpoint (the id columns passed through).
 BATCH_ENDPOINT = "serve_batch"
-#: The JSON file written beside the SavedModel: inputs, outputs, run.
-MANIFEST = "mtrec_export.json"
 #: What TensorFlow accepts as a signature input name.
 VALID_NAME = re.compile(r"^[A-Za-z0-9.][A-Za-z0-9_.\\/>-]*$")
 
@@ -179,9 +176,6 @@ def export_run(run_dir: str | os.PathLike | TrainedRun, out_dir: str | os.PathLi
             out.update({f"gate_{k.replace('/', '_')}": tf.cast(v, tf.float32) for k, v in weights.items()})
         return out
 
-    def serve(inputs):
-        return score(inputs)
-
     def serve_batch(inputs):
         ids = {c: inputs[c] for c in id_columns}
         return {**ids, **score(inputs)}
@@ -189,23 +183,17 @@ def export_run(run_dir: str | os.PathLike | TrainedRun, out_dir: str | os.PathLi
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.track(encoder)
-    serving = archive.add_endpoint("serving_default", serve, input_signature=[feature_specs])
-    archive.add_endpoint(BATCH_ENDPOINT, serve_batch, input_signature=[batch_specs])
-    partial = out_dir.with_name(f".{out_dir.name}.partial-{os.getpid()}")
-    shutil.rmtree(partial, ignore_errors=True)
-    try:
-        archive.write_out(str(partial), verbose=False)
-        outputs = list(serving.get_concrete_function().structured_outputs)
-        manifest = {"format": "mtrec.export", "version": 1, "run_dir": str(run.run_dir),
-                    "model": type(model).__name__, "signatures": ["serving_default", BATCH_ENDPOINT],
-                    "inputs": encoder.describe_inputs(),
-                    "id_columns": id_columns, "id_columns_left_out": left_out, "outputs": outputs}
-        (partial / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(partial, out_dir)
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
+    # One argument per input: `loaded.serving_default(age=..., ...)` names a missing or mistyped column.
+    function, signature = keyword_endpoint(score, feature_specs)
+    serving = archive.add_endpoint("serving_default", function, input_signature=signature)
+    function, signature = keyword_endpoint(serve_batch, batch_specs)
+    archive.add_endpoint(BATCH_ENDPOINT, function, input_signature=signature)
+    outputs = list(serving.get_concrete_function().structured_outputs)
+    manifest = {"format": "mtrec.export", "version": 1, "run_dir": str(run.run_dir),
+                "model": type(model).__name__, "signatures": ["serving_default", BATCH_ENDPOINT],
+                "inputs": encoder.describe_inputs(),
+                "id_columns": id_columns, "id_columns_left_out": left_out, "outputs": outputs}
+    write_archive(archive, out_dir, manifest)
     return ExportSummary(out_dir, manifest["inputs"], outputs, id_columns, left_out,
                          time.perf_counter() - started)
 
