@@ -24,6 +24,8 @@ from mtrec.utils.atomic import write_json, write_text
 from mtrec.utils.tables import format_value, markdown_table
 
 SUMMARY_JSON, SUMMARY_MD = "seeds.json", "seeds.md"
+#: Report entries that describe the rows, not the model (the same for every seed).
+DESCRIPTIVE = ("count", "positive_rate", "weight_sum", "weighted_positive_rate")
 
 
 def seed_run_dir(run_dir: str | Path, seed: int) -> Path:
@@ -35,15 +37,16 @@ def summarize(reports: dict[int, dict[str, Any]]) -> dict[str, Any]:
     """`{"split", "seeds", "metrics": {task: {metric: {"mean", "sd", "values"}}}}` over the seeds' reports.
 
     The split is `test` when every report has it, else `valid`; sd is the
-    sample sd (ddof 1), 0 for one seed. Metrics that are not numbers (and the
-    constant baseline nested in a report) are left out.
+    sample sd (ddof 1), 0 for one seed. Entries that are not numbers (the
+    constant baseline nested in a report) or describe the rows (`DESCRIPTIVE`)
+    are left out.
     """
     split = "test" if all(r.get("test") for r in reports.values()) else "valid"
     first = next(iter(reports.values())).get(split) or {}
     metrics: dict[str, dict[str, Any]] = {}
     for task, values in first.items():
         for metric, value in values.items():
-            if not isinstance(value, (int, float)) or isinstance(value, bool):
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or metric in DESCRIPTIVE:
                 continue
             per_seed = [float(r[split][task][metric]) for r in reports.values()
                         if isinstance(r.get(split, {}).get(task, {}).get(metric), (int, float))]
