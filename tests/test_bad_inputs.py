@@ -447,6 +447,7 @@ def test_the_corpus_is_large_and_distinct():
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # numpy's overflow warnings must not precede the error
 def test_a_bad_input_is_one_named_line(case: Case, shared, tmp_path, capsys):
     if case.root_skips and os.geteuid() == 0:
         pytest.skip("root reads files whatever their permissions")

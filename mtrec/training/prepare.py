@@ -141,17 +141,21 @@ def prepare(config: ExperimentConfig, frame: pd.DataFrame | None = None,
     check_unique_columns(frame.columns, source)
     # Labels are checked on the whole table first: a bad label column or an
     # inconsistent chain fails before any fitting, with whole-table counts.
-    encode_labels(config.tasks, frame, source)
     label_columns = list(dict.fromkeys(t.label for t in config.tasks))
-    check_magnitudes(frame, label_columns, source)
+    # Before the labels are cast to float32: numpy's overflow warning would come before the named error.
+    check_magnitudes(frame, [c for c in label_columns if c in frame.columns], source)
+    encode_labels(config.tasks, frame, source)
     check_nonfinite(count_nonfinite(frame, label_columns), len(frame), config.data.max_nonfinite_fraction,
                     source, what="label")
     splits: Splits = make_splits(frame, config.data.split)
     train_frame = frame.iloc[splits.train]
     # Labels and ids must never be picked up by a feature glob such as "*".
-    encoder = FeatureEncoder(config.features).fit(
-        train_frame, source=f"{source} (train split)",
-        exclude=[c for t in config.tasks for c in t.columns] + list(config.data.id_columns))
+    # Numbers beyond float32 are named right after the fit (check_feature_values), not by numpy's
+    # overflow warning from the statistics.
+    with np.errstate(over="ignore"):
+        encoder = FeatureEncoder(config.features).fit(
+            train_frame, source=f"{source} (train split)",
+            exclude=[c for t in config.tasks for c in t.columns] + list(config.data.id_columns))
     check_feature_values(encoder.input_columns, frame, train_frame, source, config.data.max_nonfinite_fraction)
     encoded = {}
     for name in SPLIT_NAMES:
