@@ -46,7 +46,7 @@ SPLIT_COLUMN = "__split__"
 
 @dataclasses.dataclass
 class LoaderConfig:
-    """Arguments of the data set's loader.
+    """Arguments of the data set's loader (with `experiment.data.path`, only `nrows` applies).
 
     Args:
         nrows: read only the first rows of the raw file(s) (None: all).

@@ -13,6 +13,10 @@ id/group/time columns the splits use. Splitting is left to `mtrec.data.make_spli
 | diabetes_130_us_hospitals | `load_diabetes` | readmit_30d, readmit_any, time_in_hospital |
 | sp500_stocks_5yr | `load_sp500` (features from `sp500_features`) | next_return, next_up, future_vol_5d |
 
+These are the optional loader hooks of the pipelines (`mtrec.pipelines.datasets`): a raw
+format that needs parsing gets one; your own CSV/Parquet table needs none (name it with
+`experiment.data.path` in the pipeline config).
+
 `data_dir` defaults to `default_data_dir()`: `$MTREC_DATA_DIR`, else `../shared/datasets`.
 `load_dataset(name, ...)` calls a loader by its data set's folder name.
 """
