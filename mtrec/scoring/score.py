@@ -125,6 +125,11 @@ def score_file(
 ) -> ScoreSummary:
     """Scores a Parquet (or CSV) file with a trained run and writes Parquet atomically.
 
+    The input is read in record batches (CSV in chunks) of `batch_size`
+    rows, so memory does not grow with the file. For a folder of shards
+    scored into one output shard each, and restartable, see
+    `mtrec.scoring.score_folder`.
+
     The input's columns are checked against the training features (and the
     id columns) before any row is scored. Unseen categories go to the
     out-of-vocabulary bucket and are counted in a warning.
