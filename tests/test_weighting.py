@@ -241,9 +241,10 @@ def test_uncertainty_weighting_gives_the_noisy_task_less_weight(tmp_path):
     frame = make_synthetic(3000, num_features=10, correlation=0.9, seed=4)
     rng = np.random.default_rng(0)
     frame["y1"] = frame["y1"] + rng.normal(scale=3.0, size=len(frame))  # noise variance 9
-    # A higher learning rate than the quickstart's, so that 3 short epochs fit the clean task.
+    # A higher learning rate than the quickstart's, so that 3 short epochs fit the clean task. On the
+    # raw scale (standardize: false) the noisy task's loss is ~9 against ~0 and its weight falls below 1.
     config = _config("weighting={kind: uncertainty, learning_rate: 0.05}", "training.epochs=3",
-                     "training.learning_rate=0.02")
+                     "training.learning_rate=0.02", "tasks.0.standardize=false", "tasks.1.standardize=false")
     train(config, tmp_path / "run", frame=frame)
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     noisy = [epoch["train"]["y1"]["weight"] for epoch in metrics]
