@@ -150,7 +150,8 @@ def table_source(dataset: str | None, data_path: Any, na_values: list[str] | Non
         from mtrec.data import io
 
         paths = [Path(p).expanduser() for p in (data_path if isinstance(data_path, list) else [data_path])]
-        files = [f for p in paths for f in (sorted(p.iterdir()) if p.is_dir() else [p])]
+        # A folder is read recursively (hive partitions), so its fingerprint covers every file below it.
+        files = [f for p in paths for f in (sorted(x for x in p.rglob("*") if x.is_file()) if p.is_dir() else [p])]
 
         def read(nrows: int | None, max_malformed_fraction: float) -> pd.DataFrame:
             frame = io.read_table(data_path, na_values=na_values)

@@ -372,3 +372,14 @@ def test_shipped_data_sets_are_hooks_of_the_same_mechanism():
     sp500 = hooks_for("sp500_stocks_5yr")
     assert sp500.loader is LOADERS["sp500_stocks_5yr"] and sp500.extra_metrics is not None
     assert hooks_for(None) == DatasetHooks()  # your own table: no hooks at all
+
+
+def test_a_folder_table_depends_on_every_file_below_it(tmp_path):
+    from mtrec.pipelines.datasets import table_source
+
+    for part in ("a", "b"):
+        (tmp_path / "t" / f"part={part}").mkdir(parents=True)
+        pd.DataFrame({"x": [1.0, 2.0]}).to_parquet(tmp_path / "t" / f"part={part}" / "0.parquet")
+    source = table_source(None, str(tmp_path / "t"), None, tmp_path)
+    assert len(source.files) == 2 and len(source.read(None, 0.0)) == 4
+    assert len(source.read(3, 0.0)) == 3  # loader.nrows
