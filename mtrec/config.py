@@ -184,6 +184,9 @@ class TrainingConfig:
             (off by default).
         strategy: "none", or "mirrored": data-parallel over this host's devices
             (`mtrec.training.distribution`).
+        precision: "float32", "mixed_float16" or "mixed_bfloat16": the model's
+            Keras dtype policy (variables float32, computation in 16 bits; task
+            outputs, gates, losses and metrics float32; `mtrec.training.precision`).
         schedule: a learning-rate schedule (`ScheduleConfig`); null keeps the
             rate constant.
         weight_decay: decoupled weight decay (as in AdamW: each step subtracts
@@ -207,6 +210,7 @@ class TrainingConfig:
     shuffle_rows: int = 262_144
     analysis: TrainingAnalysisConfig = dataclasses.field(default_factory=TrainingAnalysisConfig)
     strategy: Literal["none", "mirrored"] = "none"
+    precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
     schedule: ScheduleConfig | None = None
     weight_decay: float | None = None
     no_weight_decay: list[str] = dataclasses.field(default_factory=list)

@@ -103,3 +103,12 @@ def test_streamed_training_reads_prepared_shards_through_tf_data(tmp_path):
         test = result.report["test"][task]
         assert test["rmse"] < test["constant_baseline"]["rmse"]
     assert load_run(result.run_dir).encoder.get_config() == result.prepared.encoder.get_config()
+
+
+def test_mixed_bfloat16_run(tmp_path):
+    """training.precision: mixed_bfloat16 on JAX: bfloat16 sublayers, float32 heads, gates, losses; reload."""
+    from tests.test_precision import check_mixed_run
+
+    result = train(_config("training.precision=mixed_bfloat16", "training.epochs=2", "data.synthetic.n_rows=600",
+                           "training.early_stopping=null"), tmp_path / "run")
+    check_mixed_run(result, tmp_path / "run")

@@ -98,12 +98,12 @@ class ExtractionLevel(keras.layers.Layer):
         for t in range(self.num_tasks):
             gate = self.task_gates[t](inputs[t] if gate_inputs is None else gate_inputs)
             experts = ops.concatenate([own[t], shared], axis=1)
-            outputs.append(ops.einsum("be,beu->bu", gate, experts))
+            outputs.append(ops.einsum("be,beu->bu", ops.cast(gate, experts.dtype), experts))
             gates.append(gate)
         if self.all_gate is not None:
             gate = self.all_gate(inputs[-1] if gate_inputs is None else gate_inputs)
             experts = ops.concatenate([*own, shared], axis=1)
-            outputs.append(ops.einsum("be,beu->bu", gate, experts))
+            outputs.append(ops.einsum("be,beu->bu", ops.cast(gate, experts.dtype), experts))
             gates.append(gate)
         return outputs, gates
 

@@ -76,7 +76,7 @@ class MixtureOfExperts(keras.layers.Layer):
         expert_out = self.experts(inputs, training=training)  # (batch, experts, units)
         gate_in = inputs if gate_inputs is None else gate_inputs
         gates = ops.stack([gate(gate_in) for gate in self.gates], axis=1)  # (batch, gates, experts)
-        mixtures = ops.einsum("bge,beu->bgu", gates, expert_out)
+        mixtures = ops.einsum("bge,beu->bgu", ops.cast(gates, expert_out.dtype), expert_out)  # gates: float32
         return mixtures, gates
 
     def compute_output_shape(self, input_shape: Shape) -> tuple[Shape, Shape]:

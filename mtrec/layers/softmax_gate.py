@@ -54,7 +54,8 @@ class SoftmaxGate(keras.layers.Layer):
 
     def call(self, inputs: Tensor) -> Tensor:
         logits = ops.matmul(inputs, self.kernel) + self.bias
-        return ops.softmax(logits / self.temperature, axis=-1)
+        # In float32 under a mixed policy too: 16-bit weights would not sum to 1 within 1e-3.
+        return ops.softmax(ops.cast(logits, "float32") / self.temperature, axis=-1)
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         return (input_shape[0], self.num_experts)
