@@ -204,6 +204,7 @@ def train(
     run_dir = Path(run_dir)
     # Several processes (KERAS_DISTRIBUTION_*): joined here; process 0 writes run_dir, the others a scratch dir.
     from mtrec.training.multiprocess import join
+    from mtrec.training.precision import precision_scope
     config, run_dir = join(config, run_dir, overwrite)
     with RunLock(run_dir):
         previous = run_status(run_dir)
@@ -224,9 +225,10 @@ def train(
             return round(earlier + time.perf_counter() - started, 2)
 
         try:
-            result, epochs = _train(config, run_dir, frame, resuming,
-                                    progress=lambda done: status.update(epochs=done, seconds=seconds()),
-                                    overwrite=overwrite)
+            with precision_scope(config):  # training.precision: the dtype policy the model is built with
+                result, epochs = _train(config, run_dir, frame, resuming,
+                                        progress=lambda done: status.update(epochs=done, seconds=seconds()),
+                                        overwrite=overwrite)
         except BaseException as err:
             status.finish("failed", seconds=seconds(), error=f"{type(err).__name__}: {err}")
             raise
