@@ -1,7 +1,6 @@
 """Task kinds and label keys: positive/negative, classes, count, transform, output_range, standardization,
 sample weights. Contract: config round trip, save/reload and export."""
 
-
 import keras
 import numpy as np
 import pandas as pd
