@@ -306,7 +306,10 @@ JAX_TRAIN = textwrap.dedent("""
 def test_a_run_trained_on_jax_exports_the_same_way(tmp_path):
     """Trained and scored under KERAS_BACKEND=jax, exported here under TensorFlow: the same scores as JAX gives."""
     pytest.importorskip("jax")
-    config = {**CONFIG, "training": {**CONFIG["training"], "batch_size": 512}}
+    # A smaller job than CONFIG (JAX compiles every step function): hashed, multi-valued and flagged numeric
+    # inputs, a plain and an ESMM-chained task.
+    config = {**CONFIG, "features": [CONFIG["features"][i] for i in (1, 3, 6)], "tasks": CONFIG["tasks"][:2],
+              "training": {**CONFIG["training"], "batch_size": 512}}
     rows = mark_missing(edge_rows(), ["", "NA", "null", "None"])
     make_frame(1000, seed=0).to_pickle(tmp_path / "train.pkl")
     rows.to_pickle(tmp_path / "rows.pkl")
@@ -320,9 +323,9 @@ def test_a_run_trained_on_jax_exports_the_same_way(tmp_path):
     export_run(run, tmp_path / "model")
     loaded = tf.saved_model.load(str(tmp_path / "model"))
     got = loaded.serving_default(**{k: tf.constant(v) for k, v in request_columns(rows, run.encoder).items()})
-    for task in ("click", "buy", "buy_conditional", "rating", "segment", "segment_proba"):
-        expected = np.stack(jax_scores[task].to_numpy()) if task.endswith("_proba") else jax_scores[task].to_numpy()
-        np.testing.assert_allclose(got[task].numpy(), expected, atol=1e-5, rtol=0, err_msg=task)
+    assert sorted(got) == ["buy", "buy_conditional", "click"]
+    for task in got:
+        np.testing.assert_allclose(got[task].numpy(), jax_scores[task].to_numpy(), atol=1e-5, rtol=0, err_msg=task)
 
 
 def test_read_blend(tmp_path):
