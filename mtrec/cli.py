@@ -24,6 +24,15 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _seed(text: str) -> int:
+    """argparse type of `--seeds`: an integer (overrides given after the seeds are not seeds)."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not an integer seed; put key=value overrides before --seeds") from None
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from mtrec.config import load_config
     from mtrec.training.run import default_run_dir, train
@@ -208,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-c", "--config", required=True, help="YAML config file")
     p.add_argument("--run-dir", help="run directory (default: runs/<name>/<model>-<time>)")
     p.add_argument("--overwrite", action="store_true", help="replace a completed run in --run-dir")
-    p.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
+    p.add_argument("--seeds", type=_seed, nargs="+", metavar="SEED",
                    help="train once per seed into RUN_DIR/seed<k>/ and write RUN_DIR/seeds.md (mean ± sd)")
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="config overrides, e.g. training.epochs=5 model.num_experts=4")
