@@ -20,9 +20,10 @@ Several processes (JAX only):
 `initialize_processes` joins the processes named by Keras's variables (`PROCESS_VARIABLES`)
 over `jax.distributed` with gloo collectives on CPU, failing with the coordinator's address
 when it does not answer; under it `strategy_scope("mirrored")` spans every process's devices
-and each process feeds its own equal share of the rows (`local_rows`; the processes must set
-the same seed, or the initial weights differ); `unreplicated` reads each variable from this
-process's device, so process 0 can save the model. `mtrec train` across processes:
+(`ProcessDataParallel`: every process builds the same global batches and feeds its own share of
+each; the processes must set the same seed, or the initial weights differ); `local_rows` splits
+rows into equal shares for code that feeds arrays itself; `unreplicated` reads each variable
+from this process's device, so process 0 can save the model. `mtrec train` across processes:
 `mtrec.training.multiprocess`; `mtrec launch`: `mtrec.training.launch`.
 """
 
