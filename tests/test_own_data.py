@@ -222,3 +222,18 @@ def test_seeds_and_scoring_the_runs_own_test_rows(tmp_path, capsys):
     table.iloc[:-1].to_parquet(data)
     assert main(["score", "--split", "test", str(run), str(tmp_path / "again.parquet")]) == 2
     assert "the table changed" in capsys.readouterr().err
+
+
+def test_score_split_refuses_a_run_without_a_table_to_read_back(tmp_path):
+    """A run trained on a DataFrame has no data.path to read its rows from: named, not guessed."""
+    from mtrec.errors import DataError
+    from mtrec.scoring.run_split import score_split
+    from mtrec.training.split_rows import SPLITS_FILE, SPLITS_INFO
+
+    (tmp_path / SPLITS_INFO).write_text(json.dumps({"source": "frame", "path": None, "rows": 3,
+                                                    "id_columns": []}))
+    pd.DataFrame({"split": ["train", "valid", "test"], "row": [0, 1, 2]}).to_parquet(tmp_path / SPLITS_FILE)
+    with pytest.raises(DataError, match="DataFrame passed to train"):
+        score_split(tmp_path, tmp_path / "out.parquet")
+    with pytest.raises(DataError, match="has no splits.parquet"):
+        score_split(tmp_path / "elsewhere", tmp_path / "out.parquet")

@@ -47,7 +47,8 @@ def score_split(run_dir: str | Path, output_path: str | Path, split: str = "test
     if info.get("source") == "frame":
         raise DataError(f"The run in {run_dir} trained on a DataFrame passed to train(), not on its data.path: "
                         "there is no table to read its rows back from. Score a file with "
-                        "`mtrec score RUN_DIR INPUT OUTPUT`.")
+                        "`mtrec score RUN_DIR INPUT OUTPUT` (a pipeline's runs keep their test predictions "
+                        "in predictions_test.parquet).")
     if info.get("path"):
         for path in info["path"] if isinstance(info["path"], list) else [info["path"]]:
             check_output_path(Path(path), output_path)
