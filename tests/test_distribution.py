@@ -194,3 +194,28 @@ def test_masked_losses_are_averaged_not_summed_over_replicas():
     # Per-replica masked means are averaged, so uneven missing labels move them a little, not 2x.
     np.testing.assert_allclose(mirrored["loss"], one["loss"], rtol=0.05)
     np.testing.assert_allclose(mirrored["kernel"], one["kernel"], rtol=0.05)
+
+
+def test_mtrec_launch_needs_a_train_command_after_the_separator():
+    from mtrec.training.launch import launch
+
+    with pytest.raises(ConfigError, match="needs the command to run after '--'"):
+        launch(2, ["--"])
+    with pytest.raises(ConfigError, match="runs 'train' across processes. Received: 'score'"):
+        launch(2, ["--", "score", "runs/x", "a.parquet", "b.parquet"])
+
+
+@JAX
+def test_across_processes_a_last_batch_too_small_to_share_is_refused(monkeypatch):
+    import jax
+
+    from mtrec.training import distribution
+
+    monkeypatch.setattr(distribution.keras.backend, "backend", lambda: "jax")
+    monkeypatch.setattr(distribution, "num_replicas", lambda strategy: 2)
+    monkeypatch.setattr(jax, "process_count", lambda: 2)
+    distribution.check_batch_sizes("mirrored", 1202, 100)  # a last batch of 2 rows: one per process
+    with pytest.raises(ConfigError, match="across 2 processes.*batches of 100 and 1 rows.*at least 2 rows"):
+        distribution.check_batch_sizes("mirrored", 1201, 100)
+    with pytest.raises(ConfigError, match="training.batch_size=99"):
+        distribution.check_batch_sizes("mirrored", 1200, 99)
