@@ -34,6 +34,7 @@ import dataclasses
 import logging
 import os
 import socket
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -272,6 +273,8 @@ def initialize_processes(timeout_s: int = 60) -> tuple[int, int]:
         raise ConfigError(f"Training across processes needs {list(PROCESS_VARIABLES)} set; {err!r}") from err
     if not 0 <= process_id < num:
         raise ConfigError(f"KERAS_DISTRIBUTION_PROCESS_ID must be in [0, {num}). Received: {process_id}")
+    if "jax" in sys.modules and sys.modules["jax"].distributed.is_initialized():
+        return process_id, num  # joined already (a second training run in the same processes)
     if process_id != 0:
         # JAX's client aborts the whole process (a C++ fatal error) when the coordinator does not
         # answer; wait for its port first, to fail with a Python error that names it.
