@@ -6,8 +6,8 @@ text and a domain column (the store division). The config names it by
 `experiment.data.path`; the CLI is called as a user would call it. Also the
 run bookkeeping: `mtrec train --seeds` and `mtrec score --split test`.
 
-CPU: about 60 s on an idle core (four small trainings of 1-2 epochs on
-2,000 rows, plus LightGBM).
+CPU: about 35 s (five small trainings of 1-2 epochs on 1,000-2,000 rows,
+plus LightGBM).
 """
 
 from __future__ import annotations
@@ -21,8 +21,6 @@ import pytest
 import yaml
 
 from mtrec.cli import main
-from mtrec.features.specs import FEATURE_KINDS
-from mtrec.tasks import TASK_KINDS, BinaryTask, MulticlassTask
 
 
 def reviews(n: int = 2000, seed: int = 0) -> pd.DataFrame:
@@ -53,23 +51,6 @@ def reviews(n: int = 2000, seed: int = 0) -> pd.DataFrame:
         "Rating": rating,
         "Positive Feedback Count": rng.poisson(np.exp(0.3 + 0.5 * np.abs(quality) + 0.01 * (age - 40))),
     })
-
-
-def _missing_kinds() -> list[str]:
-    """The documented keys of issue 17 that this checkout does not have yet."""
-    missing = []
-    if "positive" not in getattr(BinaryTask, "__dataclass_fields__", {}):
-        missing.append("binary positive: (h7a)")
-    if "classes" not in getattr(MulticlassTask, "__dataclass_fields__", {}):
-        missing.append("multiclass classes: auto (h7a)")
-    if "count" not in TASK_KINDS:
-        missing.append("task kind count (h7a)")
-    if "text" not in FEATURE_KINDS:
-        missing.append("feature kind text (h7b)")
-    return missing
-
-
-MISSING = _missing_kinds()
 
 
 def _write(tmp_path: Path, table: pd.DataFrame, config: dict) -> tuple[Path, Path]:
@@ -103,7 +84,6 @@ BASE = {
 }
 
 
-@pytest.mark.xfail(bool(MISSING), strict=True, reason=f"not on main yet: {MISSING}")
 def test_own_table_through_a_config_alone(tmp_path, capsys):
     """Issue 17's acceptance: spaced names, Yes/No, a 1-5 rating, a count, text and a domain, no Python."""
     config = json.loads(json.dumps(BASE))
@@ -138,9 +118,10 @@ def test_own_table_through_a_config_alone(tmp_path, capsys):
         assert "recommended" in evaluation["models"][model]["gain"]
 
 
-def test_own_table_with_todays_keys(tmp_path, capsys):
-    """The same table through keys that exist today: 0/1 and 0-4 label columns, a regression for the
-    count, the text as space-separated tokens; spaced names through `label:` and `table:`."""
+def test_own_table_with_plain_keys(tmp_path, capsys):
+    """The same table through the plain keys: 0/1 and 0-4 label columns, a regression for the count,
+    the text as a multi-valued column of space-separated tokens (LightGBM's bag of tokens from
+    `split_cells`), explicit `table:` names."""
     table = reviews()
     table["Recommended"] = (table.pop("Recommended IND") == "Yes").astype(int)
     table["Rating 0-4"] = table.pop("Rating") - 1
