@@ -4,12 +4,13 @@ import math
 
 import keras
 import numpy as np
+import pandas as pd
 import pytest
 
 from mtrec.config import apply_overrides, parse_config
 from mtrec.errors import ConfigError
 from mtrec.quickstart import QUICKSTART_CONFIG
-from mtrec.training.optimizers import WarmupDecay, build_optimizer
+from mtrec.training.optimizers import ResumablePlateau, WarmupDecay, build_optimizer
 from mtrec.training.run import train
 from mtrec.training.trained_run import load_run
 
@@ -55,6 +56,8 @@ def test_plateau_lowers_the_rate_when_validation_stalls(tmp_path):
                      "training.schedule={kind: plateau, factor: 0.5, patience: 0}")
     rates = train(config, tmp_path / "run").history["learning_rate"]
     assert rates[0] == pytest.approx(5.0) and min(rates) < 5.0
+    # Logged before the metrics files are written, so metrics.csv carries the rate too.
+    assert pd.read_csv(tmp_path / "run" / "metrics.csv")["learning_rate"].tolist() == pytest.approx(rates)
     assert all(b in (a, a * 0.5) or b == pytest.approx(a * 0.5) or b == pytest.approx(a) for a, b in zip(rates, rates[1:]))
 
 
@@ -93,3 +96,11 @@ def test_bad_training_options_are_named(override, key):
     extra = ["training.global_clipnorm=1"] if key == "training.global_clipnorm" else []
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         _config(override, *extra)
+
+
+def test_plateau_counters_round_trip_through_a_checkpoint_state():
+    before = ResumablePlateau(monitor="val_loss", patience=3)
+    before.best, before.wait, before.cooldown_counter = 0.25, 2, 1
+    after = ResumablePlateau(monitor="val_loss", patience=3)
+    after.restore_checkpoint_state(before.checkpoint_state())
+    assert (after.best, after.wait, after.cooldown_counter) == (0.25, 2, 1)

@@ -228,7 +228,8 @@ class RunCheckpoint(keras.callbacks.Callback):
 
 def track_training_state(callbacks: list[keras.callbacks.Callback],
                          early_stopping: keras.callbacks.Callback | None = None,
-                         weighting: Any = None) -> None:
+                         weighting: Any = None,
+                         schedule: list[keras.callbacks.Callback] | None = None) -> None:
     """Adds early stopping to `callbacks` and has the run's checkpoint (if any) save its state.
 
     Early stopping goes just before the `RunCheckpoint` in the list (at the
@@ -240,13 +241,15 @@ def track_training_state(callbacks: list[keras.callbacks.Callback],
         callbacks: the fit's callback list; changed in place.
         early_stopping: a `ResumableEarlyStopping`, or None.
         weighting: the attached `WeightingStrategy`, or None.
+        schedule: the learning-rate schedule's callbacks
+            (`mtrec.training.optimizers.schedule_callbacks`); placed with early
+            stopping, and saved when they have a `checkpoint_state`.
     """
     from mtrec.training.callbacks import WeightingState
 
     checkpoint = next((c for c in callbacks if isinstance(c, RunCheckpoint)), None)
-    if early_stopping is not None:
-        callbacks.insert(callbacks.index(checkpoint) if checkpoint is not None else len(callbacks),
-                         early_stopping)
+    for callback in [*(schedule or []), *([early_stopping] if early_stopping is not None else [])]:
+        callbacks.insert(callbacks.index(checkpoint) if checkpoint is not None else len(callbacks), callback)
     if checkpoint is None:
         return
     if early_stopping is not None:
@@ -255,3 +258,5 @@ def track_training_state(callbacks: list[keras.callbacks.Callback],
         checkpoint.track("early_stopping", early_stopping)
     if weighting is not None:
         checkpoint.track("weighting", WeightingState(weighting))
+    for i, callback in enumerate(c for c in schedule or [] if hasattr(c, "checkpoint_state")):
+        checkpoint.track(f"schedule{i}", callback)

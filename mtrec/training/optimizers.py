@@ -15,7 +15,8 @@
 The warm-up and decay are counted in optimizer steps; the number of steps per
 epoch is only known once `fit` starts, so `schedule_callbacks` hands it to the
 schedule before the first step is traced. A resumed run restores the
-optimizer's step counter, so the schedule continues where it stopped.
+optimizer's step counter (and rate), so the schedule continues where it
+stopped; the plateau's counters ride in the run's checkpoints.
 """
 
 from __future__ import annotations
@@ -89,8 +90,32 @@ class _ScheduleSteps(keras.callbacks.Callback):
             self.schedule.steps_per_epoch = int(steps)
 
 
-class _LogRate(keras.callbacks.Callback):
-    """Adds the epoch's final learning rate to the logs (history, metrics.csv) as `learning_rate`."""
+class ResumablePlateau(keras.callbacks.ReduceLROnPlateau):
+    """Keras' ReduceLROnPlateau whose counters travel with the run's checkpoints (`RunCheckpoint.track`).
+
+    The rate itself is an optimizer variable, saved with the weights; the best
+    value, the epochs waited and the cooldown live in this callback only.
+    """
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        """The best value, wait and cooldown counters, as arrays."""
+        import numpy as np
+
+        return {"best": np.array(self.best, "float64"), "wait": np.array(self.wait, "int64"),
+                "cooldown_counter": np.array(self.cooldown_counter, "int64")}
+
+    def restore_checkpoint_state(self, state: dict[str, Any]) -> None:
+        """Puts back what `checkpoint_state` saved (after Keras' reset at the start of `fit`)."""
+        self.best, self.wait = float(state["best"]), int(state["wait"])
+        self.cooldown_counter = int(state["cooldown_counter"])
+
+
+class LearningRateLogger(keras.callbacks.Callback):
+    """Adds the epoch's learning rate to the logs (history, metrics.csv, TensorBoard) as `learning_rate`.
+
+    Place it before the run's metrics logger and before a plateau callback,
+    which changes the rate for the next epoch.
+    """
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if logs is not None:
@@ -138,7 +163,8 @@ def schedule_callbacks(training: Any, model: keras.Model, monitor: str | None,
         mode: `"min"`, `"max"` or `"auto"` for `monitor`.
 
     Returns:
-        The callbacks to add to `fit` (none without a schedule).
+        The callbacks to add to `fit` (none without a schedule); the ones
+        with a `checkpoint_state` belong in the run's checkpoints.
 
     Raises:
         ConfigError: a `plateau` schedule without validation rows to watch.
@@ -147,13 +173,12 @@ def schedule_callbacks(training: Any, model: keras.Model, monitor: str | None,
     if schedule is None:
         return []
     if schedule.kind == "plateau":
-        # Logged before the plateau callback changes the rate for the next epoch.
         if monitor is None:
             raise ConfigError("training.schedule: plateau watches a validation value; this run has no "
                               "validation rows (data.split)")
-        return [_LogRate(), keras.callbacks.ReduceLROnPlateau(
+        return [ResumablePlateau(
             monitor=monitor, mode=mode, factor=schedule.factor, patience=schedule.patience,
             min_lr=training.learning_rate * schedule.min_fraction, verbose=0)]
     # `Optimizer.learning_rate` evaluates the schedule; the schedule object itself is `_learning_rate`.
     learning_rate = getattr(model.optimizer, "_learning_rate", None)
-    return [_ScheduleSteps(learning_rate), _LogRate()] if isinstance(learning_rate, WarmupDecay) else []
+    return [_ScheduleSteps(learning_rate)] if isinstance(learning_rate, WarmupDecay) else []

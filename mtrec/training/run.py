@@ -43,13 +43,13 @@ from mtrec.training.analysis_loggers import analysis_callbacks
 from mtrec.training.checkpoints import RunCheckpoint, list_checkpoints
 from mtrec.training.callbacks import MainLossLogger, SingleTaskLogNames, TaskMetricsLogger
 from mtrec.training.evaluation import evaluate_predictions
-from mtrec.training.optimizers import build_optimizer, schedule_callbacks
+from mtrec.training.optimizers import LearningRateLogger, build_optimizer, schedule_callbacks
 from mtrec.training.per_task_stopping import PerTaskEarlyStopping
 from mtrec.training.prepare import PreparedData
 from mtrec.training.report import format_report
 from mtrec.training.run_lock import RunLock, RunStatus, run_status
-from mtrec.training.streamed import fit_inputs, load_training_data, split_labels, split_predictions
 from mtrec.training.split_rows import save_split_rows
+from mtrec.training.streamed import fit_inputs, load_training_data, split_labels, split_predictions
 from mtrec.utils.atomic import atomic_path, file_sha256, write_json, write_text
 from mtrec.utils.validation import closest
 from mtrec.weighting import WeightingLogger, WeightingStrategy
@@ -337,14 +337,16 @@ def _fit_model(config: ExperimentConfig, prepared: PreparedData,
             # SingleTask: each task's network keeps its own best epoch, as if trained alone.
             stopper = PerTaskEarlyStopping(model.task_variables(), patience=es.patience, min_delta=es.min_delta,
                                            verbose=1 if training.verbose else 0)
-    # Early stopping's state (best weights, patience) and the weighting's go into the run's checkpoints,
-    # so a resumed run ends as an uninterrupted one; it is placed just before the checkpoint.
-    track_training_state(all_callbacks, stopper, weighting)
     # training.schedule: the warm-up/decay's steps per epoch, or the plateau's monitor (training.optimizers).
     watched = training.early_stopping.monitor if training.early_stopping is not None else "val_loss"
     watched = "val_main_loss" if watched == "val_loss" and len(main) < len(config.tasks) else watched
-    all_callbacks += schedule_callbacks(training, model, watched if has_valid else None, monitor_mode(
+    schedule = schedule_callbacks(training, model, watched if has_valid else None, monitor_mode(
         watched, training.early_stopping.mode if training.early_stopping is not None else "auto"))
+    if training.schedule is not None:
+        all_callbacks.insert(1, LearningRateLogger())  # after the one-task renaming, before the metrics files
+    # Early stopping's state (best weights, patience), the weighting's and the schedule's go into the run's
+    # checkpoints, so a resumed run ends as an uninterrupted one; they are placed just before the checkpoint.
+    track_training_state(all_callbacks, stopper, weighting, schedule)
     if prepared.shards is None:
         train_data = make_dataset(train_split.features, train_split.labels, training.batch_size,
                                   shuffle=True, seed=config.seed)
