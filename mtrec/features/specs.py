@@ -34,6 +34,46 @@ GLOB_CHARS = "*?["
 
 
 @dataclasses.dataclass(frozen=True)
+class NumericEmbedding:
+    """A learned embedding of a numeric column (Gorishniy et al., 2022), built by the model.
+
+    The column is still encoded as a standardized float; the model's
+    `FeatureEmbedding` replaces it by this embedding
+    (`mtrec.layers.numeric_embedding.NumericEmbedding`).
+
+    Args:
+        kind: `"quantile"`: piecewise-linear encoding over quantile bucket
+            edges fit on the training split (saved in the model), then a
+            linear layer; `"periodic"`: PLR, `[sin(2 pi c x), cos(2 pi c x)]`
+            with trainable frequencies `c`, then a linear layer.
+        dim: int. Width of the embedding. Defaults to `16`.
+        bins: int or None. Quantile buckets (`"quantile"` only); fewer when
+            the training values have fewer distinct quantiles. Defaults to
+            `32`.
+        frequencies: int or None. Number of frequencies `c` (`"periodic"`
+            only). Defaults to `16`.
+        sigma: float or None. Frequencies start drawn from N(0, sigma)
+            (`"periodic"` only). Defaults to `1.0`.
+        relu: bool. A ReLU after the linear layer. Defaults to `True`.
+    """
+
+    kind: Literal["quantile", "periodic"]
+    dim: int = 16
+    bins: int | None = None
+    frequencies: int | None = None
+    sigma: float | None = None
+    relu: bool = True
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The layer's settings, defaults filled in for the kind."""
+        if self.kind == "quantile":
+            return {"kind": "quantile", "dim": self.dim, "bins": self.bins or 32, "relu": self.relu}
+        return {"kind": "periodic", "dim": self.dim, "frequencies": self.frequencies or 16,
+                "sigma": 1.0 if self.sigma is None else self.sigma, "relu": self.relu}
+
+
+@dataclasses.dataclass(frozen=True)
 class NumericFeature:
     """A numeric column (or, with a glob in `name`, every matching column), standardized.
 
@@ -54,6 +94,10 @@ class NumericFeature:
             0/1 column `<column>__missing`; `"auto"` adds it only when the
             training split had missing values in that column. Defaults to
             `"auto"`.
+        embedding: `NumericEmbedding` (a mapping with `kind`) or None. A
+            learned embedding replacing the standardized value in the model,
+            e.g. `{kind: quantile, bins: 32, dim: 16}` or `{kind: periodic,
+            frequencies: 16, sigma: 1.0, dim: 16}`. Defaults to `None`.
     """
 
     name: str
@@ -62,6 +106,7 @@ class NumericFeature:
     clip: list[float] | None = None
     impute: Literal["mean", "median", "zero"] = "mean"
     missing_indicator: Literal["auto", "always", "never"] = "auto"
+    embedding: NumericEmbedding | None = None
 
     @property
     def is_glob(self) -> bool:
@@ -253,6 +298,8 @@ def check_spec(spec: FeatureSpec, where: str) -> None:
                 raise ConfigError(
                     f"Config key '{where}.clip' must be two numbers [lo, hi] with lo <= hi. "
                     f"Received: {list(spec.clip)!r}.")
+        if spec.embedding is not None:
+            _check_numeric_embedding(spec.embedding, f"{where}.embedding")
         return
     if any(c in spec.name for c in GLOB_CHARS):
         raise ConfigError(
@@ -313,6 +360,23 @@ def check_specs(specs: Iterable[FeatureSpec], where: str = "features") -> None:
                     f"Features sharing table '{table}' must agree on '{key}'. Received: "
                     + ", ".join(f"{name}: {key}={value!r}" for name, value in values.items())
                     + f". Set the same '{key}' on each of {list(values)}.")
+
+
+def _check_numeric_embedding(embedding: NumericEmbedding, where: str) -> None:
+    """Checks a numeric feature's `embedding`: ranges, and keys that belong to the other kind."""
+    _positive(embedding.dim, f"{where}.dim")
+    other = ("frequencies", "sigma") if embedding.kind == "quantile" else ("bins",)
+    for key in other:
+        if getattr(embedding, key) is not None:
+            raise ConfigError(f"Config key '{where}.{key}' does not apply to a {embedding.kind} embedding "
+                              f"(only to {'periodic' if key != 'bins' else 'quantile'}). Remove it.")
+    if embedding.bins is not None:
+        _positive(embedding.bins, f"{where}.bins")
+        if embedding.bins < 2:
+            raise ConfigError(f"Config key '{where}.bins' must be at least 2. Received: {embedding.bins!r}.")
+    _positive(embedding.frequencies, f"{where}.frequencies", optional=True)
+    if embedding.sigma is not None and not embedding.sigma > 0:
+        raise ConfigError(f"Config key '{where}.sigma' must be a positive number. Received: {embedding.sigma!r}.")
 
 
 def _positive(value: Any, where: str, optional: bool = False) -> None:

@@ -11,9 +11,10 @@ from mtrec.layers.extraction_level import ExtractionLevel
 from mtrec.layers.feature_embedding import FeatureEmbedding
 from mtrec.layers.mixture_of_experts import MixtureOfExperts
 from mtrec.layers.mlp import MLP
+from mtrec.layers.numeric_embedding import NumericEmbedding
 from mtrec.layers.softmax_gate import SoftmaxGate
 from mtrec.layers.specs import EXPERT_KINDS, BottomSpec, ExpertSpec
 from mtrec.layers.task_tower import TaskTower
 
 __all__ = ["MLP", "ExpertBank", "CrossExpertBank", "SoftmaxGate", "MixtureOfExperts", "ExtractionLevel",
-           "TaskTower", "FeatureEmbedding", "CrossStitchUnit", "ExpertSpec", "BottomSpec", "EXPERT_KINDS"]
+           "TaskTower", "FeatureEmbedding", "NumericEmbedding", "CrossStitchUnit", "ExpertSpec", "BottomSpec", "EXPERT_KINDS"]

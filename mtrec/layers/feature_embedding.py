@@ -9,6 +9,7 @@ import keras
 from keras import ops
 
 from mtrec.features.names import internal_names
+from mtrec.layers.numeric_embedding import NumericEmbedding
 from mtrec.types import Shape, Tensor
 from mtrec.utils.keras_utils import serializable
 
@@ -34,7 +35,12 @@ class FeatureEmbedding(keras.layers.Layer):
     Args:
         layout: dict with keys `numeric_dim` (int), `tables`
             ({table: {"input_dim": int, "output_dim": int}}), `categorical`
-            ({feature: table}) and `multi_categorical` ({feature: table}).
+            ({feature: table}) and `multi_categorical` ({feature: table}),
+            and optionally `numeric_embeddings`: a list of `{"column": int,
+            "name": str, "kind": ..., "dim": int, ...}` (the other keys are
+            `NumericEmbedding`'s arguments, quantile edges included; see
+            `mtrec.features.numeric_embedding`), whose numeric columns are
+            replaced by their learned embedding.
         embeddings_initializer: initializer of the tables. Defaults to
             `"uniform"` with Keras's default range.
         embeddings_regularizer: optional regularizer of the tables.
@@ -43,7 +49,8 @@ class FeatureEmbedding(keras.layers.Layer):
     Input: dict with `"numeric"` (float, `(batch, numeric_dim)`) when
         `numeric_dim > 0`, an int `(batch,)` tensor per categorical feature
         and an int `(batch, length)` tensor per multi-valued feature.
-    Output shape: `(batch, output_dim)`, the numeric columns first, then one
+    Output shape: `(batch, output_dim)`, the numeric columns first (those
+        not embedded, then one embedding per embedded column), then one
         embedding per categorical feature, then one per multi-valued feature,
         in layout order.
     """
@@ -59,12 +66,19 @@ class FeatureEmbedding(keras.layers.Layer):
         self.layout = _check_layout(layout)
         self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
         self.embeddings_regularizer = keras.regularizers.get(embeddings_regularizer)
+        # Numeric embeddings (Gorishniy et al.): one small layer per embedded numeric column.
+        self.numeric_embeddings = [
+            NumericEmbedding(**{k: v for k, v in entry.items() if k not in ("column", "name")},
+                             name=f"numeric_embedding_{entry['column']}", dtype=self.dtype_policy)
+            for entry in self.layout.get("numeric_embeddings", [])]
+        embedded = {entry["column"] for entry in self.layout.get("numeric_embeddings", [])}
+        self._plain_columns = [j for j in range(self.layout["numeric_dim"]) if j not in embedded]
 
     @property
     def output_dim(self) -> int:
         """Width of the concatenated output vector."""
         tables = self.layout["tables"]
-        width = self.layout["numeric_dim"]
+        width = len(self._plain_columns) + sum(layer.dim for layer in self.numeric_embeddings)
         for kind in ("categorical", "multi_categorical"):
             width += sum(tables[t]["output_dim"] for t in self.layout[kind].values())
         return width
@@ -87,12 +101,21 @@ class FeatureEmbedding(keras.layers.Layer):
                 initializer=self.embeddings_initializer,
                 regularizer=self.embeddings_regularizer,
             )
+        for layer in self.numeric_embeddings:
+            layer.build((None, 1))
         self.built = True
 
     def call(self, inputs: dict[str, Tensor]) -> Tensor:
         parts = []
         if self.layout["numeric_dim"]:
-            parts.append(ops.cast(inputs[NUMERIC_KEY], self.compute_dtype))
+            numeric = ops.cast(inputs[NUMERIC_KEY], self.compute_dtype)
+            if not self.numeric_embeddings:
+                parts.append(numeric)
+            else:
+                if self._plain_columns:
+                    parts.append(ops.take(numeric, self._plain_columns, axis=1))
+                for entry, layer in zip(self.layout["numeric_embeddings"], self.numeric_embeddings):
+                    parts.append(layer(ops.take(numeric, [entry["column"]], axis=1)))
         for feature, table in self.layout["categorical"].items():
             ids = ops.cast(ops.reshape(inputs[feature], (-1,)), "int32")
             parts.append(ops.take(self.tables[table], ids, axis=0))
@@ -164,12 +187,19 @@ def _mean_pool(table: Tensor, ids: Tensor) -> Tensor:
 def _check_layout(layout: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(layout, dict):
         raise ValueError(f"`layout` must be a dict from FeatureEncoder.layout(). Received: {layout!r}")
+    layout_in = layout
     layout = {
         "numeric_dim": int(layout.get("numeric_dim", 0)),
         "tables": dict(layout.get("tables", {})),
         "categorical": dict(layout.get("categorical", {})),
         "multi_categorical": dict(layout.get("multi_categorical", {})),
     }
+    if layout_in.get("numeric_embeddings"):  # only when present: other layouts stay as they were
+        layout["numeric_embeddings"] = [dict(entry) for entry in layout_in["numeric_embeddings"]]
+        for entry in layout["numeric_embeddings"]:
+            if not 0 <= int(entry.get("column", -1)) < layout["numeric_dim"]:
+                raise ValueError(f"Numeric embedding {entry.get('name')!r} reads column {entry.get('column')!r}, "
+                                 f"outside the {layout['numeric_dim']} numeric columns.")
     for kind in ("categorical", "multi_categorical"):
         for feature, table in layout[kind].items():
             if table not in layout["tables"]:

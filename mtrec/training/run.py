@@ -305,7 +305,10 @@ def _fit_model(config: ExperimentConfig, prepared: PreparedData,
                callbacks: list[keras.callbacks.Callback] | None = None) -> FitResult:
     check_monitor(config)
     train_split, valid_split = prepared.splits["train"], prepared.splits["valid"]
-    model = build_model(config, prepared.encoder.layout())
+    from mtrec.features.numeric_embedding import fit_numeric_embeddings  # numeric `embedding:` (edges from train)
+
+    model = build_model(config, fit_numeric_embeddings(prepared.encoder.layout(), prepared.encoder,
+                                                       train_split.features))
     model({k: v[:1] for k, v in train_split.features.items()})  # build: checkpoints need variables
     compile_model(model, config)
     training = config.training
