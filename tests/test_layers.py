@@ -46,6 +46,15 @@ LAYER_CASES = [
          lambda: [_normal(4, 6, seed=s)() for s in range(3)], eager_fit=True),
     Case("TaskTower", lambda: TaskTower(output_units=3, output_activation="softmax", units=[5]), _normal(2, 6)),
     Case("FeatureEmbedding", lambda: FeatureEmbedding(LAYOUT), _encoded),
+    # Numeric embeddings (tests/test_numeric_embeddings.py): both kinds, and inside FeatureEmbedding.
+    Case("NumericEmbedding-quantile", lambda: mtrec.layers.NumericEmbedding("quantile", 3, edges=[-1.0, 0.0, 2.0]),
+         _normal(6, 1)),
+    Case("NumericEmbedding-periodic", lambda: mtrec.layers.NumericEmbedding("periodic", 3, frequencies=4),
+         _normal(6, 1)),
+    Case("FeatureEmbedding-numeric_embeddings", lambda: FeatureEmbedding({**LAYOUT, "numeric_embeddings": [
+        {"column": 1, "name": "b", "kind": "quantile", "dim": 2, "relu": True, "edges": [-1.0, 0.0, 1.0]},
+        {"column": 4, "name": "e", "kind": "periodic", "dim": 2, "relu": False, "frequencies": 3, "sigma": 1.0}]}),
+         _encoded),
     Case("CrossStitchUnit", lambda: CrossStitchUnit(num_tasks=2), lambda: [_normal(4, 5, seed=s)() for s in (1, 2)]),
 ]
 
