@@ -214,10 +214,14 @@ def fit_lightgbm(tasks: list[Task], encoder: FeatureEncoder, frames: dict[str, p
                   **config.params, **task_objective(task)}
         sets, rows = {}, {}
         for split in ("train", "valid"):
-            y = labels[split][task.name].reshape(-1)
+            # Column 0 is the label; a task with sample_weight carries its weights in column 1.
+            array = np.asarray(labels[split][task.name]).reshape(x[split].shape[0], -1)
+            y = array[:, 0]
             present = np.flatnonzero(~np.isnan(y))
             rows[split] = len(present)
-            sets[split] = lgb.Dataset(x[split][present], label=y[present], feature_name=builder.feature_names_,
+            weight = array[present, 1] if array.shape[1] > 1 else None
+            sets[split] = lgb.Dataset(x[split][present], label=y[present], weight=weight,
+                                      feature_name=builder.feature_names_,
                                       categorical_feature=builder.categorical_features_, free_raw_data=False)
         has_valid = rows["valid"] > 0
         callbacks = [lgb.early_stopping(config.early_stopping_rounds, verbose=False)] if has_valid else []

@@ -88,8 +88,11 @@ def test_alarm_is_quiet_on_a_healthy_model_and_fires_on_an_induced_collapse(heal
 
 
 def test_gradient_cosine_is_one_for_identical_tasks_and_minus_one_for_opposed_ones():
-    # A shared bottom whose two towers hold the same weights: both tasks predict the same.
-    config = _config("model={kind: shared_bottom, bottom: {units: [16]}, tower_units: [4]}")
+    # A shared bottom whose two towers hold the same weights: both tasks predict the same (on the
+    # labels' own scale: standardization would rescale each task's output by its own sd).
+    config = _config("model={kind: shared_bottom, bottom: {units: [16]}, tower_units: [4]}",
+                     "tasks=[{name: y0, kind: regression, standardize: false}, "
+                     "{name: y1, kind: regression, standardize: false}]")
     model, prepared = built_model(config)
     split = prepared.splits["train"]
     model.towers[1].set_weights(model.towers[0].get_weights())

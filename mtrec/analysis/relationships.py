@@ -62,8 +62,9 @@ def label_correlation(labels: Mapping[str, np.ndarray],
                 rows.append({"task_a": a, "task_b": b, "method": "skipped",
                              "correlation": float("nan"), "rows": 0})
                 continue
-            r, n = pair_correlation(labels[a], labels[b])
-            va, vb = (np.asarray(labels[t], dtype="float64").ravel() for t in (a, b))
+            # Column 0 is the label (a task with sample_weight carries its weights beside it).
+            va, vb = (np.asarray(labels[t], dtype="float64").reshape(len(labels[t]), -1)[:, 0] for t in (a, b))
+            r, n = pair_correlation(va, vb)
             binary = _is_binary(va[~np.isnan(va)]) and _is_binary(vb[~np.isnan(vb)])
             rows.append({"task_a": a, "task_b": b, "method": "phi" if binary else "pearson",
                          "correlation": r, "rows": n})
