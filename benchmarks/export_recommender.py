@@ -15,23 +15,12 @@ after one warm-up call each.
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from benchmarks.harness import argument_parser, machine_info, report
-
-
-def _latencies(call, batches: list, repeats: int) -> list[float]:
-    call(batches[0])
-    times = []
-    for i in range(repeats):
-        started = time.perf_counter()
-        call(batches[i % len(batches)])
-        times.append(time.perf_counter() - started)
-    return times
+from benchmarks.harness import argument_parser, latencies, machine_info, report
 
 
 def main() -> None:
@@ -92,7 +81,7 @@ def main() -> None:
                     ("SavedModel", lambda b: serve(**b), [{k: tf.gather(v, p) for k, v in request.items()}
                                                           for p in picks]),
                     ("mtrec recommend stages", stages, [users.iloc[p] for p in picks])):
-                ms = np.array(_latencies(call, batches, repeats)) * 1000
+                ms = np.array(latencies(call, batches, repeats)) * 1000
                 table.append({"path": name, "users per call": batch, "p50 ms": float(np.percentile(ms, 50)),
                               "p99 ms": float(np.percentile(ms, 99)), "users/s": batch / np.median(ms) * 1000})
     result["table"] = table

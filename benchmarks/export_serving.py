@@ -12,23 +12,12 @@ model). Both in this process, after one warm-up call per batch size.
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from benchmarks.harness import argument_parser, machine_info, report
-
-
-def _latencies(call, batches: list, repeats: int) -> list[float]:
-    call(batches[0])
-    times = []
-    for i in range(repeats):
-        started = time.perf_counter()
-        call(batches[i % len(batches)])
-        times.append(time.perf_counter() - started)
-    return times
+from benchmarks.harness import argument_parser, latencies, machine_info, report
 
 
 def main() -> None:
@@ -71,14 +60,14 @@ def main() -> None:
             repeats = args.repeats if batch == 1 else max(20, args.repeats // 4)
             for name, call, batches in (("SavedModel", lambda b: serve(**b), saved),
                                         ("mtrec score_frame", lambda f: score_frame(run, f), frames)):
-                ms = np.array(_latencies(call, batches, repeats)) * 1000
+                ms = np.array(latencies(call, batches, repeats)) * 1000
                 table.append({"path": name, "batch": batch, "p50 ms": float(np.percentile(ms, 50)),
                               "p99 ms": float(np.percentile(ms, 99)), "rows/s": batch / np.median(ms) * 1000})
         big = rows(np.arange(4096) % n)
         big_frame = frame.iloc[np.arange(4096) % n]
         for name, call, arg in (("SavedModel", lambda b: serve(**b), big),
                                 ("mtrec score_frame", lambda f: score_frame(run, f), big_frame)):
-            seconds = np.median(_latencies(call, [arg], 5))
+            seconds = np.median(latencies(call, [arg], 5))
             table.append({"path": name, "batch": 4096, "p50 ms": seconds * 1000, "p99 ms": float("nan"),
                           "rows/s": 4096 / seconds})
     result["table"] = table

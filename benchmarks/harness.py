@@ -129,3 +129,14 @@ def report(title: str | None, table: list[dict[str, Any]], result: dict[str, Any
     print(markdown_table(table, digits=digits))
     write_json(out, result)
     print(f"Wrote {out}")
+
+
+def latencies(call: Callable[[Any], Any], batches: list, repeats: int) -> list[float]:
+    """Seconds of each of `repeats` calls of `call`, cycling over `batches`, after one warm-up call."""
+    call(batches[0])
+    times = []
+    for i in range(repeats):
+        started = time.perf_counter()
+        call(batches[i % len(batches)])
+        times.append(time.perf_counter() - started)
+    return times

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from mtrec.data.io import CSV_SUFFIXES, PARQUET_SUFFIXES
 from mtrec.errors import DataError
-from mtrec.scoring.score import StreamCounts, score_stream, warn_counts
+from mtrec.scoring.score import ScoreSummary, StreamCounts, score_stream, warn_counts
 from mtrec.training.trained_run import TrainedRun, load_run
 from mtrec.utils.atomic import remove_stale_temporaries, write_json
 from mtrec.utils.validation import short_list
@@ -37,31 +37,22 @@ MARKERS = "_mtrec_scoring"
 
 
 @dataclasses.dataclass
-class FolderScoreSummary:
-    """What `score_folder` did.
+class FolderScoreSummary(ScoreSummary):
+    """What `score_folder` did: `ScoreSummary`'s fields for this call's rows, and the shards.
 
     Args:
         output: the output folder.
-        shards: input shards found.
-        scored: shards scored by this call.
-        skipped: shards already scored by an earlier call (and unchanged since).
         rows: rows scored by this call.
         seconds: wall time of this call.
         oov_counts: unseen categories per feature, over the shards scored.
+        shards: input shards found.
+        scored: shards scored by this call.
+        skipped: shards already scored by an earlier call (and unchanged since).
     """
 
-    output: Path
     shards: int
     scored: int
     skipped: int
-    rows: int
-    seconds: float
-    oov_counts: dict[str, int]
-
-    @property
-    def rows_per_second(self) -> float:
-        """Rows scored per second of wall time."""
-        return self.rows / self.seconds if self.seconds else float("nan")
 
 
 def input_shards(folder: Path) -> list[tuple[Path, Path]]:
@@ -191,8 +182,8 @@ def score_folder(run_dir: str | Path | TrainedRun, input_folder: str | Path, out
             write_json(marker, {"input": stamp, "run": identity, "rows": shard_counts.rows,
                                 "output_bytes": output.stat().st_size, "source": str(source.resolve())})
     warn_counts(run, counts, input_folder)
-    return FolderScoreSummary(output_folder, len(shards), len(todo), len(shards) - len(todo), counts.rows,
-                              time.perf_counter() - started, counts.oov_counts)
+    return FolderScoreSummary(output_folder, counts.rows, time.perf_counter() - started, counts.oov_counts,
+                              shards=len(shards), scored=len(todo), skipped=len(shards) - len(todo))
 
 
 def _known_rows(paths: list[Path]) -> int | None:
