@@ -23,6 +23,7 @@ from mtrec.data.splits import SplitConfig
 from mtrec.data.synthetic import SyntheticConfig
 from mtrec.errors import ConfigError
 from mtrec.features import parse_features
+from mtrec.layers.domain_towers import check_domain_towers
 from mtrec.layers.specs import LayerSpec
 from mtrec.models import MODEL_KINDS, MultiTaskModel
 from mtrec.models.gated import check_gate_inputs
@@ -406,6 +407,7 @@ def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
                 f"tasks[{i}].sample_weight '{task.sample_weight}' is also declared as a feature: a "
                 f"weight column must not be an input. Remove it from 'features'.")
     check_gate_inputs(model.params.get("gate_inputs"), features)
+    check_domain_towers(model.params.get("domain_towers"), features)
     return ExperimentConfig(name, seed, data, features, tasks, model, training, scoring, raw=raw,
                             weighting=weighting)
 

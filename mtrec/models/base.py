@@ -18,6 +18,8 @@ from typing import Any
 import keras
 import numpy as np
 
+from mtrec.errors import ConfigError
+from mtrec.layers.domain_towers import DomainTowers
 from mtrec.layers.feature_embedding import FeatureEmbedding
 from mtrec.layers.task_tower import TaskTower
 from mtrec.tasks import Task, chain_order, task_from_config
@@ -34,6 +36,12 @@ class MultiTaskModel(keras.Model):
             Defaults to `[8]`.
         tower_activation: str. Defaults to `"relu"`.
         tower_dropout: float. Defaults to `0.0`.
+        domain_towers: str or None. Multi-domain models: the name of a
+            categorical feature with a small vocabulary (at most
+            `MAX_DOMAINS` ids, padding and out-of-vocabulary included). Each
+            task then has one tower per id of that column (`DomainTowers`)
+            and each row's prediction comes from its own domain's tower; the
+            body stays shared. Defaults to `None` (one tower per task).
         **kwargs: base `Model` arguments (e.g. `name`).
 
     Calling the model on a feature dict returns `{task name: prediction}`.
@@ -41,6 +49,8 @@ class MultiTaskModel(keras.Model):
 
     #: Whether the model has gates (`gate_weights` is available).
     gated: bool = False
+    #: The most towers per task `domain_towers` may ask for (each one runs on every row).
+    MAX_DOMAINS: int = 64
 
     def __init__(
         self,
@@ -49,6 +59,7 @@ class MultiTaskModel(keras.Model):
         tower_units: list[int] = (8,),
         tower_activation: str = "relu",
         tower_dropout: float = 0.0,
+        domain_towers: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -61,14 +72,35 @@ class MultiTaskModel(keras.Model):
         self.tower_units = list(tower_units)
         self.tower_activation = tower_activation
         self.tower_dropout = float(tower_dropout)
+        self.domain_towers = domain_towers or None
+        num_domains = self._num_domains() if self.domain_towers else None
         self.towers = [
             TaskTower(
                 t.output_units, t.output_activation, units=self.tower_units,
                 activation=tower_activation, dropout=tower_dropout, dtype=self.dtype_policy,
                 name=f"tower_{t.name}",
+            ) if num_domains is None else DomainTowers(
+                num_domains, t.output_units, t.output_activation, units=self.tower_units,
+                activation=tower_activation, dropout=tower_dropout, dtype=self.dtype_policy,
+                name=f"tower_{t.name}",
             )
             for t in self.tasks
         ]
+
+    def _num_domains(self) -> int:
+        """The `domain_towers` column's vocabulary size (its table's `input_dim`), checked."""
+        column = self.domain_towers
+        categorical = self.feature_layout.get("categorical", {})
+        if column not in categorical:
+            raise ConfigError(f"Config key 'model.domain_towers': '{column}' is not a categorical feature of "
+                              f"this model. Categorical features: {list(categorical)}.")
+        size = int(self.feature_layout["tables"][categorical[column]]["input_dim"])
+        if size > self.MAX_DOMAINS:
+            raise ConfigError(f"Config key 'model.domain_towers': '{column}' has {size} ids (padding and "
+                              f"out-of-vocabulary included), more than {self.MAX_DOMAINS} towers per task. "
+                              f"Use a column with fewer values, or condition the gates on it instead "
+                              f"(model.gate_inputs).")
+        return size
 
     # -- to implement -------------------------------------------------------
     def _task_representations(
@@ -85,10 +117,12 @@ class MultiTaskModel(keras.Model):
         representations, _ = self._task_representations(inputs, training)
         # Task.finish_output: a regression task's standardization undone (z * sd + mean), a count's
         # exp; constants from the task's config, so scoring and export see label units.
-        outputs = {
-            task.name: task.finish_output(tower(rep, training=training))
-            for task, tower, rep in zip(self.tasks, self.towers, representations)
-        }
+        if self.domain_towers:
+            domains = inputs[self.domain_towers]
+            heads = [tower(rep, domains, training=training) for tower, rep in zip(self.towers, representations)]
+        else:
+            heads = [tower(rep, training=training) for tower, rep in zip(self.towers, representations)]
+        outputs = {task.name: task.finish_output(head) for task, head in zip(self.tasks, heads)}
         # ESMM chains: a task "after" another outputs p(after) * p(this | after);
         # its tower only ever models the conditional.
         for task in self._chain_order:
@@ -180,6 +214,7 @@ class MultiTaskModel(keras.Model):
             "tower_units": self.tower_units,
             "tower_activation": self.tower_activation,
             "tower_dropout": self.tower_dropout,
+            "domain_towers": self.domain_towers,
         }
 
 
