@@ -256,10 +256,14 @@ class ModelConfig:
     Args:
         kind: one of `MODEL_KINDS` (e.g. `"mmoe"`).
         params: the other keys, checked against the model's constructor.
+        ensemble: `model.ensemble`, an int >= 1: the run fits this many models (seeds seed,
+            seed+1, ...) and predicts their mean (`mtrec.training.ensemble`). Not a constructor
+            argument. Defaults to `1`.
     """
 
     kind: str
     params: dict[str, Any] = dataclasses.field(default_factory=dict)
+    ensemble: int = 1
 
     @property
     def model_class(self) -> type[MultiTaskModel]:
@@ -291,7 +295,8 @@ class ExperimentConfig:
             "data": get_config(self.data),
             "features": [get_config(f) for f in self.features],
             "tasks": [t.get_config() for t in self.tasks],
-            "model": {"kind": self.model.kind, **self.model.params},
+            "model": {"kind": self.model.kind, **self.model.params,
+                      **({"ensemble": self.model.ensemble} if self.model.ensemble != 1 else {})},
             "training": get_config(self.training),
             "scoring": get_config(self.scoring),
             "weighting": self.weighting.get_config(),
@@ -339,6 +344,10 @@ def _parse_model(raw: Any) -> ModelConfig:
     folds flat keys in).
     """
     kind, params = kind_and_params(raw, MODEL_KINDS, "model")
+    # model.ensemble: the run's seed ensemble (mtrec.training.ensemble), not a constructor argument.
+    ensemble = coerce(params.pop("ensemble", 1), int, "model.ensemble")
+    if ensemble < 1:
+        raise ConfigError(f"Config key 'model.ensemble' must be an integer >= 1. Received: {ensemble}")
     cls = MODEL_KINDS[kind]
     hints = _model_hints(cls)
     allowed = model_parameters(cls)
@@ -367,7 +376,7 @@ def _parse_model(raw: Any) -> ModelConfig:
             spec.get(params.get(key), {k: v for k, v in params.items() if k in spec.legacy_keys})
         except ValueError as err:
             raise ConfigError(f"Config key 'model.{key}': {err}") from err
-    return ModelConfig(kind=kind, params=params)
+    return ModelConfig(kind=kind, params=params, ensemble=ensemble)
 
 
 def parse_config(raw: dict[str, Any]) -> ExperimentConfig:

@@ -4,6 +4,7 @@ from mtrec.models.base import MultiTaskModel
 from mtrec.models.bottom_model import BottomModel
 from mtrec.models.cgc import CGC
 from mtrec.models.cross_stitch import CrossStitch
+from mtrec.models.ensemble import SeedEnsemble  # model.ensemble: k (not a kind: wraps k trained models)
 from mtrec.models.gated import GatedModel
 from mtrec.models.mmoe import MMoE
 from mtrec.models.omoe import OMoE
@@ -24,4 +25,4 @@ MODEL_KINDS: dict[str, type[MultiTaskModel]] = {
     "cross_stitch": CrossStitch,
 }
 
-__all__ = ["MultiTaskModel", "BottomModel", "GatedModel", "SingleTask", "SharedBottom", "MMoE", "OMoE", "CGC", "PLE", "SoftSharing", "CrossStitch", "MODEL_KINDS"]
+__all__ = ["MultiTaskModel", "BottomModel", "GatedModel", "SingleTask", "SharedBottom", "MMoE", "OMoE", "CGC", "PLE", "SoftSharing", "CrossStitch", "SeedEnsemble", "MODEL_KINDS"]

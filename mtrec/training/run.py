@@ -15,6 +15,8 @@ Run directory layout:
                      atomically); a rerun resumes from the last good one
     prepared/        streamed training of `data.path` only: its encoded shards
                      (`mtrec prepare`; `mtrec.training.streamed`)
+    members/         `model.ensemble` > 1 only: each seed's model, metrics and checkpoints
+                     (`mtrec.training.ensemble`); model.keras is then their mean
 
 Final artifacts are written atomically, so a failed run never leaves a
 half-written model or report.
@@ -376,16 +378,20 @@ def _train(config: ExperimentConfig, run_dir: Path, frame: pd.DataFrame | None,
     save_split_rows(config, prepared, frame, run_dir)  # splits.parquet: the rows of each split
     if resuming:
         logger.warning("Resuming from the checkpoint in %s", run_dir / "checkpoints")
-    metrics = TaskMetricsLogger(run_dir, [t.name for t in config.tasks])
-    checkpoint = RunCheckpoint(run_dir / "checkpoints")
-    callbacks: list[keras.callbacks.Callback] = [
-        metrics, checkpoint,
-        keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False, profile_batch=0),
-    ]
-    if progress is not None:
-        callbacks.append(_Progress(metrics, progress))
-    fitted = fit_model(config, prepared, callbacks=callbacks)
-    model = fitted.model
+    if config.model.ensemble > 1:  # model.ensemble: k members under members/, averaged (training.ensemble)
+        from mtrec.training.ensemble import fit_ensemble
+        model, history, epochs = fit_ensemble(config, prepared, run_dir, progress, overwrite)
+    else:
+        metrics = TaskMetricsLogger(run_dir, [t.name for t in config.tasks])
+        checkpoint = RunCheckpoint(run_dir / "checkpoints")
+        callbacks: list[keras.callbacks.Callback] = [
+            metrics, checkpoint,
+            keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False, profile_batch=0),
+        ]
+        if progress is not None:
+            callbacks.append(_Progress(metrics, progress))
+        fitted = fit_model(config, prepared, callbacks=callbacks)
+        model, history, epochs = fitted.model, fitted.history, len(metrics.history)
     with atomic_path(run_dir / "model.keras", suffix=".keras") as tmp:
         model.save(tmp)
 
@@ -401,7 +407,7 @@ def _train(config: ExperimentConfig, run_dir: Path, frame: pd.DataFrame | None,
     # The run is complete: the checkpoints have served (a kill before this point resumes from them).
     import shutil
     shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
-    return RunResult(run_dir, model, prepared, report, fitted.history), len(metrics.history)
+    return RunResult(run_dir, model, prepared, report, history), epochs
 
 
 def default_run_dir(config: Any, root: str | os.PathLike = "runs") -> Path:
