@@ -207,13 +207,16 @@ def domain_runs(tmp_path_factory):
 def test_domain_towers_fit_opposite_domains_that_one_tower_cannot(domain_runs):
     frame = opposite_domains(1000, seed=1)
     scores = {name: score_frame(load_run(domain_runs / name), frame) for name in ("towers", "plain")}
+    plain_auc = []
     for domain in ("Mens E-Mail", "Womens E-Mail"):
         rows = (frame["Campaign Segment"] == domain).to_numpy()
-        z = frame["z"].to_numpy()[rows]
+        z, y = frame["z"].to_numpy()[rows], frame["y"].to_numpy()[rows]
+        # Measured: R2 0.99 / 0.98 with the towers, 0.10 / -0.10 without; AUC 0.92 / 0.91 with.
         assert r2(z, scores["towers"]["z"].to_numpy()[rows]) > 0.9, domain
-        assert r2(z, scores["plain"]["z"].to_numpy()[rows]) < 0.1, domain
-        y = frame["y"].to_numpy()[rows]
-        assert roc_auc_score(y, scores["towers"]["y"].to_numpy()[rows]) > 0.8, domain
+        assert r2(z, scores["plain"]["z"].to_numpy()[rows]) < 0.4, domain
+        assert roc_auc_score(y, scores["towers"]["y"].to_numpy()[rows]) > 0.85, domain
+        plain_auc.append(roc_auc_score(y, scores["plain"]["y"].to_numpy()[rows]))
+    assert min(plain_auc) < 0.5, plain_auc  # one tower ranks at most one domain the right way round
 
 
 def test_domain_towers_export_equals_score_frame(domain_runs):
