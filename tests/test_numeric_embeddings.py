@@ -22,7 +22,7 @@ from mtrec.utils.validation import get_config
 
 
 def test_piecewise_linear_encoding_is_the_papers_formula():
-    """Edges 0, 1, 3, 4: e_t = clip((x - b_{t-1}) / (b_t - b_{t-1}), 0, 1), the first bucket open below, the last above."""
+    """Edges 0, 1, 3, 4: e_t = clip((x - b_{t-1}) / (b_t - b_{t-1}), 0, 1); bucket 1 open below, bucket 3 above."""
     layer = NumericEmbeddingLayer("quantile", dim=2, edges=[0.0, 1.0, 3.0, 4.0])
     x = np.array([-1.0, 0.0, 0.5, 1.0, 2.0, 3.5, 4.0, 5.0], dtype="float32")
     expected = np.array([
