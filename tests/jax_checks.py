@@ -3,7 +3,7 @@ in a `KERAS_BACKEND=jax` pytest subprocess (not collected on its own: the name i
 
 On TensorFlow the same paths are tested by tests/test_training_run.py and tests/test_weighting.py;
 here: a training run writes its run directory, the `.keras` model reloads to identical
-predictions, scoring matches the model, and what is TensorFlow-only by design (the weighting
+predictions, scoring matches the model, and what is TensorFlow-only by design (the gradient-level weighting
 strategies' custom train step, gradient cosines) is refused with a ConfigError naming it.
 """
 
@@ -75,7 +75,7 @@ def test_scoring_matches_the_model(trained, tmp_path):
     np.testing.assert_allclose(out["y0"].to_numpy(), expected["y0"].ravel(), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("kind", ["uncertainty", "dwa", "gradnorm", "pcgrad", "mgda"])
+@pytest.mark.parametrize("kind", ["gradnorm", "pcgrad", "mgda"])  # uncertainty and DWA run: see the end
 def test_custom_step_weighting_is_refused_before_training(kind, tmp_path):
     with pytest.raises(ConfigError, match=f"Task weighting '{kind}'.*backend is '{keras.backend.backend()}'"):
         train(_config(f"weighting.kind={kind}", "training.epochs=1", "data.synthetic.n_rows=300"), tmp_path / "run")
@@ -112,3 +112,41 @@ def test_mixed_bfloat16_run(tmp_path):
     result = train(_config("training.precision=mixed_bfloat16", "training.epochs=2", "data.synthetic.n_rows=600",
                            "training.early_stopping=null"), tmp_path / "run")
     check_mixed_run(result, tmp_path / "run")
+
+
+WEIGHTING = ["training.epochs=3", "data.synthetic.n_rows=1200", "training.early_stopping=null",
+             "model.num_experts=3", "model.expert_units=[8]", "model.tower_units=[4]"]
+
+
+def test_dwa_runs_with_equal_weights_then_the_formula(tmp_path):
+    """DWA in Keras' own step on this backend: weights 1 for two epochs, then from the logged losses."""
+    from mtrec.weighting import DynamicWeightAverage
+
+    result = train(_config("weighting={kind: dwa, temperature: 0.1}", *WEIGHTING), tmp_path / "run")
+    h = result.history
+    weights = np.array([h["y0_weight"], h["y1_weight"]]).T
+    np.testing.assert_array_equal(weights[:2], 1.0)
+    losses = np.array([h["y0_loss"], h["y1_loss"]]).T
+    want = DynamicWeightAverage.dwa_weights(losses[1], losses[0], 0.1)
+    assert not np.allclose(want, 1.0, atol=1e-3)
+    np.testing.assert_allclose(weights[2], want, rtol=1e-5)
+    # The logged loss stays the static-weighted sum: the two task losses (both weight 1) add up to it.
+    np.testing.assert_allclose(h["loss"], losses.sum(axis=1), rtol=1e-4)
+
+
+def test_uncertainty_weighting_gives_the_noisy_task_less_weight(tmp_path):
+    """Uncertainty's log-variances are the model's variables here, trained by Keras' own step."""
+    frame = make_synthetic(1500, correlation=0.9, seed=4)
+    frame["y1"] = frame["y1"] + np.random.default_rng(0).normal(scale=3.0, size=len(frame))
+    result = train(_config("weighting={kind: uncertainty, learning_rate: 0.05}", "training.learning_rate=0.02",
+                           "tasks.0.standardize=false", "tasks.1.standardize=false", *WEIGHTING,
+                           "training.batch_size=64"),
+                   tmp_path / "run", frame=frame)
+    noisy, clean = result.history["y1_weight"], result.history["y0_weight"]
+    assert noisy[-1] < 0.5 * clean[-1]
+    assert noisy[-1] < noisy[0] < 1.0
+    # The model saved without them reloads to the same predictions.
+    x = result.prepared.splits["test"].features
+    before, after = result.model.predict(x, verbose=0), load_run(tmp_path / "run").model.predict(x, verbose=0)
+    for name in before:
+        np.testing.assert_array_equal(before[name], after[name])

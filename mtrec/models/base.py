@@ -158,6 +158,19 @@ class MultiTaskModel(keras.Model):
             return weighting.train_step(self, *args, **kwargs)
         return super().train_step(*args, **kwargs)
 
+    def compute_loss(self, x: Any = None, y: Any = None, y_pred: Any = None, sample_weight: Any = None,
+                     training: bool = True) -> Any:
+        """Keras' loss; on training steps an attached loss-level weighting strategy sets its gradient.
+
+        Loss-level strategies (uncertainty, DWA) work inside Keras' own train step, on every backend
+        (`mtrec.weighting.WeightingStrategy.reweight`); the value, logged as `loss`, stays Keras'.
+        """
+        loss = super().compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training)
+        weighting = getattr(self, "_task_weighting", None)
+        if training and weighting is not None and weighting.loss_level:
+            loss = weighting.reweight(self, loss, y, y_pred, sample_weight)
+        return loss
+
     def save_weights(self, filepath: Any, overwrite: bool = True, **kwargs: Any) -> None:
         """Keras's `save_weights`; under `jax.distributed` each process writes its own full copy.
 

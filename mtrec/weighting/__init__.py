@@ -9,8 +9,10 @@
 | `pcgrad` | projection of conflicting gradients (Yu et al. 2020) | one pass per task |
 | `mgda` | min-norm combination of gradients (Sener and Koltun 2018) | one pass per task |
 
-Gradient-level strategies accept `every_k_steps`. Every strategy except
-`static` needs the TensorFlow backend.
+Gradient-level strategies accept `every_k_steps`. `static`, `uncertainty`
+and `dwa` run in Keras' own train step on every backend; the gradient-level
+ones (`gradnorm`, `pcgrad`, `mgda`) need the TensorFlow backend and are
+refused on others before training (`check_gradient_backend`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from mtrec.weighting.gradients import (
     GRADIENT_BACKENDS, check_gradient_backend, per_task_gradients, split_variables, task_losses,
 )
 from mtrec.weighting.gradnorm import GradNorm
+from mtrec.weighting.loss_weights import TaskLossWeights  # noqa: F401  (registered for Keras)
 from mtrec.weighting.mgda import MGDA, min_norm_weights
 from mtrec.weighting.pcgrad import PCGrad, conflict_rate, project_conflicting
 from mtrec.weighting.static import StaticWeighting

@@ -5,15 +5,18 @@ Three families share this base:
 * `static` keeps Keras' own train step (the compiled loss weights) and only
   logs the weights.
 * Loss-level strategies (`uncertainty`, `dwa`) compute a weighted objective
-  from the per-task losses; one backward pass per step.
+  from the per-task losses; one backward pass per step. They run inside
+  Keras' own train step on every backend: `MultiTaskModel.compute_loss`
+  calls `reweight`, and their variables live in a `TaskLossWeights` layer
+  that the model owns (so JAX's pure step sees and updates them).
 * Gradient-level strategies (`pcgrad`, `gradnorm`, `mgda`, subclasses of
   `GradientWeighting`) need each task's gradient of the shared variables:
   one backward pass per task. With `every_k_steps = k > 1` they do that only
   every k-th step and take one ordinary backward pass of the weighted loss
   (with their latest weights) in between.
 
-Every non-static strategy runs mtrec's own train step (TensorFlow backend),
-attached to a compiled `MultiTaskModel` with `attach`. Task losses enter
+Gradient-level strategies run mtrec's own train step (TensorFlow backend
+only); every strategy is attached to a compiled `MultiTaskModel` with `attach`. Task losses enter
 already multiplied by their static `Task.weight`; a strategy's weights act on
 top. The logged training `loss` stays the static-weighted sum (the same
 quantity as `val_loss`), so the two remain comparable whatever the strategy.
@@ -46,6 +49,8 @@ class WeightingStrategy:
     custom_step: ClassVar[bool] = True
     #: Whether the strategy needs per-task gradients.
     gradient_level: ClassVar[bool] = False
+    #: Whether the strategy reweights the loss in Keras' own step (`reweight`; any backend).
+    loss_level: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self.task_names: list[str] = []
@@ -83,6 +88,8 @@ class WeightingStrategy:
         self._weight_sum = keras.Variable(np.zeros(n, "float32"), trainable=False, name="weight_sum")
         self._weight_steps = keras.Variable(0.0, trainable=False, name="weight_steps")
         self._build(model, sample_inputs, learning_rate, seed)
+        if self.loss_level:
+            self._own_variables(model, self._initial_values(learning_rate), self._trainable_values)
         object.__setattr__(model, "_task_weighting", self)  # plain attribute: not saved with the model
         model.train_function = None  # retrace with this strategy's step
         return self
@@ -90,10 +97,76 @@ class WeightingStrategy:
     def _build(self, model: Any, sample_inputs: dict[str, Any], learning_rate: float, seed: int) -> None:
         """Hook: creates the strategy's variables."""
 
-    @property
-    def trainable_variables(self) -> list:
-        """Variables the strategy learns by gradient descent on the objective."""
-        return []
+    # -- loss-level strategies --------------------------------------------------
+    #: Loss-level strategies: whether the model's optimizer trains `self.values`.
+    _trainable_values: ClassVar[bool] = False
+
+    def _initial_values(self, learning_rate: float) -> np.ndarray:
+        """Loss-level strategies: the starting `(num_tasks,)` values of `self.values`."""
+        return np.ones(len(self.task_names), "float32")
+
+    def _own_variables(self, model: Any, initial: np.ndarray, trainable: bool) -> None:
+        """Gives the model a `TaskLossWeights` layer holding this strategy's per-step state."""
+        from mtrec.weighting.loss_weights import TaskLossWeights
+
+        layer = getattr(model, "_task_loss_weights", None)
+        if layer is not None:  # a strategy attached again: its predecessor's variables start afresh
+            if tuple(layer.values.shape) != initial.shape or layer.values.trainable != trainable:
+                raise ValueError(f"Model '{model.name}' already has the variables of another loss-level "
+                                 f"weighting strategy ('{layer.name}'); build a new model for this one.")
+            layer.values.assign(initial)
+            layer.weight_sum.assign(np.zeros_like(initial))
+            layer.weight_steps.assign(0.0)
+        else:
+            layer = TaskLossWeights(initial, trainable, name="task_loss_weights")
+            # Tracked by the model, so Keras' step (JAX's pure one too) reads and updates it; a built
+            # model's tracker is locked against new state, which this deliberate addition lifts once.
+            tracker = model._tracker
+            locked = tracker.locked
+            tracker.unlock()
+            try:
+                model._task_loss_weights = layer
+            finally:
+                if locked:
+                    tracker.lock()
+        # The same variables under the strategy's names: WeightingState checkpoints them from here.
+        self.values = layer.values
+        self._weight_sum = layer.weight_sum
+        self._weight_steps = layer.weight_steps
+        if trainable:
+            exclude = getattr(model.optimizer, "exclude_from_weight_decay", None)
+            if exclude is not None and not getattr(model.optimizer, "built", False):
+                exclude(var_list=[layer.values])  # decoupled weight decay must not pull them to 0
+
+    def reweight(self, model: Any, loss: Tensor, y: Any, y_pred: Any, sample_weight: Any) -> Tensor:
+        """Loss-level strategies: Keras' training loss with this strategy's gradient.
+
+        Called by `MultiTaskModel.compute_loss` on training steps. The value
+        returned equals `loss` exactly (the static-weighted sum plus the
+        model's own losses, logged as `loss` and comparable to `val_loss`);
+        its gradient is that of `objective(per-task losses)` plus the model's
+        own losses (e.g. SoftSharing's tie).
+
+        Args:
+            model: the `MultiTaskModel`.
+            loss: Keras' compiled loss of the step.
+            y, y_pred, sample_weight: the step's labels, outputs and weights.
+
+        Returns:
+            A scalar tensor.
+        """
+        ops = keras.ops
+        raw = task_losses(model, y, y_pred, sample_weight, self._loss_fns)
+        losses = ops.stack([ops.cast(raw[n], "float32") * w for n, w in zip(self.task_names, self.static_weights)])
+        objective, weights = self.objective(losses)
+        extra = [ops.sum(l) for l in model.losses if l is not None]
+        if extra:
+            objective = objective + ops.sum(ops.stack(extra))
+        self._weight_sum.assign_add(ops.cast(weights, "float32"))
+        self._weight_steps.assign_add(1.0)
+        objective = ops.cast(objective, loss.dtype)
+        # Value: exactly `loss` (a - a is 0); gradient: the objective's alone.
+        return ops.stop_gradient(loss) + (objective - ops.stop_gradient(objective))
 
     # -- epoch bookkeeping ----------------------------------------------------
     def current_weights(self) -> np.ndarray:
@@ -131,13 +204,12 @@ class WeightingStrategy:
         raise NotImplementedError
 
     def train_step(self, model: Any, data: Any) -> dict[str, Any]:
-        """One training step (TensorFlow): losses, strategy, optimizer, metrics."""
+        """One training step of a gradient-level strategy (TensorFlow): losses, gradients, optimizer, metrics."""
         import tensorflow as tf
 
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         variables = list(model.trainable_variables)
-        own = self.trainable_variables
-        with tf.GradientTape(persistent=self.gradient_level) as tape:
+        with tf.GradientTape(persistent=True) as tape:
             y_pred = model(x, training=True)
             # The compiled (static-weighted) loss: logged as `loss` and `<task>_loss`.
             logged = model._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
@@ -145,20 +217,9 @@ class WeightingStrategy:
             raw = task_losses(model, y, y_pred, sample_weight, self._loss_fns)
             # Per-task scalars are sliced inside the tape: gradients of each need the record.
             weighted = [raw[n] * w for n, w in zip(self.task_names, self.static_weights)]
-            losses = tf.stack(weighted)
             extra = tf.add_n([tf.reduce_sum(l) for l in model.losses]) if model.losses else None
-            if not self.gradient_level:
-                objective, weights = self.objective(losses)
-                if extra is not None:
-                    objective = objective + extra
-        if self.gradient_level:
-            grads, weights = self._gradients(tape, weighted, extra, variables)
-            del tape
-        else:
-            all_grads = tape.gradient(objective, variables + own)
-            grads = all_grads[:len(variables)]
-            if own:
-                self._optimizer.apply(all_grads[len(variables):], own)
+        grads, weights = self._gradients(tape, weighted, extra, variables)
+        del tape
         model.optimizer.apply(grads, variables)
         self._weight_sum.assign_add(tf.cast(weights, "float32"))
         self._weight_steps.assign_add(1.0)

@@ -21,7 +21,7 @@ class DynamicWeightAverage(WeightingStrategy):
     the ratio of the task's mean training loss over the last two epochs, `K`
     the number of tasks and `T` the temperature. The first two epochs use
     weight 1 (there is no ratio yet). Weights are fixed within an epoch and
-    updated at its end from the logged `<task>_loss`. Unlike the paper's
+    updated at its end from the logged `<task>_loss` (unweighted, as Keras logs it). Unlike the paper's
     code, which averages the loss per batch over a whole epoch, this uses
     Keras' epoch mean of the same quantity.
 
@@ -36,6 +36,8 @@ class DynamicWeightAverage(WeightingStrategy):
     """
 
     kind: ClassVar[str] = "dwa"
+    loss_level: ClassVar[bool] = True
+    custom_step: ClassVar[bool] = False
 
     def __init__(self, temperature: float = 2.0) -> None:
         super().__init__()
@@ -44,15 +46,19 @@ class DynamicWeightAverage(WeightingStrategy):
         self.temperature = float(temperature)
 
     def _build(self, model: Any, sample_inputs: dict[str, Any], learning_rate: float, seed: int) -> None:
-        self.task_weights = keras.Variable(np.ones(len(self.task_names), "float32"), trainable=False,
-                                           name="dwa_weights")
         self.loss_history: list[np.ndarray] = []
+
+    @property
+    def task_weights(self) -> Any:
+        """The weights of the current epoch: a non-trainable variable the model owns (`TaskLossWeights`)."""
+        return self.values
 
     def current_weights(self) -> np.ndarray:
         return keras.ops.convert_to_numpy(self.task_weights)
 
     def objective(self, losses: Tensor) -> tuple[Tensor, Tensor]:
-        return ops.sum(self.task_weights * losses), ops.convert_to_tensor(self.task_weights)
+        weights = ops.convert_to_tensor(self.task_weights)
+        return ops.sum(weights * losses), weights
 
     @staticmethod
     def dwa_weights(previous: np.ndarray, before: np.ndarray, temperature: float) -> np.ndarray:

@@ -26,9 +26,18 @@ class UncertaintyWeighting(WeightingStrategy):
     twice as large; with one form the weights of mixed task kinds stay
     comparable.
 
+    The log-variances are trained with the model, by the model's optimizer
+    (Keras' own train step, any backend). A separate `learning_rate` is
+    obtained by parametrizing `s_t = c * v_t` with `c = learning_rate /
+    training.learning_rate` and training `v_t`: Adam-type optimizers (Adam,
+    AdamW, ...) move each variable by about its learning rate whatever the
+    gradient's scale, so `s_t` moves `c` times as fast as the model's
+    weights, and the learning-rate schedule applies to both alike (with SGD
+    the factor is `c²`).
+
     Args:
-        learning_rate: float or None. Adam learning rate of the `s_t`;
-            None uses the run's `training.learning_rate`. Defaults to `None`.
+        learning_rate: float or None. Learning rate of the `s_t`; None uses
+            the run's `training.learning_rate`. Defaults to `None`.
         initial_log_variance: float. Starting `s_t` for every task (0 gives
             weight 1). Defaults to `0.0`.
 
@@ -39,6 +48,9 @@ class UncertaintyWeighting(WeightingStrategy):
     """
 
     kind: ClassVar[str] = "uncertainty"
+    loss_level: ClassVar[bool] = True
+    custom_step: ClassVar[bool] = False
+    _trainable_values: ClassVar[bool] = True
 
     def __init__(self, learning_rate: float | None = None, initial_log_variance: float = 0.0) -> None:
         super().__init__()
@@ -47,23 +59,23 @@ class UncertaintyWeighting(WeightingStrategy):
         self.learning_rate = learning_rate
         self.initial_log_variance = float(initial_log_variance)
 
-    def _build(self, model: Any, sample_inputs: dict[str, Any], learning_rate: float, seed: int) -> None:
-        n = len(self.task_names)
-        self.log_variances = keras.Variable(
-            np.full(n, self.initial_log_variance, "float32"), trainable=True, name="log_variances")
-        self._optimizer = keras.optimizers.Adam(self.learning_rate or learning_rate)
-        self._optimizer.build([self.log_variances])
+    def _initial_values(self, learning_rate: float) -> np.ndarray:
+        # s = scale * v: v is what the model's optimizer trains (see the class docstring).
+        self._scale = float(self.learning_rate / learning_rate) if self.learning_rate else 1.0
+        return np.full(len(self.task_names), self.initial_log_variance / self._scale, "float32")
 
     @property
-    def trainable_variables(self) -> list:
-        return [self.log_variances]
+    def log_variances(self) -> Tensor:
+        """The `s_t`, `(num_tasks,)`."""
+        return self.values * self._scale if self._scale != 1.0 else ops.convert_to_tensor(self.values)
 
     def current_weights(self) -> np.ndarray:
         return np.exp(-keras.ops.convert_to_numpy(self.log_variances))
 
     def objective(self, losses: Tensor) -> tuple[Tensor, Tensor]:
-        weights = ops.exp(-self.log_variances)
-        return ops.sum(weights * losses + self.log_variances), ops.stop_gradient(weights)
+        log_variances = self.log_variances
+        weights = ops.exp(-log_variances)
+        return ops.sum(weights * losses + log_variances), ops.stop_gradient(weights)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "learning_rate": self.learning_rate,
