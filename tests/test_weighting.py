@@ -251,3 +251,34 @@ def test_uncertainty_weighting_gives_the_noisy_task_less_weight(tmp_path):
     clean = [epoch["train"]["y0"]["weight"] for epoch in metrics]
     assert noisy[-1] < 0.5 * clean[-1]
     assert noisy[-1] < noisy[0] < 1.0  # falls from its starting weight of 1, epoch after epoch
+
+
+def test_loss_level_strategies_keep_keras_loss_and_take_the_objectives_gradient():
+    """Uncertainty in Keras' own step: the loss value is Keras', its gradient that of sum exp(-s) L + s."""
+    import tensorflow as tf
+
+    from mtrec.weighting import UncertaintyWeighting, task_losses
+
+    model, x, y, _ = _mmoe_and_batch()
+    model(x)
+    model.compile_for_tasks()
+    strategy = UncertaintyWeighting(initial_log_variance=0.5).attach(model, x)
+    variables = model.trainable_variables
+    assert any(v is strategy.values for v in variables)  # the model's optimizer trains the log-variances
+    with tf.GradientTape(persistent=True) as tape:
+        y_pred = model(x)
+        keras_loss = model.compute_loss(x, y, y_pred, training=False)
+        loss = model.compute_loss(x, y, y_pred, training=True)
+        raw = task_losses(model, y, y_pred)
+        s = strategy.values
+        objective = tf.reduce_sum(tf.exp(-s) * tf.stack([raw["y0"], raw["y1"]]) + s)
+    assert float(loss) == float(keras_loss)
+    np.testing.assert_allclose(float(keras_loss), float(raw["y0"] + raw["y1"]), rtol=1e-6)
+    got, want = tape.gradient(loss, variables), tape.gradient(objective, variables)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-5, atol=1e-7)
+    # d/ds_t (exp(-s_t) L_t + s_t) = 1 - exp(-0.5) L_t
+    np.testing.assert_allclose(got[-1].numpy(), 1 - np.exp(-0.5) * np.array([float(raw["y0"]), float(raw["y1"])]),
+                               rtol=1e-5)
+    assert float(strategy._weight_steps.numpy()) == 1.0  # the training call counted, the other not
+    np.testing.assert_allclose(strategy._weight_sum.numpy(), np.exp(-0.5), rtol=1e-6)
