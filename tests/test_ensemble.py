@@ -114,9 +114,10 @@ def test_model_file_reloads_and_export_matches_scoring(ensemble_run, tmp_path):
     np.testing.assert_array_equal(out["segment"], reference["segment"].to_numpy())
     np.testing.assert_allclose(out["segment_proba"], np.stack(reference["segment_proba"].to_numpy()), atol=1e-5)
     # Gates are the first member's (experts of different seeds do not correspond).
-    gates = run.model.gate_weights(run.encoder.transform(rows))
+    encoded = run.encoder.transform(rows)
+    gates = run.model.gate_weights(encoded)
     np.testing.assert_allclose(out["gate_click"], gates["click"], atol=1e-5)
-    np.testing.assert_array_equal(gates["click"], run.model.members[0].gate_weights(run.encoder.transform(rows))["click"])
+    np.testing.assert_array_equal(gates["click"], run.model.members[0].gate_weights(encoded)["click"])
 
 
 def test_rerun_skips_finished_members(ensemble_run, tmp_path):
