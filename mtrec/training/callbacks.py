@@ -176,9 +176,10 @@ class WeightingState:
     """The state of a task weighting strategy that lives outside the model's weights, for checkpoints.
 
     A strategy's variables (uncertainty's log-variances, GradNorm's and DWA's
-    weights, step counters) and its own optimizer are attached to the model
-    as a plain attribute, so `model.save_weights` does not see them; DWA
-    also keeps its per-epoch losses in a Python list. This gathers all of
+    weights, step counters) and its own optimizer are not saved by
+    `model.save_weights`: gradient-level strategies hang on the model as a
+    plain attribute, and the `TaskLossWeights` layer of loss-level ones
+    saves nothing; DWA also keeps its per-epoch losses in a Python list. This gathers all of
     them as arrays (`checkpoint_state`) and puts them back
     (`restore_checkpoint_state`); `RunCheckpoint.track` saves them with each
     checkpoint.
