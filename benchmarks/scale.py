@@ -39,6 +39,7 @@ python -m benchmarks.scale --rows 1000000 --score --skip-prepare  # scoring rows
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import resource
@@ -236,10 +237,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--score-batch", type=int, default=16384, help="scoring's record batch")
     parser.add_argument("--skip-prepare", action="store_true", help="do not time prepare")
     parser.add_argument("--worker", choices=["prepare", "in-memory", "train-streamed", "train-in-memory",
-                                             "score-folder", "score-in-memory"], help=argparse_hidden())
-    parser.add_argument("--fit-run", help=argparse_hidden())
-    parser.add_argument("--data", help=argparse_hidden())
-    parser.add_argument("--work", help=argparse_hidden())
+                                             "score-folder", "score-in-memory"], help=argparse.SUPPRESS)
+    parser.add_argument("--fit-run", help=argparse.SUPPRESS)
+    parser.add_argument("--data", help=argparse.SUPPRESS)
+    parser.add_argument("--work", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.fit_run:
         print(json.dumps(fit_run(args.fit_run, args.work)))
@@ -259,12 +260,6 @@ def main(argv: list[str] | None = None) -> int:
              f"prepare batch {args.batch_size:,}, scoring batch {args.score_batch:,}, {result['cpus']} CPUs")
     report(title, table, result, args.out)
     return 0
-
-
-def argparse_hidden() -> str:
-    import argparse
-
-    return argparse.SUPPRESS
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ python -m benchmarks.streamed_training --rows 200000
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import resource
@@ -118,9 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the click log")
     parser.add_argument("--shard-rows", type=int, default=250_000, help="rows per input Parquet shard")
     parser.add_argument("--shuffle-rows", type=int, default=262_144, help="training.shuffle_rows (streamed)")
-    parser.add_argument("--worker", choices=["streamed", "in-memory"], help=_hidden())
-    parser.add_argument("--data", help=_hidden())
-    parser.add_argument("--work", help=_hidden())
+    parser.add_argument("--worker", choices=["streamed", "in-memory"], help=argparse.SUPPRESS)
+    parser.add_argument("--data", help=argparse.SUPPRESS)
+    parser.add_argument("--work", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         print(json.dumps(worker(args.worker, args.data, args.work, args.shuffle_rows)))
@@ -136,12 +137,6 @@ def main(argv: list[str] | None = None) -> int:
              f"{result['streamed_over_in_memory']:.2f} ({result['machine']['cpus']} CPUs)")
     report(title, table, result, args.out)
     return 0
-
-
-def _hidden() -> str:
-    import argparse
-
-    return argparse.SUPPRESS
 
 
 if __name__ == "__main__":
