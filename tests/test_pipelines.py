@@ -78,6 +78,7 @@ def test_census_quick_and_staleness(tmp_path):
     evaluation = results["evaluate"]
     _check_outputs(config, evaluation, margin=0.2)  # census: both tasks are easy (AUC > 0.9)
     assert evaluation["models"]["mmoe"]["gain"]["income"]["metric"] == "auc"
+    _export_matches_scoring(config, tmp_path)
 
     again = run_pipeline(config, data_dir=data_dir, progress=False, echo=None)
     assert again["prepare"]["skipped"] and again["evaluate"]["skipped"]
@@ -98,6 +99,7 @@ def test_movielens_quick(tmp_path):
     data_dir = _needs("movielens_100k")
     config = _quick("movielens", tmp_path)
     _check_outputs(config, run_pipeline(config, data_dir=data_dir, progress=False, echo=None)["evaluate"])
+    _export_matches_scoring(config, tmp_path)
 
 
 def test_hillstrom_quick(tmp_path):
@@ -108,6 +110,7 @@ def test_hillstrom_quick(tmp_path):
     # The ESMM chain's conversion output is p(visit) * p(conversion | visit) <= p(visit).
     esmm = pd.read_parquet(next(r.predictions for r in plan_runs(config) if r.variant.name == "esmm"))
     assert (esmm["conversion"] <= esmm["visit"] + 1e-6).all()
+    _export_matches_scoring(config, tmp_path)
 
 
 def test_diabetes_quick(tmp_path):
@@ -118,6 +121,7 @@ def test_diabetes_quick(tmp_path):
     patients = [set(pd.read_parquet(prepared_paths(config).split(s), columns=["patient_nbr"]).patient_nbr)
                 for s in ("train", "valid", "test")]
     assert not (patients[0] & patients[1] or patients[0] & patients[2] or patients[1] & patients[2])
+    _export_matches_scoring(config, tmp_path)
 
 
 def test_sp500_quick(tmp_path):
@@ -133,9 +137,36 @@ def test_sp500_quick(tmp_path):
     dates = {s: pd.read_parquet(prepared_paths(config).split(s), columns=["date"]).date for s in ("train", "valid", "test")}
     assert dates["train"].max() < pd.Timestamp("2016-07-01") <= dates["valid"].min()
     assert dates["valid"].max() < pd.Timestamp("2017-01-01") <= dates["test"].min()
+    _export_matches_scoring(config, tmp_path)
 
 
 # --------------------------------------------------------------------------- helpers
+
+def _export_matches_scoring(config, tmp_path: Path) -> None:
+    """Issue 14's check on a shipped pipeline: its last run, exported, scores 5,000 of its test rows in a
+    process that imports only TensorFlow as `mtrec score` does, within 1e-5, with an unseen value in
+    every categorical or multi-valued column of one row, missing ones in another and NaN numbers in a third."""
+    from mtrec.export import MANIFEST, export_run
+    from mtrec.pipelines.train import SPLIT_COLUMN
+    from mtrec.training.trained_run import load_run
+    from tests.test_export import check_in_tensorflow_only_process
+
+    run = load_run(plan_runs(config)[-1].run_dir)
+    model_dir = tmp_path / "export"
+    export_run(run, model_dir, gates=run.model.gated)
+    frame = pd.read_parquet(prepared_paths(config).split("test")).iloc[:5000].reset_index(drop=True)
+    tables = [s.name for s in (*run.encoder.categorical_features, *run.encoder.pooled_features)]
+    numeric = [c for c in run.encoder.numeric_columns_ if c in frame.columns]
+    assert tables and len(frame) >= 3
+    frame = frame.astype({c: object for c in tables})
+    frame.loc[0, tables] = "never-seen-in-training"
+    frame.loc[1, tables] = None
+    frame.loc[2, numeric] = np.nan
+    frame[SPLIT_COLUMN] = "test"  # the pipeline's id column, which score_frame carries
+    report = check_in_tensorflow_only_process(run, model_dir, frame, tmp_path=tmp_path)
+    assert set(run.model.task_names) & set(report["outputs"])
+    assert json.loads((model_dir / MANIFEST).read_text())["id_columns_left_out"] == [SPLIT_COLUMN]
+
 
 
 def test_daily_rank_ic_matches_pandas_spearman():
