@@ -330,23 +330,23 @@ def _fit_model(config: ExperimentConfig, prepared: PreparedData,
     from mtrec.training.callbacks import ResumableEarlyStopping
     from mtrec.training.checkpoints import track_training_state
 
+    # What early stopping and the plateau schedule watch. With auxiliary tasks, "val_loss" would let
+    # them steer model selection, so the main tasks' loss stands in for it.
+    es = training.early_stopping
+    watched = es.monitor if es is not None else "val_loss"
+    watched = "val_main_loss" if watched == "val_loss" and len(main) < len(config.tasks) else watched
+    watched_mode = monitor_mode(watched, es.mode if es is not None else "auto")
     stopper = None
-    if training.early_stopping is not None and has_valid:
-        es = training.early_stopping
-        # With auxiliary tasks, "val_loss" would let them steer model selection.
-        monitor = "val_main_loss" if es.monitor == "val_loss" and len(main) < len(config.tasks) else es.monitor
+    if es is not None and has_valid:
         stopper = ResumableEarlyStopping(
-            monitor=monitor, mode=monitor_mode(monitor, es.mode), patience=es.patience, min_delta=es.min_delta,
+            monitor=watched, mode=watched_mode, patience=es.patience, min_delta=es.min_delta,
             restore_best_weights=True, verbose=1 if training.verbose else 0)
         if hasattr(model, "task_variables") and len(model.task_names) > 1:
             # SingleTask: each task's network keeps its own best epoch, as if trained alone.
             stopper = PerTaskEarlyStopping(model.task_variables(), patience=es.patience, min_delta=es.min_delta,
                                            verbose=1 if training.verbose else 0)
     # training.schedule: the warm-up/decay's steps per epoch, or the plateau's monitor (training.optimizers).
-    watched = training.early_stopping.monitor if training.early_stopping is not None else "val_loss"
-    watched = "val_main_loss" if watched == "val_loss" and len(main) < len(config.tasks) else watched
-    schedule = schedule_callbacks(training, model, watched if has_valid else None, monitor_mode(
-        watched, training.early_stopping.mode if training.early_stopping is not None else "auto"))
+    schedule = schedule_callbacks(training, model, watched if has_valid else None, watched_mode)
     if training.schedule is not None:
         all_callbacks.insert(1, LearningRateLogger())  # after the one-task renaming, before the metrics files
     # Early stopping's state (best weights, patience), the weighting's and the schedule's go into the run's
