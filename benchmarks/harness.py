@@ -140,3 +140,34 @@ def latencies(call: Callable[[Any], Any], batches: list, repeats: int) -> list[f
         call(batches[i % len(batches)])
         times.append(time.perf_counter() - started)
     return times
+
+
+def click_log_experiment(data: str, **training: Any) -> Any:
+    """The click-log experiment of the scale benchmarks: 23 feature columns, 3 tasks, MMoE.
+
+    Args:
+        data: The click log's file or folder of shards (`benchmarks.click_log`).
+        **training: `training:` keys over the defaults (batch 1024, 2 epochs).
+
+    Returns:
+        The parsed `ExperimentConfig`.
+    """
+    from mtrec.config import parse_config
+
+    return parse_config({
+        "name": "click_log",
+        "data": {"path": data, "split": {"kind": "hash", "fractions": [0.8, 0.1, 0.1], "seed": 1}},
+        "features": [{"name": "n*", "kind": "numeric"}]
+        + [{"name": f"c{i}", "kind": "categorical", "embedding_dim": 8} for i in range(10)],
+        "tasks": [{"name": "click", "kind": "binary"}, {"name": "purchase", "kind": "binary"},
+                  {"name": "dwell_time", "kind": "regression"}],
+        "model": {"kind": "mmoe", "num_experts": 4},
+        "training": {"batch_size": 1024, "epochs": 2, **training},
+    })
+
+
+def peak_mb() -> float:
+    """This process's peak resident memory so far, in MB."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB

@@ -50,35 +50,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import argument_parser, report
+from benchmarks.harness import argument_parser, click_log_experiment, peak_mb, report
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def click_config(data: str) -> Any:
-    """The experiment of the issue's benchmark: 23 feature columns, 3 tasks, MMoE."""
-    from mtrec.config import parse_config
-
-    return parse_config({
-        "name": "click_log",
-        "data": {"path": data, "split": {"kind": "hash", "fractions": [0.8, 0.1, 0.1], "seed": 1}},
-        "features": [{"name": "n*", "kind": "numeric"}]
-        + [{"name": f"c{i}", "kind": "categorical", "embedding_dim": 8} for i in range(10)],
-        "tasks": [{"name": "click", "kind": "binary"}, {"name": "purchase", "kind": "binary"},
-                  {"name": "dwell_time", "kind": "regression"}],
-        "model": {"kind": "mmoe", "num_experts": 4},
-        "training": {"batch_size": TRAIN_BATCH, "epochs": 2},
-    })
 
 
 TRAIN_BATCH = 1024
 #: Rows of the click log the scoring run is trained on.
 SCORE_FIT_ROWS = 50_000
 SHUFFLE_ROWS = 262_144
-
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
 def _cpu_seconds() -> float:
@@ -89,10 +69,10 @@ def _cpu_seconds() -> float:
 
 def worker(mode: str, data: str, out: str, batch_size: int) -> dict[str, Any]:
     """Runs one measurement in this process and returns its figures."""
-    config = click_config(data)
+    config = click_log_experiment(data, batch_size=TRAIN_BATCH)
     import mtrec.training.prepare  # noqa: F401  (imported before the baseline is taken)
 
-    imported = _peak_mb()
+    imported = peak_mb()
     if mode.startswith("train"):
         return train_worker(mode, config, out, batch_size, imported)
     if mode.startswith("score"):
@@ -110,7 +90,7 @@ def worker(mode: str, data: str, out: str, batch_size: int) -> dict[str, Any]:
         rows = sum(len(s) for s in prepared.splits.values())
     seconds = time.perf_counter() - start
     return {"seconds": seconds, "rows": rows, "rows_per_s": rows / seconds,
-            "peak_mb": _peak_mb(), "import_mb": imported}
+            "peak_mb": peak_mb(), "import_mb": imported}
 
 
 def train_worker(mode: str, config: Any, out: str, batch_size: int, imported: float) -> dict[str, Any]:
@@ -139,16 +119,14 @@ def train_worker(mode: str, config: Any, out: str, batch_size: int, imported: fl
     model.fit(data, epochs=2, shuffle=False, verbose=0, callbacks=[timer])
     seconds = timer.seconds[-1]
     return {"seconds": seconds, "rows": rows, "rows_per_s": rows / seconds,
-            "peak_mb": _peak_mb(), "import_mb": imported}
+            "peak_mb": peak_mb(), "import_mb": imported}
 
 
 def fit_run(data: str, run_dir: str) -> dict[str, Any]:
     """Trains the run that the scoring modes use: one epoch of MMoE on the click log at `data`."""
-    from mtrec.config import apply_overrides, parse_config
     from mtrec.training.run import train
 
-    config = parse_config(apply_overrides(click_config(data).get_config(), [
-        "training.epochs=1", "training.verbose=0", "training.early_stopping=null"]))
+    config = click_log_experiment(data, batch_size=TRAIN_BATCH, epochs=1, verbose=0, early_stopping=None)
     start = time.perf_counter()
     train(config, run_dir)
     return {"seconds": time.perf_counter() - start}
@@ -177,7 +155,7 @@ def score_worker(mode: str, data: str, out: str, batch_size: int, imported: floa
     seconds, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
     # On a shared machine wall time says little; rows per CPU-second is what the work costs.
     return {"seconds": seconds, "rows": rows, "rows_per_s": rows / seconds, "cpu_seconds": cpu,
-            "rows_per_cpu_s": rows / cpu, "peak_mb": _peak_mb(), "import_mb": imported}
+            "rows_per_cpu_s": rows / cpu, "peak_mb": peak_mb(), "import_mb": imported}
 
 
 def measure(mode: str, data: Path, work: Path, batch_size: int, run_dir: Path | None = None) -> dict[str, Any]:

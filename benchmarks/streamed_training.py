@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -38,32 +37,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import argument_parser, report
+from benchmarks.harness import argument_parser, click_log_experiment, peak_mb, report
 
 ROOT = Path(__file__).resolve().parent.parent
 EPOCHS = 2
 BATCH_SIZE = 1024
-
-
-def click_config(data: str, mode: str, shuffle_rows: int) -> Any:
-    """`benchmarks.scale`'s experiment: 23 feature columns, 3 tasks, MMoE; in memory or streamed."""
-    from mtrec.config import parse_config
-
-    return parse_config({
-        "name": "click_log",
-        "data": {"path": data, "split": {"kind": "hash", "fractions": [0.8, 0.1, 0.1], "seed": 1}},
-        "features": [{"name": "n*", "kind": "numeric"}]
-        + [{"name": f"c{i}", "kind": "categorical", "embedding_dim": 8} for i in range(10)],
-        "tasks": [{"name": "click", "kind": "binary"}, {"name": "purchase", "kind": "binary"},
-                  {"name": "dwell_time", "kind": "regression"}],
-        "model": {"kind": "mmoe", "num_experts": 4},
-        "training": {"batch_size": BATCH_SIZE, "epochs": EPOCHS, "early_stopping": None, "verbose": 0,
-                     "in_memory": mode == "in-memory", "shuffle_rows": shuffle_rows},
-    })
-
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
 def worker(mode: str, data: str, work: str, shuffle_rows: int) -> dict[str, Any]:
@@ -72,8 +50,9 @@ def worker(mode: str, data: str, work: str, shuffle_rows: int) -> dict[str, Any]
     from mtrec.training.run import fit_model
     from mtrec.training.streamed import load_training_data
 
-    config = click_config(data, mode, shuffle_rows)
-    imported = _peak_mb()
+    config = click_log_experiment(data, batch_size=BATCH_SIZE, epochs=EPOCHS, early_stopping=None, verbose=0,
+                                  in_memory=mode == "in-memory", shuffle_rows=shuffle_rows)
+    imported = peak_mb()
     started = time.perf_counter()
     prepared = load_training_data(config, Path(work))
     loaded = time.perf_counter() - started
@@ -82,7 +61,7 @@ def worker(mode: str, data: str, work: str, shuffle_rows: int) -> dict[str, Any]
     rows = len(prepared.splits["train"])
     return {"mode": mode, "train_rows": rows, "load_seconds": loaded, "epoch_seconds": timer.seconds,
             "examples_per_s": rows / timer.seconds[-1], "val_loss": fitted.history["val_loss"][-1],
-            "peak_mb": _peak_mb(), "import_mb": imported}
+            "peak_mb": peak_mb(), "import_mb": imported}
 
 
 def measure(mode: str, data: Path, work: Path, shuffle_rows: int) -> dict[str, Any]:
