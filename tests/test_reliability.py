@@ -547,18 +547,29 @@ def test_bytes_damaged_inside_a_parquet_file_are_a_named_error(tmp_path):
         read_table(folder)
 
 
-def test_a_run_killed_while_saving_the_model_finishes_on_rerun(tmp_path, monkeypatch):
+@pytest.fixture
+def interrupt_model_save(monkeypatch):
+    """A context in which `keras.Model.save` is interrupted (Ctrl-C while the model is written)."""
+    import contextlib
     import keras
-    run_dir = tmp_path / "r"
-    original = keras.Model.save
 
     def interrupted(self, *args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(keras.Model, "save", interrupted)
-    with pytest.raises(KeyboardInterrupt):
+    @contextlib.contextmanager
+    def interrupting():
+        with monkeypatch.context() as patch:
+            patch.setattr(keras.Model, "save", interrupted)
+            with pytest.raises(KeyboardInterrupt):
+                yield
+
+    return interrupting
+
+
+def test_a_run_killed_while_saving_the_model_finishes_on_rerun(tmp_path, interrupt_model_save):
+    run_dir = tmp_path / "r"
+    with interrupt_model_save():
         train(_config("training.epochs=2"), run_dir)
-    monkeypatch.setattr(keras.Model, "save", original)
     assert not (run_dir / "model.keras").exists()
     result = train(_config("training.epochs=2"), run_dir)  # every epoch was checkpointed: none to run
     assert result.history.get("loss", []) == [] and result.report["test"]
@@ -611,19 +622,11 @@ def test_a_run_killed_before_its_model_is_saved_ends_on_the_best_weights_after_r
     assert record["status"] == "completed" and record["epochs"] == len(val_loss)
 
 
-def test_dwa_keeps_its_loss_history_across_a_resume(tmp_path, monkeypatch):
-    import keras
+def test_dwa_keeps_its_loss_history_across_a_resume(tmp_path, interrupt_model_save):
     from mtrec.weighting.dwa import DynamicWeightAverage
     run_dir = tmp_path / "r"
-    original = keras.Model.save
-
-    def interrupted(self, *args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(keras.Model, "save", interrupted)
-    with pytest.raises(KeyboardInterrupt):
+    with interrupt_model_save():
         train(_config("training.epochs=2", "weighting={kind: dwa}"), run_dir)
-    monkeypatch.setattr(keras.Model, "save", original)
     result = train(_config("training.epochs=3", "weighting={kind: dwa}"), run_dir)
     assert len(result.history["loss"]) == 1  # epoch 3 only
     rows = json.loads((run_dir / "metrics.json").read_text())
