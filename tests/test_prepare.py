@@ -483,6 +483,36 @@ def test_a_model_fits_and_evaluates_on_prepared_shards_through_tf_data(tmp_path)
     assert np.isfinite(scores["loss"])
 
 
+def test_a_resumed_streamed_fit_reads_its_epochs_in_the_uninterrupted_order(tmp_path):
+    from mtrec.preparation.reader import prepared_dataset
+    from mtrec.training.run import build_model, compile_model
+    from mtrec.training.streamed import ShuffleEpoch
+
+    write_shards(make_table(1500), tmp_path / "in")
+    config = make_config(str(tmp_path / "in"), {"kind": "hash"})
+    prepare(config, tmp_path / "out", batch_size=400)
+
+    def first_column(dataset):
+        return np.concatenate([x["numeric"][:, 0] for x, _ in dataset.as_numpy_iterator()])
+
+    counting = prepared_dataset(tmp_path / "out", "train", 64, shuffle_rows=500, seed=3)
+    uninterrupted = [first_column(counting) for _ in range(3)]
+    assert not np.array_equal(uninterrupted[2], uninterrupted[0])
+    epochs, read = ShuffleEpoch(), []
+
+    def epoch_of():
+        read.append(epochs.current())
+        return read[-1]
+
+    resumed = prepared_dataset(tmp_path / "out", "train", 64, shuffle_rows=500, seed=3, epoch_of=epoch_of)
+    _, encoder = read_prepared(tmp_path / "out")
+    model = build_model(config, encoder.layout())
+    compile_model(model, config)
+    model.fit(resumed, epochs=3, initial_epoch=2, callbacks=[epochs], verbose=0)  # as after a resume at 2
+    assert read == [2]
+    np.testing.assert_array_equal(first_column(resumed), uninterrupted[2])  # epoch_of still says 2
+
+
 def test_a_sigkilled_prepare_reruns_to_the_same_folder(tmp_path):
     import os
     import subprocess

@@ -20,7 +20,7 @@ model.fit(train, validation_data=prepared_dataset("prepared/", "valid", batch_si
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -171,7 +171,8 @@ def _empty(arrow_type: str) -> np.ndarray:
 
 
 def prepared_dataset(folder: str | Path, split: str, batch_size: int, shuffle_rows: int = 0,
-                     seed: int | None = None, labels: bool = True) -> Any:
+                     seed: int | None = None, labels: bool = True,
+                     epoch_of: Callable[[], int] | None = None) -> Any:
     """A `tf.data.Dataset` of the batches of one prepared split, reshuffled each epoch.
 
     Args:
@@ -182,6 +183,10 @@ def prepared_dataset(folder: str | Path, split: str, batch_size: int, shuffle_ro
             encoded rows); 0 keeps the prepared order (validation, test).
         seed: seed of the shuffle.
         labels: yield `(features, labels)`; else features alone (scoring).
+        epoch_of: the number of the epoch about to be read, whose shuffle
+            order to use (`ShuffleEpoch.current` in `fit`: a run resumed at
+            epoch k reads epoch k's order, as the uninterrupted run did).
+            Defaults to counting the passes over the dataset from 0.
 
     Returns:
         A `tf.data.Dataset`, prefetched.
@@ -199,7 +204,7 @@ def prepared_dataset(folder: str | Path, split: str, batch_size: int, shuffle_ro
     block = batch_size * max(1, BLOCK_ROWS // batch_size)
 
     def generate() -> Iterator[Any]:
-        epoch = epochs["n"]
+        epoch = epochs["n"] if epoch_of is None else epoch_of()
         epochs["n"] += 1
         yield from iter_prepared_batches(folder, split, block, shuffle_rows, seed, epoch, labels)
 

@@ -358,7 +358,8 @@ def _fit_model(config: ExperimentConfig, prepared: PreparedData,
         valid_data = make_dataset(valid_split.features, valid_split.labels,
                                   config.scoring.batch_size) if has_valid else None
     else:  # streamed from the prepared shards; the splits hold samples
-        train_data, valid_data = fit_inputs(config, prepared.shards, has_valid)
+        train_data, valid_data, epochs = fit_inputs(config, prepared.shards, has_valid)
+        all_callbacks.insert(0, epochs)
     history = model.fit(
         train_data,
         validation_data=valid_data,

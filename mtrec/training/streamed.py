@@ -33,6 +33,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import keras
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -268,14 +269,41 @@ def streamed_data(config: Any, folder: Path) -> PreparedData:
     return PreparedData(encoder, splits, shards=folder)
 
 
-def fit_inputs(config: Any, folder: Path, has_valid: bool) -> tuple[Any, Any]:
-    """The streamed `tf.data` inputs of `fit`: training (shuffled, the run's seed) and validation."""
+class ShuffleEpoch(keras.callbacks.Callback):
+    """Tells the streamed training input which epoch `fit` is in, so that each epoch's order is its own.
+
+    Keras numbers the epochs from the resumed one (`on_epoch_begin`), before
+    the epoch's input is read; the reader shuffles with `(seed, epoch)`.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch = epoch
+
+    def current(self) -> int:
+        """The epoch `fit` is in."""
+        return self.epoch
+
+
+def fit_inputs(config: Any, folder: Path, has_valid: bool) -> tuple[Any, Any, ShuffleEpoch]:
+    """The streamed `tf.data` inputs of `fit`: training (shuffled, the run's seed) and validation.
+
+    Returns:
+        The training and validation datasets, and the callback that `fit`
+        must get for the training input to follow its epochs (a resumed run
+        then reads each epoch in the uninterrupted run's order).
+    """
     from mtrec.preparation.reader import prepared_dataset
 
+    epochs = ShuffleEpoch()
     train = prepared_dataset(folder, "train", config.training.batch_size,
-                             shuffle_rows=config.training.shuffle_rows, seed=config.seed)
+                             shuffle_rows=config.training.shuffle_rows, seed=config.seed,
+                             epoch_of=epochs.current)
     valid = prepared_dataset(folder, "valid", config.scoring.batch_size) if has_valid else None
-    return train, valid
+    return train, valid, epochs
 
 
 def split_labels(prepared: PreparedData, name: str) -> dict[str, np.ndarray]:
