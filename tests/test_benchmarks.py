@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from benchmarks import esmm, family, harness, retrieval_anchor, speed, weighting
+from benchmarks import esmm, family, harness, retrieval_anchor, speed, split_seeds, weighting
 from mtrec.config import apply_overrides, parse_config
 from mtrec.quickstart import QUICKSTART_CONFIG
 from tests.conftest import REPO
@@ -66,6 +66,24 @@ def test_family_summary_is_mean_and_sd_per_correlation():
     (row,) = family.summarize(runs)
     # mean 0.3, population sd 0.1 of (0.2, 0.4); y1 doubles both.
     assert row == {"model": "mmoe", "y0 R² @0.5": "0.300 ± 0.100", "y1 R² @0.5": "0.600 ± 0.200", "params": 10}
+
+
+def test_split_seeds_summary_is_mean_and_sd_over_splits_with_paired_gains():
+    def evaluation(base, mmoe, lgb):  # one split's evaluation.json, the fields the summary reads
+        gain = {"visit": {"metric": "auc", "unit": "percent", "value": 100 * (mmoe / base - 1)}}
+        return {"pipeline": "p", "baseline": "single_task", "seeds": [1, 2], "rows": {"test": 10},
+                "report_metrics": {"visit": ["auc"]},
+                "models": {"single_task": {"metrics": {"visit": {"auc": {"mean": base}}}, "gain": {}},
+                           "mmoe": {"metrics": {"visit": {"auc": {"mean": mmoe}}}, "gain": gain}},
+                "references": {"lightgbm": {"metrics": {"visit": {"auc": {"mean": lgb}}}, "gain": {}}}}
+
+    rows, result = split_seeds.summarize([evaluation(0.60, 0.63, 0.61), evaluation(0.70, 0.70, 0.69)])
+    assert [r["model"] for r in rows] == ["single_task (baseline)", "mmoe", "lightgbm"]
+    # mean 0.65 and sample sd 0.0707 of (0.60, 0.70); mmoe's gains +5% and 0% average to +2.5%.
+    assert rows[0]["visit auc"] == "0.6500 ± 0.0707" and rows[0]["visit gain"] == ""
+    assert rows[1]["visit auc"] == "0.6650 ± 0.0495" and rows[1]["visit gain"] == "+2.50% ± 3.54%"
+    assert rows[2]["visit auc"] == "0.6500 ± 0.0566" and rows[2]["visit gain"] == "-"
+    assert result["per_split"]["mmoe"]["visit auc"] == [0.63, 0.70]
 
 
 def test_retrieval_anchor_rows_and_table():
