@@ -59,3 +59,21 @@ def inputs():
         "user": rng.integers(0, 7, n).astype("int32"),
         "genres": rng.integers(0, 12, (n, 3)).astype("int32"),
     }
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Starts the JAX battery's subprocess now, when its test is to run, so that it runs beside the rest."""
+    import importlib.util
+
+    from tests import jax_battery
+
+    if config.option.collectonly or importlib.util.find_spec("jax") is None:
+        return
+    if any(item.nodeid == jax_battery.NODE_ID for item in items):
+        jax_battery.start()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    from tests import jax_battery
+
+    jax_battery.stop()
