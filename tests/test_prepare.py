@@ -211,18 +211,6 @@ def test_prepare_writes_the_in_memory_splits_state_and_encoding(tmp_path, split)
     assert not (tmp_path / "out" / "_work").exists()
 
 
-def test_prepare_writes_the_same_folder_whatever_its_workers(tmp_path):
-    write_shards(make_table(), tmp_path / "in", 4)
-    config = make_config(str(tmp_path / "in"), {"kind": "hash", "seed": 3})
-    for workers in (1, 3):
-        prepare(config, tmp_path / f"w{workers}", batch_size=128, shard_batches=2, workers=workers)
-    one, three = (json.loads((tmp_path / f"w{w}" / "manifest.json").read_text()) for w in (1, 3))
-    assert one == three and len(one["inputs"]) == 4
-    assert (tmp_path / "w1" / "features.json").read_text() == (tmp_path / "w3" / "features.json").read_text()
-    for name in ("train", "valid", "test"):
-        pd.testing.assert_frame_equal(read_split(tmp_path / "w1", name), read_split(tmp_path / "w3", name))
-
-
 def test_prepare_reads_csv_and_carries_id_columns(tmp_path):
     frame = make_table(500)
     frame.to_csv(tmp_path / "rows.csv", index=False)
@@ -257,8 +245,8 @@ def test_a_killed_prepare_leaves_no_manifest_and_a_rerun_finishes(tmp_path, monk
         return real(*args, **kwargs)
 
     monkeypatch.setattr(module, "encoded_table", failing)
-    with pytest.raises(OSError, match="No space"):  # one worker: the 11th shard write fails, units before it done
-        prepare(config, tmp_path / "out", batch_size=256, shard_batches=2, workers=1)
+    with pytest.raises(OSError, match="No space"):
+        prepare(config, tmp_path / "out", batch_size=256, shard_batches=2)
     assert not (tmp_path / "out" / "manifest.json").exists()
     assert not list((tmp_path / "out").rglob(".*.parquet"))  # no half-written file
     done = len(list((tmp_path / "out" / "_work" / "units").glob("*.json")))

@@ -23,13 +23,11 @@ NaN for missing) and `id.<column>` (the raw id columns).
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import dataclasses
 import hashlib
 import json
 import logging
-import os
 import shutil
 import sys
 import time
@@ -266,8 +264,7 @@ def read_prepared(out: str | Path) -> tuple[dict[str, Any], FeatureEncoder]:
 
 def prepare(config: Any, out: str | Path, batch_size: int = DEFAULT_BATCH_SIZE,
             shard_batches: int = DEFAULT_SHARD_BATCHES, overwrite: bool = False,
-            engine: str = "embedded", ray_address: str | None = None,
-            workers: int | None = None) -> PrepareResult:
+            engine: str = "embedded", ray_address: str | None = None) -> PrepareResult:
     """Streams `config.data.path` into encoded shards per split under `out`.
 
     Args:
@@ -284,12 +281,6 @@ def prepare(config: Any, out: str | Path, batch_size: int = DEFAULT_BATCH_SIZE,
             the same fitted state and shards).
         ray_address: the Ray cluster for `engine="ray"`; None starts a local
             Ray unless this process already started one.
-        workers: with the embedded engine, input files worked on at once, by
-            threads of this process (Parquet reading and writing and most of
-            the encoding release the GIL). Memory grows with it: one record
-            batch in flight per worker. The output does not depend on it.
-            Defaults to the CPUs, at most the Parquet input files; CSV input
-            (no row counts in advance) is one file at a time.
 
     Returns:
         A `PrepareResult`.
@@ -303,8 +294,7 @@ def prepare(config: Any, out: str | Path, batch_size: int = DEFAULT_BATCH_SIZE,
     """
     if engine not in ENGINES:
         raise ConfigError(f"The 'engine' parameter must be one of {list(ENGINES)}. Got {engine!r} instead.")
-    workers = (os.cpu_count() or 1) if workers is None else workers
-    for name, value in (("batch_size", batch_size), ("shard_batches", shard_batches), ("workers", workers)):
+    for name, value in (("batch_size", batch_size), ("shard_batches", shard_batches)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
     started = time.perf_counter()
@@ -387,8 +377,6 @@ def prepare(config: Any, out: str | Path, batch_size: int = DEFAULT_BATCH_SIZE,
                                    [(i, 0) for i in range(len(files))], ray_address)
                 starts = [int(s) for s in np.cumsum([0] + counts[:-1])]
             return map_files(function, list(enumerate(starts)), ray_address)
-        if starts is not None and min(workers, len(files)) > 1:
-            return _in_threads(function, starts, min(workers, len(files)))
         results, start = [], 0
         for i in range(len(files)):
             start = starts[i] if starts is not None else start
@@ -520,20 +508,6 @@ def prepare(config: Any, out: str | Path, batch_size: int = DEFAULT_BATCH_SIZE,
     write_json(out / MANIFEST, manifest)
     shutil.rmtree(work, ignore_errors=True)
     return PrepareResult(out, manifest, rows, time.perf_counter() - started, resumed)
-
-
-def _in_threads(function: Any, starts: list[int], workers: int) -> list[Any]:
-    """`function(i, start)` for every file, `workers` at a time; the results in file order.
-
-    The first error is raised once the files in progress have ended (each
-    removes its own unfinished shards); files not yet started are not.
-    """
-    pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="mtrec-prepare")
-    try:
-        futures = [pool.submit(function, i, start) for i, start in enumerate(starts)]
-        return [future.result() for future in futures]
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def drop_unreadable(files: list[tuple[Path, str]], max_fraction: float) -> tuple[list[tuple[Path, str]],
