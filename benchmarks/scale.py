@@ -6,10 +6,7 @@ purchase, dwell time) is written as Parquet shards; then, each in a fresh
 subprocess so that peak memory (`ru_maxrss`) is its own:
 
 - `prepare`: the streamed preparation into encoded shards per split
-  (`mtrec.preparation.prepare`, two passes over the shards, its input files
-  worked on by one thread per CPU);
-- `prepare-1-worker`: the same with `workers=1`, the reference for what the
-  threads buy on this machine at this moment;
+  (`mtrec.preparation.prepare`, two passes over the shards);
 - `in-memory`: today's path, `read_table` + split + `FeatureEncoder.fit`
   on train + `transform` of every split (`mtrec.training.prepare.prepare`).
 
@@ -81,10 +78,10 @@ def worker(mode: str, data: str, out: str, batch_size: int) -> dict[str, Any]:
     if mode.startswith("score"):
         return score_worker(mode, data, out, batch_size, imported)
     start, cpu = time.perf_counter(), _cpu_seconds()
-    if mode.startswith("prepare"):
+    if mode == "prepare":
         from mtrec.preparation import prepare
 
-        result = prepare(config, out, batch_size=batch_size, workers=1 if mode == "prepare-1-worker" else None)
+        result = prepare(config, out, batch_size=batch_size)
         rows = result.rows
     else:
         from mtrec.training.prepare import prepare as prepare_in_memory
@@ -193,7 +190,7 @@ def run_benchmark(sizes: list[int], shard_rows: int, batch_size: int, in_memory:
             started = time.perf_counter()
             write_click_log(data, rows, shard_rows=shard_rows)
             generated = time.perf_counter() - started
-            modes = (["prepare", "prepare-1-worker"] + (["in-memory"] if in_memory else [])) if prepare else []
+            modes = (["prepare"] + (["in-memory"] if in_memory else [])) if prepare else []
             modes += ["train-streamed"] + (["train-in-memory"] if in_memory else []) if train else []
             modes += ["score-folder"] + (["score-in-memory"] if in_memory else []) if score else []
             for mode in modes:
@@ -217,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--score", action="store_true", help="also time scoring, a folder of shards vs in memory")
     parser.add_argument("--score-batch", type=int, default=16384, help="scoring's record batch")
     parser.add_argument("--skip-prepare", action="store_true", help="do not time prepare")
-    parser.add_argument("--worker", choices=["prepare", "prepare-1-worker", "in-memory", "train-streamed", "train-in-memory",
+    parser.add_argument("--worker", choices=["prepare", "in-memory", "train-streamed", "train-in-memory",
                                              "score-folder", "score-in-memory"], help=argparse.SUPPRESS)
     parser.add_argument("--fit-run", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)

@@ -403,7 +403,7 @@ def test_scale_benchmark_measures_prepare_beside_the_in_memory_path(tmp_path, ca
     assert scale.main(["--rows", "3000", "--shard-rows", "1000", "--batch-size", "512",
                        "--out", str(out)]) == 0
     result = json.loads(out.read_text())
-    assert [r["mode"] for r in result["results"]] == ["prepare", "prepare-1-worker", "in-memory"]
+    assert [r["mode"] for r in result["results"]] == ["prepare", "in-memory"]
     assert all(r["rows"] == 3000 and r["peak_mb"] >= r["import_mb"] > 0 for r in result["results"])
     assert "| 3,000 | prepare" in capsys.readouterr().out
 
