@@ -170,13 +170,9 @@ class ValueCounts:
             self._ints = []
             self._pending += 1
         if len(self._parts) > 1 or self._pending:
-            values = np.concatenate([v for v, _ in self._parts])
-            counts = np.concatenate([c for _, c in self._parts])
-            codes, distinct = pd.factorize(values)
-            # float64 weights are exact up to 2**53 occurrences of one value.
-            totals = np.bincount(codes, weights=counts, minlength=len(distinct)).astype(np.int64)
+            distinct, totals = _summed(self._parts)
             keep = totals > 0
-            distinct = np.asarray(distinct)[keep]
+            distinct = distinct[keep]
             self._parts = [(distinct, totals[keep])]
             self._aggregated, self._pending = len(distinct), 0
         values, counts = self._parts[0]
