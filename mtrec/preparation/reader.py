@@ -20,6 +20,7 @@ model.fit(train, validation_data=prepared_dataset("prepared/", "valid", batch_si
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -198,15 +199,14 @@ def prepared_dataset(folder: str | Path, split: str, batch_size: int, shuffle_ro
     signature = {name: _spec(manifest["schema"][name]) for name in feature_columns}
     if labels:
         signature = (signature, {task: tf.TensorSpec((None, 1), tf.float32) for task in label_columns})
-    epochs = {"n": 0}
+    if epoch_of is None:
+        epoch_of = itertools.count().__next__  # the passes over the dataset, counted from 0
     # Python hands over blocks of whole batches (one call per block, not per batch);
     # tf.data cuts them into batches.
     block = batch_size * max(1, BLOCK_ROWS // batch_size)
 
     def generate() -> Iterator[Any]:
-        epoch = epochs["n"] if epoch_of is None else epoch_of()
-        epochs["n"] += 1
-        yield from iter_prepared_batches(folder, split, block, shuffle_rows, seed, epoch, labels)
+        yield from iter_prepared_batches(folder, split, block, shuffle_rows, seed, epoch_of(), labels)
 
     def cut(*block_tensors: Any) -> Any:
         data = block_tensors if len(block_tensors) > 1 else block_tensors[0]
