@@ -15,7 +15,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.conftest import REPO
+
 #: What the subprocess runs: the layer and model contract battery, then the training checks.
 TARGETS = ["tests/test_layers.py::test_layer_contract", "tests/test_models.py::test_model_contract",
            "tests/jax_checks.py"]
