@@ -146,6 +146,56 @@ def test_mtrec_launch_trains_two_processes_and_process_0_alone_writes_a_run_that
 
 
 @JAX
+def test_two_processes_stream_their_own_parts_of_a_prepared_folder(tmp_path):
+    # Streamed from prepared shards, each process reads only its half of every split, in batches
+    # of half the global batch; Keras assembles the global batch from the two halves.
+    import yaml
+
+    from mtrec.data.io import write_parquet
+    from mtrec.preparation import prepare as prepare_shards
+    from mtrec.training.trained_run import load_run
+    from tests.test_streamed_training import make_config, make_table
+
+    write_parquet(make_table(3000), tmp_path / "table.parquet")
+    config = make_config(tmp_path / "table.parquet", epochs=2, verbose=2)
+    prepare_shards(config, tmp_path / "prepared", batch_size=500, shard_batches=1)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config.get_config(), sort_keys=False))
+    run_dir = tmp_path / "run"
+    status, lines = _launch(tmp_path, ["-m", "mtrec.cli", "train", "-c", str(tmp_path / "config.yaml"),
+                                       "--run-dir", str(run_dir), f"data.prepared={tmp_path / 'prepared'}",
+                                       "training.in_memory=false"], timeout_s=300)
+    assert status == 0, lines
+    epoch_logs = {r: [t.split(" - loss: ")[1] for t in lines[r] if " - loss: " in t] for r in (0, 1)}
+    assert len(epoch_logs[0]) == 2 and epoch_logs[0] == epoch_logs[1]  # one model, all-reduced
+    history = json.loads((run_dir / "metrics.json").read_text())
+    assert history[-1]["train"]["total"]["loss"] < history[0]["train"]["total"]["loss"]
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["test"]["click"]["auc"] > 0.75, report["test"]  # the table's click is learnable (~0.84)
+    loaded = load_run(run_dir)
+    assert loaded.model.count_params() == report["model"]["parameters"]
+
+
+@JAX
+def test_a_process_local_input_is_fed_as_it_is(monkeypatch):
+    # ProcessDataParallel cuts this process's share out of a global batch, unless the input holds
+    # this process's rows already (streamed parts, marked by process_local).
+    import jax
+    import tensorflow as tf
+
+    from mtrec.training import distribution
+
+    monkeypatch.setattr(jax, "process_count", lambda: 2)
+    monkeypatch.setattr(jax, "process_index", lambda: 1)
+    monkeypatch.setattr(jax, "local_device_count", lambda: 1)
+    data = tf.data.Dataset.from_tensor_slices(np.arange(8.0)).batch(4)
+    parallel = distribution.ProcessDataParallel.__new__(distribution.ProcessDataParallel)
+    cut = [b.tolist() for b in parallel.distribute_dataset(data).as_numpy_iterator()]
+    assert cut == [[2.0, 3.0], [6.0, 7.0]]
+    local = distribution.process_local(tf.data.Dataset.from_tensor_slices(np.arange(8.0)).batch(4))
+    assert parallel.distribute_dataset(local) is local
+
+
+@JAX
 def test_processes_with_different_configs_are_refused_at_start_up(tmp_path):
     status, lines = _launch(tmp_path, ["tests/multiprocess_run.py", "1", str(tmp_path / "run")], timeout_s=240)
     assert status == 0, lines

@@ -452,6 +452,47 @@ def test_prepared_batches_are_the_in_memory_arrays_and_reshuffle_each_epoch(tmp_
     np.testing.assert_array_equal(np.sort(first), np.sort(reference.features["numeric"][:, 0]))
 
 
+def test_each_part_reads_only_its_own_rows_and_shards(tmp_path, monkeypatch):
+    # Across processes each reads a contiguous, equal share of a split, opening only the shards
+    # (and row groups) that hold it; together the parts are the split's first rows, in order.
+    from mtrec.preparation import reader
+
+    write_shards(make_table(2000), tmp_path / "in")
+    config = make_config(str(tmp_path / "in"), {"kind": "hash"})
+    prepare(config, tmp_path / "out", batch_size=150, shard_batches=3)  # shards of 3 row groups
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    shards = manifest["splits"]["train"]["shards"]
+    rows = manifest["splits"]["train"]["rows"]
+    assert len(shards) >= 4
+    everything = np.concatenate([x["numeric"][:, 0] for x, _ in reader.iter_prepared_batches(
+        tmp_path / "out", "train", 64)])
+    opened = []
+    real = reader.pq.ParquetFile
+    monkeypatch.setattr(reader.pq, "ParquetFile", lambda path: opened.append(Path(path).name) or real(path))
+    share = rows // 3 // 4 * 4
+    parts = []
+    for index in range(3):
+        opened.clear()
+        got = np.concatenate([x["numeric"][:, 0] for x, _ in reader.iter_prepared_batches(
+            tmp_path / "out", "train", 64, part=(index, 3), part_multiple=4)])
+        assert len(got) == share
+        parts.append(got)
+        # The shards opened are exactly those that hold rows [index * share, (index + 1) * share).
+        ends = np.cumsum([s["rows"] for s in shards])
+        holding = [Path(s["path"]).name for s, end, n in zip(shards, ends, (s["rows"] for s in shards))
+                   if end - n < (index + 1) * share and end > index * share]
+        assert opened == holding and len(holding) < len(shards)
+        shuffled = np.concatenate([x["numeric"][:, 0] for x, _ in reader.iter_prepared_batches(
+            tmp_path / "out", "train", 64, shuffle_rows=300, seed=5, part=(index, 3), part_multiple=4)])
+        assert not np.array_equal(shuffled, got)
+        np.testing.assert_array_equal(np.sort(shuffled), np.sort(got))
+    np.testing.assert_array_equal(np.concatenate(parts), everything[:3 * share])
+    # The tf.data input knows each part's batch count: one of 64 rows per step, the last smaller.
+    dataset = reader.prepared_dataset(tmp_path / "out", "train", 64, part=(1, 3), part_multiple=4)
+    sizes = [len(x["item"]) for x, _ in dataset.as_numpy_iterator()]
+    assert int(dataset.cardinality()) == len(sizes) == -(-share // 64) and sum(sizes) == share
+
+
 def test_a_model_fits_and_evaluates_on_prepared_shards_through_tf_data(tmp_path):
     from mtrec.preparation.reader import prepared_dataset
     from mtrec.training.run import build_model, compile_model

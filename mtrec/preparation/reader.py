@@ -4,7 +4,9 @@ The shards of one split are read in record batches with pyarrow; when
 shuffling, `INTERLEAVE` files are read at a time in turn (files
 interleaved, in a seeded order afresh each epoch), rows are shuffled in a
 buffer of `shuffle_rows` rows, cut into batches and handed to `tf.data`
-with a fixed signature, then prefetched. The batches are the in-memory path's: the
+with a fixed signature, then prefetched. Across processes each reads only its own part of a
+split (`part`: a contiguous, equal share of the split's rows, from the manifest's row counts),
+so a process opens only the shards that hold its rows. The batches are the in-memory path's: the
 `FeatureEncoder.transform` arrays (`numeric` float32 `(b, d)`, int32 ids
 `(b,)`, int32 `(b, length)` lists) and float32 `(b, 1)` labels by task with
 NaN for missing. Keras takes a `tf.data.Dataset` on the TensorFlow and JAX
@@ -48,9 +50,55 @@ def _column_array(column: pa.ChunkedArray) -> np.ndarray:
     return array.to_numpy(zero_copy_only=False)
 
 
+#: A piece of a shard: its path and the rows `[start, stop)` to read (`stop` None: to its end).
+Piece = tuple[Path, int, "int | None"]
+
+
+def part_rows(rows: int, part: tuple[int, int] | None, multiple: int = 1) -> int:
+    """Rows of one part of a split of `rows` rows: `rows // parts`, rounded down to a multiple of `multiple`.
+
+    Every part gets as many rows, so processes reading one part each run the same number of
+    batches of the same sizes; the split's last `rows - parts * part_rows` rows are left out.
+    """
+    if part is None or part[1] == 1:
+        return rows
+    return rows // part[1] // multiple * multiple
+
+
+def part_pieces(shards: list[dict[str, Any]], folder: Path, part: tuple[int, int] | None,
+                multiple: int = 1) -> list[Piece]:
+    """The shards (or parts of shards) that hold one part's rows, in the prepared order.
+
+    Args:
+        shards: the manifest's shard entries of one split (`path`, `rows`).
+        folder: the prepared folder.
+        part: `(index, parts)`: this part's contiguous share of the split's rows
+            (`part_rows`); None (or one part): every shard, whole.
+        multiple: each part's rows are a multiple of this (the local devices).
+
+    Returns:
+        `(path, start, stop)` pieces; a shard wholly outside the part is not among them.
+    """
+    if part is None or part[1] == 1:
+        return [(folder / s["path"], 0, None) for s in shards]
+    index, _ = part
+    share = part_rows(sum(int(s["rows"]) for s in shards), part, multiple)
+    begin, end = index * share, (index + 1) * share
+    pieces: list[Piece] = []
+    offset = 0
+    for shard in shards:
+        rows = int(shard["rows"])
+        start, stop = max(begin, offset), min(end, offset + rows)
+        if start < stop:
+            pieces.append((folder / shard["path"], start - offset, stop - offset))
+        offset += rows
+    return pieces
+
+
 def iter_prepared_batches(folder: str | Path, split: str, batch_size: int, shuffle_rows: int = 0,
                           seed: int | None = None, epoch: int = 0,
-                          labels: bool = True) -> Iterator[Any]:
+                          labels: bool = True, part: tuple[int, int] | None = None,
+                          part_multiple: int = 1) -> Iterator[Any]:
     """Yields the batches of one split as numpy dicts (one epoch).
 
     Args:
@@ -61,11 +109,16 @@ def iter_prepared_batches(folder: str | Path, split: str, batch_size: int, shuff
         seed: seed of the shuffle; with `epoch`, each epoch gets its own order.
         epoch: the epoch number.
         labels: yield `(features, labels)`; else `features` alone.
+        part: `(index, parts)`: read only this part of the split (`part_pieces`), e.g.
+            `(process_index, process_count)` when each process feeds its own rows.
+        part_multiple: each part's rows are a multiple of this.
     """
     folder = Path(folder)
     manifest = read_manifest(folder)
-    shards = [folder / s["path"] for s in manifest["splits"][split]["shards"]]
-    rng = np.random.default_rng([seed if seed is not None else 0, epoch]) if shuffle_rows else None
+    shards = part_pieces(manifest["splits"][split]["shards"], folder, part, part_multiple)
+    # Each part shuffles its rows in an order of its own; one part (or none) as a single process does.
+    key = [seed if seed is not None else 0, epoch] + ([part[0]] if part is not None and part[1] > 1 else [])
+    rng = np.random.default_rng(key) if shuffle_rows else None
     if rng is not None:
         shards = [shards[i] for i in rng.permutation(len(shards))]
     feature_columns, label_columns = _columns(manifest)
@@ -102,7 +155,7 @@ def iter_prepared_batches(folder: str | Path, split: str, batch_size: int, shuff
     yield from emit(final=True)
 
 
-def _record_batches(shards: list[Path], columns: list[str], interleave: int) -> Iterator[pa.RecordBatch]:
+def _record_batches(shards: list[Piece], columns: list[str], interleave: int) -> Iterator[pa.RecordBatch]:
     """Record batches of `shards`, `interleave` files open at a time and read in turn.
 
     With `interleave` 1, the shards' rows in order.
@@ -111,8 +164,8 @@ def _record_batches(shards: list[Path], columns: list[str], interleave: int) -> 
     try:
         while queue or open_files:
             while queue and len(open_files) < interleave:
-                file = pq.ParquetFile(queue.pop(0))
-                open_files.append((file, file.iter_batches(batch_size=READ_ROWS, columns=columns)))
+                file = pq.ParquetFile(queue[0][0])
+                open_files.append((file, _piece_batches(file, *queue.pop(0)[1:], columns)))
             for entry in list(open_files):
                 batch = next(entry[1], None)
                 if batch is None:
@@ -123,6 +176,33 @@ def _record_batches(shards: list[Path], columns: list[str], interleave: int) -> 
     finally:
         for file, _ in open_files:
             file.close()
+
+
+def _piece_batches(file: pq.ParquetFile, start: int, stop: int | None,
+                   columns: list[str]) -> Iterator[pa.RecordBatch]:
+    """The record batches of rows `[start, stop)` of an open shard, reading only the row groups that hold them."""
+    if start == 0 and stop is None:
+        yield from file.iter_batches(batch_size=READ_ROWS, columns=columns)
+        return
+    stop = file.metadata.num_rows if stop is None else stop
+    groups, first = [], None
+    offset = 0
+    for i in range(file.metadata.num_row_groups):
+        rows = file.metadata.row_group(i).num_rows
+        if offset < stop and offset + rows > start:
+            groups.append(i)
+            first = offset if first is None else first
+        offset += rows
+    if not groups:
+        return
+    position = first  # the row number of the next batch's first row
+    for batch in file.iter_batches(batch_size=READ_ROWS, columns=columns, row_groups=groups):
+        lo, hi = max(start, position), min(stop, position + batch.num_rows)
+        if lo < hi:
+            yield batch.slice(lo - position, hi - lo)
+        position += batch.num_rows
+        if position >= stop:
+            return
 
 
 def read_prepared_arrays(folder: str | Path, split: str, columns: list[str] | None = None,
@@ -146,7 +226,7 @@ def read_prepared_arrays(folder: str | Path, split: str, columns: list[str] | No
         columns = ["row", *features, *labels.values()]
     parts: list[dict[str, np.ndarray]] = []
     rows = 0
-    shards = [folder / s["path"] for s in manifest["splits"][split]["shards"]]
+    shards = part_pieces(manifest["splits"][split]["shards"], folder, None)
     for batch in _record_batches(shards, columns, 1):
         if limit is not None and rows >= limit:
             break
@@ -173,7 +253,8 @@ def _empty(arrow_type: str) -> np.ndarray:
 
 def prepared_dataset(folder: str | Path, split: str, batch_size: int, shuffle_rows: int = 0,
                      seed: int | None = None, labels: bool = True,
-                     epoch_of: Callable[[], int] | None = None) -> Any:
+                     epoch_of: Callable[[], int] | None = None, part: tuple[int, int] | None = None,
+                     part_multiple: int = 1) -> Any:
     """A `tf.data.Dataset` of the batches of one prepared split, reshuffled each epoch.
 
     Args:
@@ -188,6 +269,9 @@ def prepared_dataset(folder: str | Path, split: str, batch_size: int, shuffle_ro
             order to use (`ShuffleEpoch.current` in `fit`: a run resumed at
             epoch k reads epoch k's order, as the uninterrupted run did).
             Defaults to counting the passes over the dataset from 0.
+        part: `(index, parts)`: only this part of the split's rows (`iter_prepared_batches`);
+            `batch_size` is then this part's share of each global batch.
+        part_multiple: each part's rows are a multiple of this.
 
     Returns:
         A `tf.data.Dataset`, prefetched.
@@ -206,7 +290,8 @@ def prepared_dataset(folder: str | Path, split: str, batch_size: int, shuffle_ro
     block = batch_size * max(1, BLOCK_ROWS // batch_size)
 
     def generate() -> Iterator[Any]:
-        yield from iter_prepared_batches(folder, split, block, shuffle_rows, seed, epoch_of(), labels)
+        yield from iter_prepared_batches(folder, split, block, shuffle_rows, seed, epoch_of(), labels,
+                                         part, part_multiple)
 
     def cut(*block_tensors: Any) -> Any:
         data = block_tensors if len(block_tensors) > 1 else block_tensors[0]
@@ -216,7 +301,7 @@ def prepared_dataset(folder: str | Path, split: str, batch_size: int, shuffle_ro
 
     dataset = tf.data.Dataset.from_generator(generate, output_signature=signature).flat_map(cut)
     # The batch count is known: Keras then sees a finite epoch, not a generator that ran out.
-    rows = manifest["splits"][split]["rows"]
+    rows = part_rows(manifest["splits"][split]["rows"], part, part_multiple)
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(-(-rows // batch_size)))
     return dataset.prefetch(tf.data.AUTOTUNE)
 

@@ -20,8 +20,10 @@ Several processes (JAX only):
 `initialize_processes` joins the processes named by Keras's variables (`PROCESS_VARIABLES`)
 over `jax.distributed` with gloo collectives on CPU, failing with the coordinator's address
 when it does not answer; under it `strategy_scope("mirrored")` spans every process's devices
-(`ProcessDataParallel`: every process builds the same global batches and feeds its own share of
-each; the processes must set the same seed, or the initial weights differ); `local_rows` splits
+(`ProcessDataParallel`: with arrays in memory every process builds the same global batches and
+feeds its own share of each; streamed from prepared shards, each process reads only its own part
+of every split (`process_part`, `process_local`); the processes must set the same seed, or the
+initial weights differ); `local_rows` splits
 rows into equal shares for code that feeds arrays itself; `unreplicated` reads each variable
 from this process's device, so process 0 can save the model. `mtrec train` across processes:
 `mtrec.training.multiprocess`; `mtrec launch`: `mtrec.training.launch`.
@@ -74,7 +76,8 @@ def num_replicas(strategy: str) -> int:
     return 1 if strategy == "none" else len(local_devices())
 
 
-def check_batch_sizes(strategy: str, rows: int, batch_size: int, what: str = "training.batch_size") -> None:
+def check_batch_sizes(strategy: str, rows: int, batch_size: int, what: str = "training.batch_size",
+                      streamed: bool = False) -> None:
     """On JAX, refuses batches that cannot be split evenly across the devices, naming the sizes.
 
     Args:
@@ -82,6 +85,9 @@ def check_batch_sizes(strategy: str, rows: int, batch_size: int, what: str = "tr
         rows: rows of the split (its last batch has `rows % batch_size` rows).
         batch_size: the split's batch size.
         what: the setting to name.
+        streamed: the split is streamed from prepared shards; across processes each process
+            then reads its own equal part, whose rows are a multiple of its devices, so only the
+            batch size must split evenly.
     """
     if strategy == "none" or keras.backend.backend() != "jax":
         return
@@ -90,6 +96,8 @@ def check_batch_sizes(strategy: str, rows: int, batch_size: int, what: str = "tr
     import jax
 
     if jax.process_count() > 1:  # ProcessDataParallel trims the last batch to a multiple of n
+        if streamed:
+            last = 0
         if batch_size % n or 0 < last < n:
             raise ConfigError(
                 f"Training across {jax.process_count()} processes splits every batch across {n} devices: "
@@ -133,9 +141,11 @@ def fit_config(config: Any, prepared: Any) -> Any:
     training = config.training
     check_strategy(training.strategy)
     check_compatible(training.strategy, config.weighting.kind, training.analysis.gradient_cosine)
-    check_batch_sizes(training.strategy, len(prepared.splits["train"]), training.batch_size)
+    streamed = getattr(prepared, "shards", None) is not None
+    check_batch_sizes(training.strategy, len(prepared.splits["train"]), training.batch_size,
+                      streamed=streamed)
     check_batch_sizes(training.strategy, len(prepared.splits["valid"]), config.scoring.batch_size,
-                      "scoring.batch_size (validation)")
+                      "scoring.batch_size (validation)", streamed=streamed)
     if keras.backend.backend() == "tensorflow" and training.steps_per_execution > 1:
         logger.warning("training.strategy 'mirrored' on TensorFlow runs one step per execution "
                        "(training.steps_per_execution=%d is taken as 1).", training.steps_per_execution)
@@ -189,7 +199,7 @@ class ProcessDataParallel(keras.distribution.DataParallel):
         import tensorflow as tf
 
         processes, index, local = jax.process_count(), jax.process_index(), jax.local_device_count()
-        if processes == 1:
+        if processes == 1 or is_process_local(dataset):
             return dataset
         step = processes * local
 
@@ -202,6 +212,41 @@ class ProcessDataParallel(keras.distribution.DataParallel):
             return part if len(part) > 1 else part[0]
 
         return dataset.map(share).prefetch(tf.data.AUTOTUNE)  # map keeps the number of batches known
+
+
+#: The attribute that marks a `tf.data` input as this process's own rows (`process_local`).
+_PROCESS_LOCAL = "_mtrec_process_local"
+
+
+def process_part() -> tuple[tuple[int, int] | None, int]:
+    """This process's part of the input across processes, and its number of local devices.
+
+    Returns:
+        `((process_index, process_count), local_devices)` under `jax.distributed` with several
+        processes; `(None, 1)` otherwise (one process reads everything).
+    """
+    if keras.backend.backend() != "jax" or "jax" not in sys.modules:
+        return None, 1
+    import jax
+
+    if jax.process_count() == 1:
+        return None, 1
+    return (jax.process_index(), jax.process_count()), jax.local_device_count()
+
+
+def process_local(dataset: Any) -> Any:
+    """Marks a `tf.data` input whose batches are this process's share of each global batch.
+
+    `ProcessDataParallel` feeds such an input as it is (Keras assembles the global batch from
+    every process's share) instead of cutting this process's share out of a global batch.
+    """
+    setattr(dataset, _PROCESS_LOCAL, True)
+    return dataset
+
+
+def is_process_local(dataset: Any) -> bool:
+    """Whether `dataset` was marked by `process_local`."""
+    return bool(getattr(dataset, _PROCESS_LOCAL, False))
 
 
 def unreplicated(model: Any, sample: dict[str, Any], compile_like: Any = None) -> Any:

@@ -8,10 +8,12 @@ Any launcher starts the same `mtrec train` command in every process with Keras's
 - it joins the processes over `jax.distributed` (`distribution.initialize_processes`; a process
   that cannot reach the coordinator fails within the timeout, naming its address);
 - it compares the config's hash across the processes and refuses a mismatch (`ConfigMismatchError`);
-- it trains with `training.strategy: mirrored` spanning every process's devices: every process
-  prepares the same rows with the same seed and builds the same global batches of
-  `training.batch_size` rows, and each process feeds only its own share of every batch
-  (`distribution.ProcessDataParallel`), so one global step sees the same rows as one process would;
+- it trains with `training.strategy: mirrored` spanning every process's devices. Streamed from a
+  prepared folder, each process reads only its own equal part of every split
+  (`mtrec.training.streamed.fit_inputs`). In memory, every process prepares the same rows with
+  the same seed and builds the same global batches of `training.batch_size` rows, and each
+  process feeds only its own share of every batch (`distribution.ProcessDataParallel`), so one
+  global step sees the same rows as one process would;
 - process 0 writes the run directory; every other process trains into a scratch directory of
   its own (removed when it exits), so it writes nothing under the run directory. To resume
   after any process was killed, every process copies process 0's checkpoints into its scratch

@@ -398,7 +398,11 @@ def _train(config: ExperimentConfig, run_dir: Path, frame: pd.DataFrame | None,
 
     train_labels = split_labels(prepared, "train")
     report: dict[str, Any] = {"rows": {k: len(v) for k, v in prepared.splits.items()}}
-    for name in ("valid", "test"):
+    from mtrec.training.distribution import process_part
+
+    # Across processes process 0 alone writes the report: the others do not predict every row.
+    part, _ = process_part()
+    for name in ("valid", "test") if part is None or part[0] == 0 else ():
         if len(prepared.splits[name]):
             labels, predictions = split_predictions(model, prepared, name, config.scoring.batch_size)
             report[name] = evaluate_predictions(config.tasks, labels, predictions, train_labels)

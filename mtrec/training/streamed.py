@@ -297,12 +297,21 @@ def fit_inputs(config: Any, folder: Path, has_valid: bool) -> tuple[Any, Any, Sh
         then reads each epoch in the uninterrupted run's order).
     """
     from mtrec.preparation.reader import prepared_dataset
+    from mtrec.training.distribution import process_local, process_part
+
+    # Across processes each reads only its own part of each split, in batches of its share of the
+    # global batch (the batch sizes divide by the devices: distribution.check_batch_sizes).
+    part, devices = process_part()
+    parts = part[1] if part is not None else 1
+
+    def read(split: str, batch_size: int, **shuffle: Any) -> Any:
+        dataset = prepared_dataset(folder, split, batch_size // parts, part=part, part_multiple=devices, **shuffle)
+        return process_local(dataset) if part is not None else dataset
 
     epochs = ShuffleEpoch()
-    train = prepared_dataset(folder, "train", config.training.batch_size,
-                             shuffle_rows=config.training.shuffle_rows, seed=config.seed,
-                             epoch_of=epochs.current)
-    valid = prepared_dataset(folder, "valid", config.scoring.batch_size) if has_valid else None
+    train = read("train", config.training.batch_size, shuffle_rows=config.training.shuffle_rows, seed=config.seed,
+                 epoch_of=epochs.current)
+    valid = read("valid", config.scoring.batch_size) if has_valid else None
     return train, valid, epochs
 
 
