@@ -75,7 +75,7 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 
     config = load_config(args.config, args.overrides)
     result = prepare(config, args.out, batch_size=args.batch_size, overwrite=args.overwrite,
-                     engine=args.engine, ray_address=args.ray_address)
+                     engine=args.engine, ray_address=args.ray_address, workers=args.workers)
     sizes = ", ".join(f"{name} {split['rows']:,}" for name, split in result.manifest["splits"].items())
     print(f"Prepared {result.rows:,} rows into {result.out} ({sizes}; "
           f"{result.rows_per_second:,.0f} rows/s{', resumed' if result.resumed else ''}).")
@@ -240,6 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="embedded: this process; ray: each input file's work as a Ray Data task (mtrec-keras[ray])")
     p.add_argument("--ray-address", default=None,
                    help="with --engine ray: the cluster to join (e.g. auto); default a local Ray")
+    p.add_argument("--workers", type=_positive_int, default=1,
+                   help="embedded engine: local processes sharing the input files (default 1; Linux)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     p.set_defaults(func=_cmd_prepare)
 

@@ -264,7 +264,7 @@ def read_prepared(out: str | Path) -> tuple[dict[str, Any], FeatureEncoder]:
 
 def prepare(config: Any, out: str | Path, batch_size: int = DEFAULT_BATCH_SIZE,
             shard_batches: int = DEFAULT_SHARD_BATCHES, overwrite: bool = False,
-            engine: str = "embedded", ray_address: str | None = None) -> PrepareResult:
+            engine: str = "embedded", ray_address: str | None = None, workers: int = 1) -> PrepareResult:
     """Streams `config.data.path` into encoded shards per split under `out`.
 
     Args:
@@ -281,6 +281,9 @@ def prepare(config: Any, out: str | Path, batch_size: int = DEFAULT_BATCH_SIZE,
             the same fitted state and shards).
         ray_address: the Ray cluster for `engine="ray"`; None starts a local
             Ray unless this process already started one.
+        workers: with the embedded engine, the number of local processes that
+            share the files of each pass (`mtrec.preparation.process_engine`;
+            the same fitted state and shards). Defaults to 1: this process.
 
     Returns:
         A `PrepareResult`.
@@ -294,6 +297,9 @@ def prepare(config: Any, out: str | Path, batch_size: int = DEFAULT_BATCH_SIZE,
     """
     if engine not in ENGINES:
         raise ConfigError(f"The 'engine' parameter must be one of {list(ENGINES)}. Got {engine!r} instead.")
+    from mtrec.preparation import process_engine
+
+    workers = process_engine.check_workers(workers)
     for name, value in (("batch_size", batch_size), ("shard_batches", shard_batches)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
@@ -369,14 +375,19 @@ def prepare(config: Any, out: str | Path, batch_size: int = DEFAULT_BATCH_SIZE,
         Without known starts (CSV has no row count), each start is the
         previous one plus its rows (`result[-1]`).
         """
-        if engine == "ray":
-            from mtrec.preparation.ray_engine import map_files
+        if engine == "ray" or workers > 1:
+            from mtrec.preparation import ray_engine
+
+            def map_files(function: Any, items: list[tuple[int, int]]) -> list[Any]:
+                if engine == "ray":
+                    return ray_engine.map_files(function, items, ray_address)
+                return process_engine.map_files(function, items, workers)
 
             if starts is None:  # CSV: count each file's rows first (in parallel too)
                 counts = map_files(lambda i, start: sum(len(b) for _, b in file_batches(i)),
-                                   [(i, 0) for i in range(len(files))], ray_address)
+                                   [(i, 0) for i in range(len(files))])
                 starts = [int(s) for s in np.cumsum([0] + counts[:-1])]
-            return map_files(function, list(enumerate(starts)), ray_address)
+            return map_files(function, list(enumerate(starts)))
         results, start = [], 0
         for i in range(len(files)):
             start = starts[i] if starts is not None else start
