@@ -512,6 +512,12 @@ def prepare(config: Any, out: str | Path, batch_size: int = DEFAULT_BATCH_SIZE,
             raise
         return finished, position - start
 
+    if engine == "embedded" and workers > 1:
+        # The lookups build their hash tables on first use: build them once here, before the
+        # workers fork and inherit them, rather than once in every worker.
+        row = next(_batches(files[0][0], 1, needed, config.data.na_values), None)
+        if row is not None:
+            encoder.transform(row, str(files[0][0].resolve()))
     for finished, _ in each_file(write_file, starts):
         units.update(finished)
 
