@@ -157,6 +157,35 @@ def test_a_prepared_folder_in_memory_gives_the_in_memory_arrays(runs):
             np.testing.assert_array_equal(loaded.splits[name].labels[task], values)
 
 
+def test_a_task_with_sample_weight_streams_its_weights(tmp_path):
+    # The shards carry (label, weight) pairs; the weighted standardization is fit on them as in memory.
+    frame = make_table(1200)
+    frame["exposure"] = np.random.default_rng(3).uniform(0.5, 2.0, len(frame))
+    frame.loc[::7, "spend"] = np.nan  # unlabelled rows: weight 0
+    write_parquet(frame, tmp_path / "t.parquet")
+
+    def weighted(**training):
+        config = make_config(tmp_path / "t.parquet", epochs=1, **training).get_config()
+        config["tasks"][1]["sample_weight"] = "exposure"
+        return parse_config(config)
+
+    in_memory_config = weighted()
+    reference = prepare_in_memory(in_memory_config)
+    prepare_shards(weighted(), tmp_path / "prepared", batch_size=300)
+    loaded = streamed.arrays_from_shards(tmp_path / "prepared")
+    for name, split in reference.splits.items():
+        assert split.labels["spend"].shape[1] == 2
+        np.testing.assert_allclose(loaded.splits[name].labels["spend"], split.labels["spend"], rtol=1e-6)
+    streamed_config = weighted()
+    streamed.fit_tasks_on_shards(streamed_config.tasks, loaded)
+    fitted, expected = streamed_config.tasks[1], in_memory_config.tasks[1]
+    unweighted = float(np.nanstd(frame["spend"]))
+    assert expected.sd != pytest.approx(unweighted, rel=1e-3)  # the weights moved it
+    assert (fitted.mean, fitted.sd) == pytest.approx((expected.mean, expected.sd), rel=1e-6)
+    run = train(weighted(in_memory=False), tmp_path / "run")
+    assert run.prepared.shards is not None and np.isfinite(run.report["test"]["spend"]["rmse"])
+
+
 def test_in_memory_settings_that_cannot_stream_are_refused(tmp_path):
     write_parquet(make_table(300), tmp_path / "t.parquet")
     config = make_config(tmp_path / "t.parquet", in_memory=False)
@@ -165,10 +194,10 @@ def test_in_memory_settings_that_cannot_stream_are_refused(tmp_path):
     random = make_config(tmp_path / "t.parquet", split={"kind": "random"}, in_memory=False)
     with pytest.raises(ConfigError, match="kind: hash"):
         train(random, tmp_path / "run")
-    weighted = parse_config({**make_config(tmp_path / "t.parquet").get_config(), "tasks": [
-        {"name": "spend", "kind": "regression", "sample_weight": "x0"}]})
-    with pytest.raises(ConfigError, match=r"tasks\.0\.sample_weight"):
-        streamed.check_shard_tasks(weighted.tasks)
+    auto = parse_config({**make_config(tmp_path / "t.parquet").get_config(), "tasks": [
+        {"name": "click", "kind": "multiclass", "classes": "auto"}]})
+    with pytest.raises(ConfigError, match=r"tasks\.0\.classes"):
+        streamed.check_shard_tasks(auto.tasks)
     with pytest.raises(ConfigError, match="shuffle_rows"):
         make_config(tmp_path / "t.parquet", shuffle_rows=-1)
 

@@ -9,7 +9,7 @@ split (`part`: a contiguous, equal share of the split's rows, from the manifest'
 so a process opens only the shards that hold its rows. The batches are the in-memory path's: the
 `FeatureEncoder.transform` arrays (`numeric` float32 `(b, d)`, int32 ids
 `(b,)`, int32 `(b, length)` lists) and float32 `(b, 1)` labels by task with
-NaN for missing. Keras takes a `tf.data.Dataset` on the TensorFlow and JAX
+NaN for missing (`(b, 2)`: label and weight, for a task with `sample_weight`). Keras takes a `tf.data.Dataset` on the TensorFlow and JAX
 backends alike.
 
 Example:
@@ -139,7 +139,7 @@ def iter_prepared_batches(folder: str | Path, split: str, batch_size: int, shuff
         for start in range(0, stop, batch_size):
             features = {k: merged[k][start:start + batch_size] for k in feature_columns}
             if labels:
-                yield features, {task: merged[c][start:start + batch_size].reshape(-1, 1)
+                yield features, {task: label_array(merged[c][start:start + batch_size])
                                  for task, c in label_columns.items()}
             else:
                 yield features
@@ -239,6 +239,11 @@ def read_prepared_arrays(folder: str | Path, split: str, columns: list[str] | No
     return {name: np.concatenate([p[name] for p in parts]) for name in columns}
 
 
+def label_array(values: np.ndarray) -> np.ndarray:
+    """A label column as the model's label array: `(n, 1)`, or `(n, 2)` (label, sample weight) as stored."""
+    return values if values.ndim == 2 else values.reshape(-1, 1)
+
+
 def prepared_columns(folder: str | Path) -> tuple[list[str], dict[str, str]]:
     """The shard columns of a prepared folder: the model's inputs, and the label column by task."""
     return _columns(read_manifest(folder))
@@ -282,7 +287,8 @@ def prepared_dataset(folder: str | Path, split: str, batch_size: int, shuffle_ro
     feature_columns, label_columns = _columns(manifest)
     signature = {name: _spec(manifest["schema"][name]) for name in feature_columns}
     if labels:
-        signature = (signature, {task: tf.TensorSpec((None, 1), tf.float32) for task in label_columns})
+        signature = (signature, {task: tf.TensorSpec((None, _width(manifest["schema"][c])), tf.float32)
+                                 for task, c in label_columns.items()})
     if epoch_of is None:
         epoch_of = itertools.count().__next__  # the passes over the dataset, counted from 0
     # Python hands over blocks of whole batches (one call per block, not per batch);
@@ -312,6 +318,11 @@ def _columns(manifest: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
         + list(layout["multi_categorical"])
     labels = {name[len(LABEL_PREFIX):]: name for name in manifest["schema"] if name.startswith(LABEL_PREFIX)}
     return features, labels
+
+
+def _width(arrow_type: str) -> int:
+    """Values per row of a shard column: a fixed list's size, else 1."""
+    return int(arrow_type.rsplit("[", 1)[1].rstrip("]")) if arrow_type.startswith("fixed_size_list") else 1
 
 
 def _spec(arrow_type: str) -> Any:

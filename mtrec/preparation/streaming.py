@@ -231,7 +231,10 @@ def encoded_table(arrays: dict[str, np.ndarray], labels: dict[str, np.ndarray],
         else:
             columns[name] = pa.array(values)
     for name, values in labels.items():
-        columns[f"{LABEL_PREFIX}{name}"] = pa.array(values.reshape(-1).astype(np.float32))
+        values = values.astype(np.float32)
+        # (n, 1) labels as a float column; (n, 2) (label, sample weight) as a fixed list of 2.
+        columns[f"{LABEL_PREFIX}{name}"] = pa.array(values.reshape(-1)) if values.shape[1] == 1 \
+            else _fixed_list(values, values.shape[1])
     for name in ids.columns:
         columns[f"{ID_PREFIX}{name}"] = pa.Array.from_pandas(ids[name])
     return pa.table(columns)
@@ -338,7 +341,8 @@ def prepare(config: Any, out: str | Path, batch_size: int = DEFAULT_BATCH_SIZE,
     for stale in out.rglob(".*.parquet"):  # temporary files of a killed write
         stale.unlink()
 
-    exclude = [t.label for t in config.tasks] + list(config.data.id_columns)
+    # The tasks' label and sample-weight columns, and the id columns, are not features.
+    exclude = [c for t in config.tasks for c in t.columns] + list(config.data.id_columns)
     first_schema = _file_schema(*files[0])
     encoder = FeatureEncoder(config.features)
     numeric = expand_numeric(encoder.specs, [c for c in first_schema if c not in set(exclude)],

@@ -210,15 +210,10 @@ def check_shard_tasks(tasks: list[Any]) -> None:
     """Refuses task settings that prepared shards do not carry yet (before any preparing).
 
     Raises:
-        ConfigError: a task with `sample_weight` (the shards hold one label
-            column per task), or `classes: auto` (the shards' labels are
+        ConfigError: a task with `classes: auto` (the shards' labels are
             encoded before the classes are known).
     """
     for i, task in enumerate(tasks):
-        if getattr(task, "sample_weight", None):
-            raise ConfigError(f"tasks.{i}.sample_weight: prepared shards carry one label column per task, not "
-                              f"its weight, so task '{task.name}' cannot train from them yet. Train in memory "
-                              "(training.in_memory: true, data.path) or drop sample_weight.")
         if getattr(task, "classes", None) == "auto":
             raise ConfigError(f"tasks.{i}.classes: auto is fit on the training labels in memory; to train from "
                               f"prepared shards, list task '{task.name}''s classes.")
@@ -235,12 +230,16 @@ def fit_tasks_on_shards(tasks: list[Any], data: PreparedData) -> None:
 
     labels = split_labels(data, "train")
     for task in tasks:
-        task.fit(pd.Series(labels[task.name][:, 0]), "the prepared training labels")
+        values = labels[task.name]
+        weights = values[:, 1] if values.shape[1] > 1 else None  # sample_weight: 0 where the label is missing
+        task.fit(pd.Series(values[:, 0]), "the prepared training labels", weights)
 
 
 def _split(arrays: dict[str, np.ndarray], features: list[str], labels: dict[str, str]) -> dict[str, Any]:
+    from mtrec.preparation.reader import label_array
+
     return {"features": {k: arrays[k] for k in features},
-            "labels": {task: arrays[c].reshape(-1, 1) for task, c in labels.items()},
+            "labels": {task: label_array(arrays[c]) for task, c in labels.items()},
             "index": arrays["row"]}
 
 
@@ -321,9 +320,11 @@ def split_labels(prepared: PreparedData, name: str) -> dict[str, np.ndarray]:
         return prepared.splits[name].labels
     from mtrec.preparation.reader import prepared_columns, read_prepared_arrays
 
+    from mtrec.preparation.reader import label_array
+
     _, labels = prepared_columns(prepared.shards)
     arrays = read_prepared_arrays(prepared.shards, name, columns=list(labels.values()))
-    return {task: arrays[c].reshape(-1, 1) for task, c in labels.items()}
+    return {task: label_array(arrays[c]) for task, c in labels.items()}
 
 
 def split_predictions(model: Any, prepared: PreparedData, name: str,
