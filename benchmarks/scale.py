@@ -34,7 +34,13 @@ python -m benchmarks.scale --rows 1000000            # table + bench_results/sca
 python -m benchmarks.scale --rows 200000 1000000 --skip-in-memory
 python -m benchmarks.scale --rows 200000 --train                # + training examples/s
 python -m benchmarks.scale --rows 1000000 --score --skip-prepare  # scoring rows/s only
+python -m benchmarks.scale --rows 1000000 --skip-in-memory --workers 1 2  # prepare in 1 and 2 processes
 ```
+
+With `--workers`, prepare is measured once per worker count (`mtrec prepare --workers N`:
+forked processes share the input files); its CPU seconds include the workers', and `workers MB`
+is the largest worker's peak (a forked worker's resident memory counts the pages it shares
+with the driver too, so driver plus workers overstates the total).
 """
 
 from __future__ import annotations
@@ -62,12 +68,13 @@ SHUFFLE_ROWS = 262_144
 
 
 def _cpu_seconds() -> float:
-    """User + system CPU seconds of this process, all threads (TensorFlow's included)."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    """User + system CPU seconds of this process, all threads (TensorFlow's included), and of its
+    finished child processes (prepare's workers)."""
+    return sum(usage.ru_utime + usage.ru_stime
+               for usage in (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)))
 
 
-def worker(mode: str, data: str, out: str, batch_size: int) -> dict[str, Any]:
+def worker(mode: str, data: str, out: str, batch_size: int, workers: int = 1) -> dict[str, Any]:
     """Runs one measurement in this process and returns its figures."""
     config = click_log_experiment(data, batch_size=TRAIN_BATCH)
     import mtrec.training.prepare  # noqa: F401  (imported before the baseline is taken)
@@ -81,7 +88,7 @@ def worker(mode: str, data: str, out: str, batch_size: int) -> dict[str, Any]:
     if mode == "prepare":
         from mtrec.preparation import prepare
 
-        result = prepare(config, out, batch_size=batch_size)
+        result = prepare(config, out, batch_size=batch_size, workers=workers)
         rows = result.rows
     else:
         from mtrec.training.prepare import prepare as prepare_in_memory
@@ -89,8 +96,10 @@ def worker(mode: str, data: str, out: str, batch_size: int) -> dict[str, Any]:
         prepared = prepare_in_memory(config)
         rows = sum(len(s) for s in prepared.splits.values())
     seconds, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
+    children_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KB on Linux
     return {"seconds": seconds, "rows": rows, "rows_per_s": rows / seconds, "cpu_seconds": cpu,
-            "rows_per_cpu_s": rows / cpu, "peak_mb": peak_mb(), "import_mb": imported}
+            "rows_per_cpu_s": rows / cpu, "peak_mb": peak_mb(), "import_mb": imported,
+            "workers": workers, "workers_peak_mb": children_mb if workers > 1 else 0.0}
 
 
 def train_worker(mode: str, config: Any, out: str, batch_size: int, imported: float) -> dict[str, Any]:
@@ -158,10 +167,12 @@ def score_worker(mode: str, data: str, out: str, batch_size: int, imported: floa
             "rows_per_cpu_s": rows / cpu, "peak_mb": peak_mb(), "import_mb": imported}
 
 
-def measure(mode: str, data: Path, work: Path, batch_size: int, run_dir: Path | None = None) -> dict[str, Any]:
+def measure(mode: str, data: Path, work: Path, batch_size: int, run_dir: Path | None = None,
+            workers: int = 1) -> dict[str, Any]:
     """`worker` in a fresh subprocess (its own peak memory)."""
     command = [sys.executable, "-m", "benchmarks.scale", "--worker", mode, "--data", str(data),
-               "--work", str(work / f"prepared-{mode}"), "--batch-size", str(batch_size)]
+               "--work", str(work / f"prepared-{mode}-{workers}"), "--batch-size", str(batch_size),
+               "--workers", str(workers)]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "MTREC_BENCH_RUN": str(run_dir or "")}
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -171,7 +182,7 @@ def measure(mode: str, data: Path, work: Path, batch_size: int, run_dir: Path | 
 
 def run_benchmark(sizes: list[int], shard_rows: int, batch_size: int, in_memory: bool,
                   train: bool = False, score: bool = False, prepare: bool = True,
-                  score_batch: int = 16384) -> dict[str, Any]:
+                  score_batch: int = 16384, workers: tuple[int, ...] = (1,)) -> dict[str, Any]:
     from mtrec.data.click_log import write_click_log
 
     results = []
@@ -190,13 +201,14 @@ def run_benchmark(sizes: list[int], shard_rows: int, batch_size: int, in_memory:
             started = time.perf_counter()
             write_click_log(data, rows, shard_rows=shard_rows)
             generated = time.perf_counter() - started
-            modes = (["prepare"] + (["in-memory"] if in_memory else [])) if prepare else []
-            modes += ["train-streamed"] + (["train-in-memory"] if in_memory else []) if train else []
-            modes += ["score-folder"] + (["score-in-memory"] if in_memory else []) if score else []
-            for mode in modes:
+            modes = ([("prepare", n) for n in workers] + ([("in-memory", 1)] if in_memory else [])) if prepare else []
+            modes += [("train-streamed", 1)] + ([("train-in-memory", 1)] if in_memory else []) if train else []
+            modes += [("score-folder", 1)] + ([("score-in-memory", 1)] if in_memory else []) if score else []
+            for mode, n in modes:
                 figures = measure(mode, data, Path(tmp) / f"work-{rows}",
-                                  score_batch if mode.startswith("score") else batch_size, run_dir)
-                figures.update(mode=mode, input_rows=rows, generate_seconds=generated,
+                                  score_batch if mode.startswith("score") else batch_size, run_dir, n)
+                figures.update(mode=mode if n == 1 else f"{mode} ({n} workers)", input_rows=rows,
+                               generate_seconds=generated,
                                load_average=os.getloadavg()[0])  # how shared the machine was
                 print({k: round(v, 2) if isinstance(v, float) else v for k, v in figures.items()}, flush=True)
                 results.append(figures)
@@ -214,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--score", action="store_true", help="also time scoring, a folder of shards vs in memory")
     parser.add_argument("--score-batch", type=int, default=16384, help="scoring's record batch")
     parser.add_argument("--skip-prepare", action="store_true", help="do not time prepare")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1],
+                        help="prepare's local processes (mtrec prepare --workers); one measurement each")
     parser.add_argument("--worker", choices=["prepare", "in-memory", "train-streamed", "train-in-memory",
                                              "score-folder", "score-in-memory"], help=argparse.SUPPRESS)
     parser.add_argument("--fit-run", help=argparse.SUPPRESS)
@@ -224,15 +238,16 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(fit_run(args.fit_run, args.work)))
         return 0
     if args.worker:
-        print(json.dumps(worker(args.worker, args.data, args.work, args.batch_size)))
+        print(json.dumps(worker(args.worker, args.data, args.work, args.batch_size, args.workers[0])))
         return 0
     result = run_benchmark(args.rows, args.shard_rows, args.batch_size, not args.skip_in_memory, args.train,
-                           args.score, not args.skip_prepare, args.score_batch)
+                           args.score, not args.skip_prepare, args.score_batch, tuple(args.workers))
     table = [{"rows": f"{r['input_rows']:,}", "path": r["mode"], "seconds": f"{r['seconds']:.1f}",
               "rows/s": f"{r['rows_per_s']:,.0f}",
               "rows/CPU-s": f"{r['rows_per_cpu_s']:,.0f}" if "rows_per_cpu_s" in r else "",
               "peak MB": f"{r['peak_mb']:,.0f}",
-              "import MB": f"{r['import_mb']:,.0f}", "work MB": f"{r['peak_mb'] - r['import_mb']:,.0f}"}
+              "import MB": f"{r['import_mb']:,.0f}", "work MB": f"{r['peak_mb'] - r['import_mb']:,.0f}",
+              "workers MB": f"{r['workers_peak_mb']:,.0f}" if r.get("workers_peak_mb") else ""}
              for r in result["results"]]
     title = (f"Click log (23 feature columns, 3 tasks), Parquet shards of {args.shard_rows:,} rows, "
              f"prepare batch {args.batch_size:,}, scoring batch {args.score_batch:,}, {result['cpus']} CPUs")

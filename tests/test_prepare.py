@@ -400,11 +400,12 @@ def test_scale_benchmark_measures_prepare_beside_the_in_memory_path(tmp_path, ca
     from benchmarks import scale
 
     out = tmp_path / "scale.json"
-    assert scale.main(["--rows", "3000", "--shard-rows", "1000", "--batch-size", "512",
+    assert scale.main(["--rows", "3000", "--shard-rows", "1000", "--batch-size", "512", "--workers", "1", "2",
                        "--out", str(out)]) == 0
     result = json.loads(out.read_text())
-    assert [r["mode"] for r in result["results"]] == ["prepare", "in-memory"]
+    assert [r["mode"] for r in result["results"]] == ["prepare", "prepare (2 workers)", "in-memory"]
     assert all(r["rows"] == 3000 and r["peak_mb"] >= r["import_mb"] > 0 for r in result["results"])
+    assert result["results"][1]["workers_peak_mb"] > 0 and result["results"][0]["workers_peak_mb"] == 0
     assert "| 3,000 | prepare" in capsys.readouterr().out
 
 
