@@ -479,3 +479,71 @@ def test_load_missing_or_bad_file_is_data_error(tmp_path):
     (tmp_path / "bad.json").write_text('{"features": []}')
     with pytest.raises(DataError, match="bad.json"):
         FeatureEncoder.load(tmp_path / "bad.json")
+
+
+def test_integer_vocabulary_is_compact_and_equals_the_string_form():
+    """An integer column's vocabulary keeps int64s instead of a Python string per value, and gives
+    the ids, unseen masks and state that the same values counted as strings give."""
+    from mtrec.features.partial import ValueCounts
+    from mtrec.features.vocabulary import MISSING, Vocabulary, as_strings, factorize_strings
+
+    big, small = 2**63 - 1, -(2**63)
+    # Ties in count sort by the category string: "10" < "2" < "5", and "-3" < "-9223..." < "1" < "9223...".
+    column = np.array([5, 10, 2] * 3 + [1, -3, big, small] * 2 + [7, 123], dtype=np.int64)
+    halves = np.array_split(column, 2)
+    as_integers, as_text = ValueCounts(), ValueCounts()
+    for half in halves:  # two batches merged, as a streamed fit merges them
+        as_integers.merge(ValueCounts.of_integer_column(half))
+        as_text.merge(ValueCounts.of_codes(*factorize_strings(pd.Series(half))))
+    compact = Vocabulary.from_counts(as_integers, min_count=2)
+    strings = Vocabulary.from_counts(as_text, min_count=2)
+    assert compact._values is None  # no string per value is made by the fit
+
+    config = compact.get_config()
+    assert config == strings.get_config()
+    assert list(config["vocabulary"].items()) == [("10", 3), ("2", 3), ("5", 3), ("-3", 2), (str(small), 2),
+                                                  ("1", 2), (str(big), 2)]
+    assert list(config["excluded"].items()) == [("123", 1), ("7", 1)]
+    assert compact.input_dim == strings.input_dim == 9
+
+    queries = np.array([10, 2, 5, -3, small, 1, big, 7, 123, 4, 0, -1], dtype=np.int64)
+    ids, unseen = compact.lookup_integers(queries)
+    assert ids.tolist() == [2, 3, 4, 5, 6, 7, 8, 1, 1, 1, 1, 1]
+    assert unseen.tolist() == [False] * 9 + [True] * 3  # 7 and 123 were seen (excluded), 4, 0, -1 never
+    for got, expected in zip((ids, unseen), strings.lookup_integers(queries)):
+        np.testing.assert_array_equal(got, expected)
+
+    # Strings that are no int64's `str(k)`: OOV and unseen, except the missing category (seen as missing).
+    others = ["007", "-0", MISSING, "+5", "05", "9223372036854775808", "abc"]
+    texts = np.concatenate([as_strings(pd.Series(queries)), np.array(others, dtype=object)])
+    ids, unseen = compact.lookup(texts)
+    assert ids.tolist() == [2, 3, 4, 5, 6, 7, 8] + [1] * 12
+    assert unseen.tolist() == [False] * 9 + [True] * 3 + [True, True, False, True, True, True, True]
+    for got, expected in zip((ids, unseen), strings.lookup(texts)):
+        np.testing.assert_array_equal(got, expected)
+    assert compact._values is None  # the lookups made no strings either
+    assert (compact.values, compact.counts, compact.excluded) == (strings.values, strings.counts, strings.excluded)
+
+    # Through the encoder: fitted on the ints or on their strings, the same state and the same ids
+    # for a column that became float because of missing values.
+    train = pd.DataFrame({"item": column})
+    by_int = FeatureEncoder([cat("item", min_count=2)]).fit(train)
+    by_str = FeatureEncoder([cat("item", min_count=2)]).fit(train.astype({"item": str}))
+    assert by_int.get_config() == by_str.get_config()
+    probe = pd.DataFrame({"item": [10.0, 5.0, np.nan, 7.0, 4.0, 1.0]})
+    np.testing.assert_array_equal(by_int.transform(probe)["item"], [2, 4, 1, 1, 1, 7])
+    np.testing.assert_array_equal(by_str.transform(probe)["item"], [2, 4, 1, 1, 1, 7])
+    assert by_int.last_oov_counts_ == by_str.last_oov_counts_ == {"item": 1}  # 4 only: NaN is missing, 7 rare
+
+
+def test_integer_lookup_of_19_digit_ids():
+    """Ids of 19 digits (64-bit hashes) are found by the integer lookup of a vocabulary of strings too."""
+    from mtrec.features.vocabulary import Vocabulary, as_strings
+
+    big = 1234567890123456789
+    vocabulary = Vocabulary(values=[str(big), "5", str(-(2**63))], counts=[3, 2, 1], excluded={str(2**63 - 1): 1})
+    queries = np.array([big, 5, -(2**63), 2**63 - 1, 7], dtype=np.int64)
+    ids, unseen = vocabulary.lookup_integers(queries)
+    assert ids.tolist() == [2, 3, 4, 1, 1] and unseen.tolist() == [False, False, False, False, True]
+    for got, expected in zip((ids, unseen), vocabulary.lookup(as_strings(pd.Series(queries)))):
+        np.testing.assert_array_equal(got, expected)

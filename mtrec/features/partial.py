@@ -182,6 +182,22 @@ class ValueCounts:
             self._parts = [(values, counts)]
         return values, counts
 
+    def integer_totals(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """`aggregate()` of counts that hold only integers, with the values left as int64.
+
+        Returns:
+            `(distinct int64 values, counts)`, zero counts dropped, whose
+            category strings are `str(k)`; None when some counted values are
+            strings (then `aggregate` serves).
+        """
+        if not self._ints or any(np.count_nonzero(counts) for _, counts in self._parts):
+            return None
+        if len(self._ints) > 1:
+            self._compact()
+        values, counts = self._ints[0]
+        keep = counts > 0
+        return (values, counts) if keep.all() else (values[keep], counts[keep])
+
     def __len__(self) -> int:
         return len(self.aggregate()[0])
 

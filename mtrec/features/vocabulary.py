@@ -10,6 +10,12 @@ Id convention (the model's embedding layer depends on it):
 
 Values are compared as strings, so the int `5`, the float `5.0` and the string
 `"5"` are one category; a missing value is the category `"<missing>"`.
+
+A vocabulary fitted on integer columns only holds its values as int64s (16
+bytes a value with its count, where a Python string and its dict entry take
+about ten times that: a 1,000,000-value id column), and makes their strings
+only for `values` or `get_config`; its ids, unseen masks and state are those
+of the same values counted as strings.
 """
 
 from __future__ import annotations
@@ -119,17 +125,90 @@ def hash_ids(strings: np.ndarray, hash_buckets: int) -> np.ndarray:
     return (hashes % np.uint64(hash_buckets)).astype(np.int64) + FIRST_ID
 
 
-_CANONICAL_INTEGER = r"(?:0|-?[1-9][0-9]{0,17})"
+#: `str(k)` of an int64 `k`: no leading zeros, no "+", no "-0" (19 digits at most; the range is checked).
+_CANONICAL_INTEGER = r"(?:0|-?[1-9][0-9]{0,18})"
+#: 10**0 ... 10**19, all below 2**64.
+_POWERS_OF_TEN = np.array([10**k for k in range(20)], dtype=np.uint64)
 
 
-def _integer_index(values: list[str]) -> tuple[pd.Index, np.ndarray]:
-    """The values that are canonical integer strings (`str(k)`), as an int64 Index, and their positions."""
-    strings = pd.Series(np.asarray(values, dtype=object), dtype=object)
-    mask = strings.str.fullmatch(_CANONICAL_INTEGER).fillna(False).to_numpy(dtype=bool) \
-        if len(strings) else np.zeros(0, dtype=bool)
+def _canonical_integers(strings: np.ndarray | list) -> tuple[np.ndarray, np.ndarray]:
+    """The positions of the strings that are `str(k)` of an int64 `k`, and those `k`.
+
+    Args:
+        strings: category strings.
+
+    Returns:
+        `(positions, integers)`: int64 positions into `strings` and their int64 values.
+    """
+    series = pd.Series(np.asarray(strings, dtype=object), dtype=object)
+    if not len(series):
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    mask = series.str.fullmatch(_CANONICAL_INTEGER).fillna(False).to_numpy(dtype=bool)
     positions = np.flatnonzero(mask)
-    integers = strings[mask].astype(np.int64).to_numpy() if len(positions) else np.zeros(0, dtype=np.int64)
-    return pd.Index(integers), positions
+    try:
+        integers = series[mask].astype(np.int64).to_numpy()
+    except (OverflowError, ValueError):
+        # 19 digits beyond int64's range: such a string is no int64's category string.
+        numbers = [int(text) for text in series[mask]]
+        fits = np.array([-(2**63) <= n < 2**63 for n in numbers], dtype=bool)
+        positions = positions[fits]
+        integers = np.array([n for n, ok in zip(numbers, fits) if ok], dtype=np.int64)
+    return positions, integers
+
+
+def _string_order(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The order of `(count descending, str(value) ascending)` over int64 values, without the strings.
+
+    `str(k)` compares as its sign ("-" sorts before every digit), then its
+    digits padded on the right to 19 places, then its length (a prefix sorts
+    first): the order that sorting the category strings gives.
+
+    Args:
+        values: distinct int64 values.
+        counts: one count per value.
+
+    Returns:
+        The int64 permutation that sorts them.
+    """
+    values = np.asarray(values, dtype=np.int64)
+    negative = values < 0
+    magnitude = values.view(np.uint64).copy()
+    magnitude[negative] = ~magnitude[negative] + np.uint64(1)  # |k| in two's complement, exact for -2**63
+    digits = np.maximum(np.searchsorted(_POWERS_OF_TEN, magnitude, side="right"), 1)
+    padded = magnitude * _POWERS_OF_TEN[19 - digits]
+    return np.lexsort((digits, padded, ~negative, -np.asarray(counts, dtype=np.int64)))
+
+
+class _IntegerValues:
+    """Values whose category strings are `str(k)` of int64s, with their counts: 16 bytes a value
+    where a Python string takes about 60, and a lookup by binary search (8 more bytes a value).
+
+    Args:
+        values: distinct int64 values, in id order.
+        counts: their int64 training counts.
+    """
+
+    def __init__(self, values: np.ndarray, counts: np.ndarray) -> None:
+        self.values = np.asarray(values, dtype=np.int64)
+        self.counts = np.asarray(counts, dtype=np.int64)
+        self._order: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def strings(self) -> list[str]:
+        """The category strings, `str(k)` (as `as_strings` writes integers)."""
+        return list(map(str, self.values.tolist()))
+
+    def find(self, queries: np.ndarray) -> np.ndarray:
+        """Position of each int64 query among the values, -1 where absent."""
+        if not len(self.values):
+            return np.full(len(queries), -1, dtype=np.int64)
+        if self._order is None:
+            self._order = np.argsort(self.values, kind="stable")
+        ordered = self.values[self._order]
+        at = np.minimum(np.searchsorted(ordered, queries), len(ordered) - 1)
+        return np.where(ordered[at] == queries, self._order[at], -1)
 
 
 class Vocabulary:
@@ -151,14 +230,48 @@ class Vocabulary:
         excluded: dict[str, int] | None = None,
         hash_buckets: int | None = None,
     ) -> None:
-        self.values = list(values or [])
-        self.counts = list(counts or [0] * len(self.values))
-        self.excluded = dict(excluded or {})
+        self._values: list[str] | None = list(values or [])
+        self._counts: list[int] | None = list(counts or [0] * len(self._values))
+        self._excluded: dict[str, int] | None = dict(excluded or {})
         self.hash_buckets = hash_buckets
-        self._index = pd.Index(np.asarray(self.values, dtype=object), dtype=object)
-        self._excluded_index = pd.Index(np.asarray(list(self.excluded), dtype=object), dtype=object)
-        self._integer_index: tuple[pd.Index, np.ndarray] | None = None
-        self._integer_excluded: tuple[pd.Index, np.ndarray] | None = None
+        # The compact form (`from_counts` on integer columns): every value is `str(k)` of an int64,
+        # kept as int64s; the strings above are made only when asked for.
+        self._compact: tuple[_IntegerValues, _IntegerValues] | None = None
+        # The integer lookup: kept and excluded integers, and the ids' positions (None: in order).
+        self._integers: tuple[_IntegerValues, _IntegerValues, np.ndarray | None] | None = None
+        self._index: pd.Index | None = None
+        self._excluded_index: pd.Index | None = None
+
+    @classmethod
+    def _of_integers(cls, kept: _IntegerValues, excluded: _IntegerValues) -> Vocabulary:
+        """The compact form: kept values (ids 2, 3, ...) and excluded values, all integers."""
+        vocabulary = cls()
+        vocabulary._values = vocabulary._counts = vocabulary._excluded = None
+        vocabulary._compact = (kept, excluded)
+        vocabulary._integers = (kept, excluded, None)
+        return vocabulary
+
+    @property
+    def values(self) -> list[str]:
+        """The kept values' category strings, in id order (made once when compact)."""
+        if self._values is None:
+            self._values = self._compact[0].strings()
+        return self._values
+
+    @property
+    def counts(self) -> list[int]:
+        """The kept values' training counts."""
+        if self._counts is None:
+            self._counts = self._compact[0].counts.tolist()
+        return self._counts
+
+    @property
+    def excluded(self) -> dict[str, int]:
+        """`{value: training count}` of the values seen in training but sent to the OOV id."""
+        if self._excluded is None:
+            excluded = self._compact[1]
+            self._excluded = dict(zip(excluded.strings(), excluded.counts.tolist()))
+        return self._excluded
 
     @classmethod
     def fit(cls, parts: list[tuple[np.ndarray, np.ndarray]], min_count: int = 1,
@@ -192,6 +305,9 @@ class Vocabulary:
         Returns:
             The Vocabulary, values by decreasing count, ties by value.
         """
+        integers = counts.integer_totals()
+        if integers is not None:
+            return cls._fit_integers(*integers, min_count, max_vocab_size)
         values, totals = counts.aggregate()
         frame = pd.DataFrame({"value": np.asarray(values, dtype=object), "count": totals})
         frame = frame.sort_values(["count", "value"], ascending=[False, True], kind="mergesort")
@@ -206,6 +322,18 @@ class Vocabulary:
         )
 
     @classmethod
+    def _fit_integers(cls, values: np.ndarray, totals: np.ndarray, min_count: int,
+                      max_vocab_size: int | None) -> Vocabulary:
+        """`from_counts` of int64 values, in the compact form: the same ids, in the same order."""
+        order = _string_order(values, totals)
+        values, totals = values[order], totals[order]
+        keep = totals >= min_count
+        if max_vocab_size is not None:
+            keep &= np.cumsum(keep) <= max_vocab_size
+        return cls._of_integers(_IntegerValues(values[keep], totals[keep]),
+                                _IntegerValues(values[~keep], totals[~keep]))
+
+    @classmethod
     def hashed(cls, hash_buckets: int) -> Vocabulary:
         """A table that hashes into `hash_buckets` buckets."""
         return cls(hash_buckets=hash_buckets)
@@ -213,7 +341,10 @@ class Vocabulary:
     @property
     def input_dim(self) -> int:
         """Rows of the embedding table: padding, OOV, then one per value or bucket."""
-        return FIRST_ID + (self.hash_buckets if self.hash_buckets is not None else len(self.values))
+        if self.hash_buckets is not None:
+            return FIRST_ID + self.hash_buckets
+        size = len(self._compact[0]) if self._compact is not None else len(self.values)
+        return FIRST_ID + size
 
     def lookup(self, strings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Maps category strings to ids.
@@ -229,6 +360,18 @@ class Vocabulary:
         """
         if self.hash_buckets is not None:
             return hash_ids(strings, self.hash_buckets), np.zeros(len(strings), dtype=bool)
+        strings = np.asarray(strings, dtype=object)
+        if self._compact is not None:
+            # Only `str(k)` strings can be in a compact vocabulary; any other is unseen unless missing.
+            ids = np.full(len(strings), OOV_ID, dtype=np.int64)
+            unseen = strings != MISSING
+            where, integers = _canonical_integers(strings)
+            if len(where):
+                ids[where], unseen[where] = self.lookup_integers(integers)
+            return ids, unseen
+        if self._index is None:
+            self._index = pd.Index(np.asarray(self.values, dtype=object), dtype=object)
+            self._excluded_index = pd.Index(np.asarray(list(self.excluded), dtype=object), dtype=object)
         positions = self._index.get_indexer(strings)
         ids = positions.astype(np.int64) + FIRST_ID
         oov = positions < 0
@@ -251,24 +394,34 @@ class Vocabulary:
         """
         if self.hash_buckets is not None:
             return self.lookup(as_strings(pd.Series(values)))
-        if self._integer_index is None:
-            self._integer_index = _integer_index(self.values)
-            self._integer_excluded = _integer_index(list(self.excluded))
-        index, positions = self._integer_index
-        found = index.get_indexer(values)
+        if self._integers is None:
+            # A vocabulary of strings: its `str(k)` values, indexed as integers once.
+            positions, integers = _canonical_integers(self.values)
+            excluded = _canonical_integers(list(self.excluded))[1]
+            self._integers = (_IntegerValues(integers, np.zeros(len(integers), dtype=np.int64)),
+                              _IntegerValues(excluded, np.zeros(len(excluded), dtype=np.int64)), positions)
+        kept, excluded, positions = self._integers
+        values = np.asarray(values, dtype=np.int64)
+        found = kept.find(values)
         unseen = found < 0
         ids = np.full(len(values), OOV_ID, dtype=np.int64)
-        ids[~unseen] = positions[found[~unseen]] + FIRST_ID
+        hits = found[~unseen]
+        ids[~unseen] = (hits if positions is None else positions[hits]) + FIRST_ID
         if unseen.any():
-            excluded, _ = self._integer_excluded
-            unseen &= excluded.get_indexer(values) < 0
+            unseen &= excluded.find(values) < 0
         return ids, unseen
 
     def get_config(self) -> dict[str, Any]:
         """JSON-able state: `{value: count}` in id order, and the excluded values."""
         if self.hash_buckets is not None:
             return {"hash_buckets": self.hash_buckets}
-        return {"vocabulary": dict(zip(self.values, self.counts)), "excluded": dict(self.excluded)}
+        if self._compact is None:
+            return {"vocabulary": dict(zip(self.values, self.counts)), "excluded": dict(self.excluded)}
+        # Compact: the strings are made for the config only, not kept (the lookups need none).
+        kept, excluded = self._compact
+        values = self._values if self._values is not None else kept.strings()
+        return {"vocabulary": dict(zip(values, kept.counts.tolist())),
+                "excluded": dict(zip(excluded.strings(), excluded.counts.tolist()))}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Vocabulary:
