@@ -204,8 +204,9 @@ def run_benchmark(sizes: list[int], shard_rows: int, batch_size: int, in_memory:
             modes = ([("prepare", n) for n in workers] + ([("in-memory", 1)] if in_memory else [])) if prepare else []
             modes += [("train-streamed", 1)] + ([("train-in-memory", 1)] if in_memory else []) if train else []
             modes += [("score-folder", 1)] + ([("score-in-memory", 1)] if in_memory else []) if score else []
-            for mode, n in modes:
-                figures = measure(mode, data, Path(tmp) / f"work-{rows}",
+            for k, (mode, n) in enumerate(modes):
+                # A work folder of its own per measurement: a prepared folder would be reused, not timed.
+                figures = measure(mode, data, Path(tmp) / f"work-{rows}-{k}",
                                   score_batch if mode.startswith("score") else batch_size, run_dir, n)
                 figures.update(mode=mode if n == 1 else f"{mode} ({n} workers)", input_rows=rows,
                                generate_seconds=generated,
