@@ -99,3 +99,31 @@ def test_task_config_errors():
     with pytest.raises(ConfigError, match="declared twice"):
         tasks_from_config([{"name": "a", "kind": "binary"}, {"name": "a", "kind": "binary"}])
     assert BinaryTask("click").label == "click"
+
+
+def test_moments_merged_over_chunks_are_the_moments_of_the_whole():
+    # A streamed fit merges the moments of chunks of the training labels (Chan et al.); they must
+    # equal the whole column's, which the in-memory fit computes, weighted or not.
+    from mtrec.tasks.moments import Moments
+
+    rng = np.random.default_rng(0)
+    values = rng.lognormal(3.0, 1.0, 10_001)
+    weights = rng.uniform(0.0, 2.0, len(values))
+    for w in (None, weights):
+        whole = Moments.of(values, w)
+        merged = Moments()
+        for chunk in np.array_split(np.arange(len(values)), 7):
+            merged = merged.merge(Moments.of(values[chunk], None if w is None else w[chunk]))
+        assert merged.weight == pytest.approx(whole.weight, rel=1e-12)
+        assert merged.mean == pytest.approx(whole.mean, rel=1e-12)
+        assert merged.var == pytest.approx(whole.var, rel=1e-10)
+    assert Moments.of(np.zeros(0)).merge(Moments.of(values)) == Moments.of(values)
+    # A task's fit is its fit_moments on the whole column's label_moments.
+    task = RegressionTask("spend", transform="log1p")
+    task.fit(pd.Series(values))
+    chunked = RegressionTask("spend", transform="log1p")
+    merged = Moments()
+    for chunk in np.array_split(values, 5):
+        merged = merged.merge(chunked.label_moments(chunk))
+    chunked.fit_moments(merged)
+    assert (chunked.mean, chunked.sd) == pytest.approx((task.mean, task.sd), rel=1e-10)

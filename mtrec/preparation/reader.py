@@ -219,24 +219,39 @@ def read_prepared_arrays(folder: str | Path, split: str, columns: list[str] | No
     Returns:
         One array per column; fixed-size lists as `(n, width)` arrays.
     """
-    folder = Path(folder)
     manifest = read_manifest(folder)
     if columns is None:
         features, labels = _columns(manifest)
         columns = ["row", *features, *labels.values()]
     parts: list[dict[str, np.ndarray]] = []
     rows = 0
-    shards = part_pieces(manifest["splits"][split]["shards"], folder, None)
-    for batch in _record_batches(shards, columns, 1):
+    for block in read_prepared_blocks(folder, split, columns):
         if limit is not None and rows >= limit:
             break
         if limit is not None:
-            batch = batch.slice(0, limit - rows)
-        parts.append({name: _column_array(batch.column(name)) for name in columns})
-        rows += batch.num_rows
+            block = {name: values[:limit - rows] for name, values in block.items()}
+        parts.append(block)
+        rows += len(block[columns[0]])
     if not parts:
         return {name: _empty(manifest["schema"][name]) for name in columns}
     return {name: np.concatenate([p[name] for p in parts]) for name in columns}
+
+
+def read_prepared_blocks(folder: str | Path, split: str, columns: list[str]) -> Iterator[dict[str, np.ndarray]]:
+    """Columns of one split's shards, a record batch (up to `READ_ROWS` rows) at a time, in the prepared order.
+
+    Args:
+        folder: the prepared folder.
+        split: `"train"`, `"valid"` or `"test"`.
+        columns: shard columns (`row`, the feature columns, `label.<task>`).
+
+    Yields:
+        One array per column; fixed-size lists as `(n, width)` arrays.
+    """
+    folder = Path(folder)
+    shards = part_pieces(read_manifest(folder)["splits"][split]["shards"], folder, None)
+    for batch in _record_batches(shards, columns, 1):
+        yield {name: _column_array(batch.column(name)) for name in columns}
 
 
 def label_array(values: np.ndarray) -> np.ndarray:

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from mtrec.errors import ConfigError, DataError, SchemaError
+from mtrec.tasks.moments import Moments
 from mtrec.types import Tensor
 
 
@@ -109,6 +110,24 @@ class Task:
             weights: the rows' sample weights (`sample_weight`), or None.
         """
 
+    def label_moments(self, labels: np.ndarray, weights: np.ndarray | None = None) -> Moments:
+        """The moments of checked labels (`prepare_labels`'s output) that `fit_moments` reads.
+
+        Mergeable (`Moments.merge`): a fit streamed over chunks of the training labels computes
+        these per chunk and merges them, instead of holding the column.
+
+        Args:
+            labels: checked labels, NaN where missing.
+            weights: their sample weights, or None.
+        """
+        return Moments.of(*present_labels(labels, weights))
+
+    def fit_moments(self, moments: Moments, source: str = "data") -> None:
+        """Fits the task's label state from the training labels' moments (`label_moments`, merged).
+
+        `fit` is this on the whole column. Nothing to fit here.
+        """
+
     def encode(self, frame: pd.DataFrame, source: str = "data") -> np.ndarray:
         """The task's label array from a table: `prepare_labels`, with the weight column beside it.
 
@@ -177,3 +196,10 @@ class Task:
         return DataError(
             f"Label column '{self.label}' of {self.kind} task '{self.name}' in {source} must hold "
             f"{rule} (or be missing); {int(bad.sum())} rows do not, e.g. {examples}.")
+
+
+def present_labels(labels: np.ndarray, weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """The present labels as float64 `(m,)`, with their weights."""
+    labels = np.asarray(labels).ravel().astype("float64")
+    keep = ~np.isnan(labels)
+    return labels[keep], (None if weights is None else np.asarray(weights, dtype="float64").ravel()[keep])

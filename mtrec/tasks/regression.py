@@ -19,7 +19,8 @@ import pandas as pd
 from keras import ops
 
 from mtrec.errors import ConfigError, DataError
-from mtrec.tasks.base import Task
+from mtrec.tasks.base import Task, present_labels
+from mtrec.tasks.moments import Moments
 from mtrec.tasks.masking import MaskedLoss, MaskedMetric
 from mtrec.types import Tensor
 
@@ -92,13 +93,23 @@ class RegressionTask(Task):
         if not self.standardize:
             self.mean = self.sd = None
             return
-        labels, weights = _present(self.prepare_labels(values, source), weights)
-        labels = self._transform(labels)
-        if len(labels) == 0 or (weights is not None and weights.sum() <= 0):
+        self.fit_moments(self.label_moments(self.prepare_labels(values, source), weights), source)
+
+    def label_moments(self, labels: np.ndarray, weights: np.ndarray | None = None) -> Moments:
+        """The moments of the transformed present labels (`transform`), which the standardization reads."""
+        labels, weights = present_labels(labels, weights)
+        return Moments.of(self._transform(labels), weights)
+
+    def fit_moments(self, moments: Moments, source: str = "data") -> None:
+        """The training mean and sd of the (transformed) label from its moments."""
+        if not self.standardize:
+            self.mean = self.sd = None
+            return
+        if moments.weight <= 0:
             raise DataError(f"Label column '{self.label}' of regression task '{self.name}' in {source} has "
                             "no (weighted) value in the training split: nothing to standardize with.")
-        self.mean = float(np.average(labels, weights=weights))
-        sd = float(np.sqrt(np.average((labels - self.mean) ** 2, weights=weights)))
+        self.mean = float(moments.mean)
+        sd = float(np.sqrt(moments.var))
         # A constant label: keep the raw scale rather than divide by 0.
         self.sd = sd if sd > 1e-12 else 1.0
 
@@ -164,9 +175,11 @@ class CountTask(Task):
 
     def fit(self, values: pd.Series, source: str = "data", weights: np.ndarray | None = None) -> None:
         """Fits `offset`, the log of the training (weighted) mean count (floored at 1e-6: an all-zero split)."""
-        labels, weights = _present(self.prepare_labels(values, source), weights)
-        total = len(labels) if weights is None else weights.sum()
-        mean = float(np.average(labels, weights=weights)) if total > 0 else 1.0
+        self.fit_moments(self.label_moments(self.prepare_labels(values, source), weights), source)
+
+    def fit_moments(self, moments: Moments, source: str = "data") -> None:
+        """`offset` from the training counts' moments: the log of their (weighted) mean."""
+        mean = float(moments.mean) if moments.weight > 0 else 1.0
         self.offset = float(np.log(max(mean, 1e-6)))
 
     def finish_output(self, outputs: Tensor) -> Tensor:
@@ -190,10 +203,3 @@ class CountTask(Task):
         bad = present & (labels < 0)
         if bad.any():
             raise self._bad_values(labels, bad, "counts >= 0", source)
-
-
-def _present(labels: np.ndarray, weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
-    """The present labels as float64 `(m,)`, with their weights."""
-    labels = labels.ravel().astype("float64")
-    keep = ~np.isnan(labels)
-    return labels[keep], (None if weights is None else np.asarray(weights, dtype="float64")[keep])

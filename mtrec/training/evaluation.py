@@ -127,23 +127,47 @@ def task_metrics(task: Task, labels: np.ndarray, predictions: np.ndarray) -> dic
     return out
 
 
-def constant_baseline(task: Task, train_labels: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """Metrics of predicting the training mean (or class frequencies) for every row.
+def baseline_totals(task: Task, train_labels: np.ndarray) -> np.ndarray:
+    """What the constant baseline reads of (a chunk of) the training labels: totals that add up across chunks.
 
-    With sample weights, the constant is the weighted training mean (or
-    weighted class frequencies), the best constant for the weighted metrics.
+    Args:
+        task: the task.
+        train_labels: its training labels (`(n, 1)`, or `(n, 2)` with weights), NaN where missing.
+
+    Returns:
+        The weight of each class then the total weight (multiclass); else the total weight and
+        the weighted sum of the labels. Sum the totals of chunks of rows for the whole split.
     """
     train, train_w = split_labels(train_labels)
     keep = ~np.isnan(train)
     train = train[keep]
     train_w = np.ones(len(train)) if train_w is None else train_w[keep]
-    n = len(labels)
-    total = train_w.sum()
     if isinstance(task, MulticlassTask):
-        freq = np.bincount(train.astype(int), weights=train_w, minlength=task.num_classes) / (total or 1.0)
-        constant = np.tile(freq, (n, 1))
+        return np.append(np.bincount(train.astype(int), weights=train_w, minlength=task.num_classes), train_w.sum())
+    return np.array([train_w.sum(), np.sum(train * train_w)])
+
+
+def constant_baseline(task: Task, train_labels: np.ndarray | None, labels: np.ndarray,
+                      totals: np.ndarray | None = None) -> dict[str, float]:
+    """Metrics of predicting the training mean (or class frequencies) for every row.
+
+    With sample weights, the constant is the weighted training mean (or
+    weighted class frequencies), the best constant for the weighted metrics.
+
+    Args:
+        task: the task.
+        train_labels: its training labels; or None with `totals`.
+        labels: the labels of the rows to evaluate.
+        totals: `baseline_totals` of the training labels (summed over chunks), instead of them.
+    """
+    totals = baseline_totals(task, train_labels) if totals is None else totals
+    n = len(labels)
+    if isinstance(task, MulticlassTask):
+        total = totals[-1]
+        constant = np.tile(totals[:-1] / (total or 1.0), (n, 1))
     else:
-        constant = np.full((n, 1), float(np.sum(train * train_w) / total) if total > 0 else 0.0)
+        total = totals[0]
+        constant = np.full((n, 1), float(totals[1] / total) if total > 0 else 0.0)
     metrics = task_metrics(task, labels, constant)
     for key in ("count", "positive_rate", "weight_sum", "weighted_positive_rate"):
         metrics.pop(key, None)
@@ -155,12 +179,16 @@ def evaluate_predictions(
     labels: dict[str, np.ndarray],
     predictions: dict[str, np.ndarray],
     train_labels: dict[str, np.ndarray] | None = None,
+    train_totals: dict[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
-    """Per-task metrics (and the constant baseline's, when train labels are given)."""
+    """Per-task metrics, and the constant baseline's when the training labels (or their
+    `baseline_totals`, by task) are given."""
     report: dict[str, Any] = {}
     for task in tasks:
         entry = task_metrics(task, labels[task.name], predictions[task.name])
-        if train_labels is not None:
-            entry["constant_baseline"] = constant_baseline(task, train_labels[task.name], labels[task.name])
+        if train_labels is not None or train_totals is not None:
+            entry["constant_baseline"] = constant_baseline(
+                task, None if train_labels is None else train_labels[task.name], labels[task.name],
+                None if train_totals is None else train_totals[task.name])
         report[task.name] = entry
     return report

@@ -220,19 +220,52 @@ def check_shard_tasks(tasks: list[Any]) -> None:
 
 
 def fit_tasks_on_shards(tasks: list[Any], data: PreparedData) -> None:
-    """Fits the tasks' label state (`Task.fit`: a regression's mean and sd, a count's offset) on the
-    training labels, as the in-memory `prepare` does; changes `tasks` in place.
+    """Fits the tasks' label state (a regression's mean and sd, a count's offset) on the training
+    labels, as the in-memory `prepare` does; changes `tasks` in place.
 
-    The shards' labels are the checked label values (`Task.prepare_labels`), which `fit` reads
-    the same way as the raw column.
+    The shards' labels are the checked label values (`Task.prepare_labels`). They are read a
+    block at a time (`label_blocks`) and each task's `label_moments` of the blocks are merged,
+    so memory does not grow with the rows; `Task.fit_moments` then fits what `Task.fit` fits on
+    the whole column.
     """
-    import pandas as pd
+    from mtrec.tasks.moments import Moments
 
-    labels = split_labels(data, "train")
+    moments = {task.name: Moments() for task in tasks}
+    for labels in label_blocks(data, "train"):
+        for task in tasks:
+            values = labels[task.name]
+            weights = values[:, 1] if values.shape[1] > 1 else None  # sample_weight: 0 where the label is missing
+            moments[task.name] = moments[task.name].merge(task.label_moments(values[:, 0], weights))
     for task in tasks:
-        values = labels[task.name]
-        weights = values[:, 1] if values.shape[1] > 1 else None  # sample_weight: 0 where the label is missing
-        task.fit(pd.Series(values[:, 0]), "the prepared training labels", weights)
+        task.fit_moments(moments[task.name], "the prepared training labels")
+
+
+def label_blocks(prepared: PreparedData, name: str) -> Any:
+    """A split's labels by task, `(n, 1)` (or `(n, 2)`: label, weight) float32, a block of rows at a time.
+
+    In memory: one block, the split's arrays. Streamed: a record batch of the shards at a time.
+    """
+    if prepared.shards is None:
+        yield prepared.splits[name].labels
+        return
+    from mtrec.preparation.reader import label_array, prepared_columns, read_prepared_blocks
+
+    _, labels = prepared_columns(prepared.shards)
+    for arrays in read_prepared_blocks(prepared.shards, name, list(labels.values())):
+        yield {task: label_array(arrays[c]) for task, c in labels.items()}
+
+
+def baseline_totals(tasks: list[Any], prepared: PreparedData) -> dict[str, np.ndarray]:
+    """The training labels' `evaluation.baseline_totals` by task (the report's constant baselines), summed
+    over blocks of rows so that memory does not grow with them."""
+    from mtrec.training.evaluation import baseline_totals as totals_of
+
+    totals: dict[str, np.ndarray] = {}
+    for labels in label_blocks(prepared, "train"):
+        for task in tasks:
+            part = totals_of(task, labels[task.name])
+            totals[task.name] = part if task.name not in totals else totals[task.name] + part
+    return totals
 
 
 def _split(arrays: dict[str, np.ndarray], features: list[str], labels: dict[str, str]) -> dict[str, Any]:
@@ -312,19 +345,6 @@ def fit_inputs(config: Any, folder: Path, has_valid: bool) -> tuple[Any, Any, Sh
                  epoch_of=epochs.current)
     valid = read("valid", config.scoring.batch_size) if has_valid else None
     return train, valid, epochs
-
-
-def split_labels(prepared: PreparedData, name: str) -> dict[str, np.ndarray]:
-    """A split's labels by task, `(n, 1)` float32: the arrays in memory, or read from the shards."""
-    if prepared.shards is None:
-        return prepared.splits[name].labels
-    from mtrec.preparation.reader import prepared_columns, read_prepared_arrays
-
-    from mtrec.preparation.reader import label_array
-
-    _, labels = prepared_columns(prepared.shards)
-    arrays = read_prepared_arrays(prepared.shards, name, columns=list(labels.values()))
-    return {task: label_array(arrays[c]) for task, c in labels.items()}
 
 
 def split_predictions(model: Any, prepared: PreparedData, name: str,
