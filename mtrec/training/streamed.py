@@ -18,7 +18,9 @@ says:
 Streamed, the fitted encoder is the prepared folder's (saved as the run's
 `features.json`, so scoring and export work as on any run); validation
 during `fit` and the report's valid/test metrics stream over their shards,
-collecting only the predictions and labels (rows x tasks floats). What
+collecting only their predictions and labels (rows x tasks floats); the
+training labels are read a block at a time for the tasks' label state and
+the constant baselines (`fit_tasks_on_shards`, `baseline_totals`). What
 needs arrays gets a bounded sample, each split's first rows in the
 prepared order (`SampledSplit`): building the model, the weighting
 strategy's split of shared and task variables, and the `training.analysis`
