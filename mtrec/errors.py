@@ -23,6 +23,10 @@ class DataError(MtrecError, ValueError):
     """A file is missing, empty or unreadable, or its values are unusable."""
 
 
+class UnreadableFileError(DataError):
+    """A file cannot be read past some point: truncated, damaged (a page checksum), or not in its format."""
+
+
 class NotFittedError(MtrecError, RuntimeError):
     """A fitted object (for example the feature encoder) was used before `fit`."""
 

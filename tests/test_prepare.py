@@ -307,6 +307,47 @@ def test_a_truncated_shard_counts_against_max_malformed_fraction(tmp_path):
     assert 50 < result.manifest["unreadable_inputs"][0]["estimated_rows"] < 300
 
 
+@pytest.mark.parametrize("kind, rows", [("parquet", 2000), ("csv.gz", 24000)])
+def test_a_file_damaged_in_the_middle_counts_against_max_malformed_fraction(tmp_path, kind, rows):
+    # A page that fails its checksum, or a .csv.gz cut short, is found only while reading: the file
+    # is then left out whole, its rows counted as malformed, as a shard whose footer is gone.
+    # (The CSV is larger so that its header, read first, lies before the cut.)
+    import gzip
+
+    frame = make_table(rows)
+    bounds = np.linspace(0, rows, 5).astype(int)
+    (tmp_path / "in").mkdir()
+    paths = []
+    for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
+        if kind == "parquet":
+            paths.append(write_parquet(frame.iloc[a:b], tmp_path / "in" / f"part-{i}.parquet"))
+        else:
+            paths.append(tmp_path / "in" / f"part-{i}.csv.gz")
+            frame.iloc[a:b].to_csv(paths[-1], index=False, compression="gzip")
+    if kind == "parquet":
+        _damage(paths[3], frame.iloc[bounds[3]:], "page-checksum")
+    else:
+        data = paths[3].read_bytes()
+        paths[3].write_bytes(data[:len(data) * 6 // 10])
+    path = str(tmp_path / "in") if kind == "parquet" else [str(p) for p in paths]
+    message = "CRC checksum" if kind == "parquet" else "truncated"
+    with pytest.raises(DataError, match=rf"part-3\.{kind.replace('.', '[.]')}.*{message}.*max_malformed_fraction=0\.001"):
+        prepare(make_config(path, {"kind": "hash"}), tmp_path / "out", batch_size=256)
+    assert not (tmp_path / "out" / "manifest.json").exists()
+    config = make_config(path, {"kind": "hash"}, max_malformed_fraction=0.4)
+    with pytest.warns(UserWarning, match=r"Skipped damaged file\(s\) .*part-3"):
+        result = prepare(config, tmp_path / "out", batch_size=256, overwrite=True)
+    good = int(bounds[3])
+    assert result.rows == good and sum(s["rows"] for s in result.manifest["splits"].values()) == good
+    skipped = result.manifest["unreadable_inputs"]
+    assert [Path(e["path"]).name for e in skipped] == [paths[3].name]
+    assert 0.3 * (rows - good) < skipped[0]["estimated_rows"] < 1.5 * (rows - good)
+    # The rows written are those of the readable files, at their positions in the input.
+    written = np.sort(np.concatenate([pq.read_table(tmp_path / "out" / s["path"], columns=["row"])["row"].to_numpy()
+                                      for split in result.manifest["splits"].values() for s in split["shards"]]))
+    np.testing.assert_array_equal(written, np.arange(good))
+
+
 def _damage(path, frame, case):
     """Writes `frame` to the shard `path` with one kind of bad input."""
     frame = frame.copy()

@@ -104,3 +104,30 @@ def test_workers_exit_when_the_driver_is_killed(tmp_path):
         assert not any(_alive(pid) for pid in workers)
     finally:
         driver.kill()
+
+
+@pytest.mark.parametrize("kind", ["parquet", "csv.gz"])
+def test_a_damaged_file_is_skipped_alike_by_workers(tmp_path, kind):
+    # A file in the middle: the files after it keep their row positions (the hash split's keys).
+    from tests.test_prepare import _damage
+
+    frame = make_table(2000 if kind == "parquet" else 24000)
+    if kind == "parquet":
+        paths = write_shards(frame, tmp_path / "in", 4)
+        _damage(paths[2], frame.iloc[1000:1500], "page-checksum")
+        path = str(tmp_path / "in")
+    else:
+        (tmp_path / "in").mkdir()
+        paths = [tmp_path / "in" / f"part-{i}.csv.gz" for i in range(4)]
+        for i, target in enumerate(paths):
+            frame.iloc[i * 6000:(i + 1) * 6000].to_csv(target, index=False, compression="gzip")
+        paths[2].write_bytes(paths[2].read_bytes()[:len(paths[2].read_bytes()) * 6 // 10])
+        path = [str(p) for p in paths]
+    config = make_config(path, {"kind": "hash"}, max_malformed_fraction=0.3)
+    with pytest.warns(UserWarning, match="Skipped damaged file"):
+        one = prepare(config, tmp_path / "one", batch_size=200)
+    with pytest.warns(UserWarning, match="Skipped damaged file"):
+        two = prepare(config, tmp_path / "two", batch_size=200, workers=2)
+    assert two.rows == one.rows == len(frame) * 3 // 4
+    assert two.manifest["splits"] == one.manifest["splits"]
+    assert two.manifest["unreadable_inputs"] == one.manifest["unreadable_inputs"]

@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from mtrec.errors import DataError, SchemaError
+from mtrec.errors import DataError, SchemaError, UnreadableFileError
 from mtrec.utils.atomic import atomic_path
 from mtrec.utils.validation import check_unique_columns, require_columns, short_list
 
@@ -143,17 +143,17 @@ def _dataset(folder: Path) -> ds.Dataset:
 
 @contextlib.contextmanager
 def _reading(path: Path, as_what: str) -> Iterator[None]:
-    """Turns low-level read errors into a DataError naming the file."""
+    """Turns low-level read errors into an UnreadableFileError (a DataError) naming the file."""
     try:
         yield
     except (DataError, SchemaError):
         raise
     except (pa.ArrowException, OSError, ValueError, UnicodeDecodeError,
             pd.errors.ParserError) as err:
-        raise DataError(f"Cannot read {path.resolve()} as {as_what}: {err}") from err
+        raise UnreadableFileError(f"Cannot read {path.resolve()} as {as_what}: {err}") from err
     except EOFError as err:  # gzip/bz2: the compressed stream is cut short
-        raise DataError(f"Cannot read {path.resolve()} as {as_what}: the compressed file is truncated "
-                        f"({err}).") from err
+        raise UnreadableFileError(f"Cannot read {path.resolve()} as {as_what}: the compressed file is truncated "
+                                  f"({err}).") from err
 
 
 def _dedupe(columns: Sequence[str] | None) -> list[str] | None:

@@ -34,7 +34,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -49,7 +49,7 @@ from mtrec.data.splits import (
     check_streamable,
     split_codes,
 )
-from mtrec.errors import ConfigError, DataError, SchemaError
+from mtrec.errors import ConfigError, DataError, SchemaError, UnreadableFileError
 from mtrec.features import NUMERIC_KEY, FeatureEncoder
 from mtrec.features.columns import expand_numeric
 from mtrec.preparation.checks import ValueChecks
@@ -388,9 +388,10 @@ def prepare(config: Any, out: str | Path, batch_size: int = DEFAULT_BATCH_SIZE,
                 return process_engine.map_files(function, items, workers)
 
             if starts is None:  # CSV: count each file's rows first (in parallel too)
-                counts = map_files(lambda i, start: sum(len(b) for _, b in file_batches(i)),
-                                   [(i, 0) for i in range(len(files))])
-                starts = [int(s) for s in np.cumsum([0] + counts[:-1])]
+                counted = map_files(guarded(lambda i, start: (sum(len(b) for _, b in file_batches(i)),)),
+                                    [(i, 0) for i in range(len(files))])
+                note_damaged(counted)
+                starts = [int(s) for s in np.cumsum([0] + [c[-1] for c in counted[:-1]])]
             return map_files(function, list(enumerate(starts)))
         results, start = [], 0
         for i in range(len(files)):
@@ -400,6 +401,25 @@ def prepare(config: Any, out: str | Path, batch_size: int = DEFAULT_BATCH_SIZE,
         return results
 
     starts = _parquet_starts(files)
+    # Input files that could not be read to their end in a pass before writing (index -> error): their
+    # rows count against data.max_malformed_fraction and later passes skip them (`skip_damaged`).
+    damaged: dict[int, str] = {}
+
+    def guarded(function: Any, catch: bool = True) -> Any:
+        """`function(i, start)`, or `Damaged` for a file found damaged earlier (or now, with `catch`)."""
+        def run(i: int, start: int) -> Any:
+            if i in damaged:
+                return Damaged(damaged[i], 0)
+            try:
+                return function(i, start)
+            except UnreadableFileError as err:
+                if not catch:
+                    raise
+                return Damaged(str(err), 0)
+        return run
+
+    def note_damaged(results: list[Any]) -> None:
+        damaged.update({i: r.error for i, r in enumerate(results) if isinstance(r, Damaged)})
 
     # Pass 0: group counts.
     groups = None
@@ -413,9 +433,11 @@ def prepare(config: Any, out: str | Path, batch_size: int = DEFAULT_BATCH_SIZE,
             return counts, rows
 
         counts = None
-        for part, _ in each_file(count_file, starts):
-            if part is not None:
-                counts = part if counts is None else counts.merge(part)
+        results = each_file(guarded(count_file), starts)
+        note_damaged(results)
+        for result in results:
+            if not isinstance(result, Damaged) and result[0] is not None:
+                counts = result[0] if counts is None else counts.merge(result[0])
         groups = GroupSplit.fit(counts, split)
 
     # Pass 1: fit on the training rows (a partial state per file, merged in file order).
@@ -424,6 +446,8 @@ def prepare(config: Any, out: str | Path, batch_size: int = DEFAULT_BATCH_SIZE,
         fitted = json.loads(fit_marker.read_text())
         encoder = load_encoder(out)
         sizes, rows, starts = fitted["split_rows"], fitted["rows"], fitted["starts"]
+        skipped = fitted.get("damaged", [])
+        damaged.update({entry["index"]: entry["error"] for entry in skipped})
     else:
         def fit_file(i: int, start: int) -> tuple[Any, np.ndarray, ValueChecks, int]:
             source = str(files[i][0].resolve())
@@ -441,20 +465,28 @@ def prepare(config: Any, out: str | Path, batch_size: int = DEFAULT_BATCH_SIZE,
             return state, sizes, checks, position - start
 
         state, sizes_array, file_rows, checks = None, np.zeros(3, dtype=np.int64), [], ValueChecks()
-        for part, part_sizes, part_checks, part_rows in each_file(fit_file, starts):
+        results = each_file(guarded(fit_file), starts)
+        note_damaged(results)
+        for result in results:
+            file_rows.append(result[-1])
+            if isinstance(result, Damaged):
+                continue
+            part, part_sizes, part_checks, _ = result
             if part is not None:
                 state = part if state is None else state.merge(part)
             sizes_array += part_sizes
             checks.merge(part_checks)
-            file_rows.append(part_rows)
         sizes, rows = [int(s) for s in sizes_array], int(sum(file_rows))
-        starts = [int(s) for s in np.cumsum([0] + file_rows[:-1])]
+        if starts is None:  # CSV: each file starts after the rows read before it (Parquet: its footers')
+            starts = [int(s) for s in np.cumsum([0] + file_rows[:-1])]
+        skipped = skip_damaged(damaged, files, file_rows, unreadable, config.data.max_malformed_fraction)
         check_split_sizes(sizes, split)
         # What mtrec train refuses, refused here too (counted over every batch).
         checks.finish(feature_columns, config.data.max_nonfinite_fraction, config.data.path)
         encoder.finish_fit(state, f"{config.data.path} (train split)")
         save_encoder(encoder, out)
-        write_json(fit_marker, {"split_rows": sizes, "rows": rows, "starts": starts})
+        write_json(fit_marker, {"split_rows": sizes, "rows": rows, "starts": starts, "damaged": skipped})
+    plan["unreadable_inputs"] = unreadable + [{k: v for k, v in e.items() if k != "index"} for e in skipped]
 
     # Pass 2: encode and write, unit by unit (a unit: `shard_batches` batches of one file).
     units_dir = work / "units"
@@ -522,13 +554,71 @@ def prepare(config: Any, out: str | Path, batch_size: int = DEFAULT_BATCH_SIZE,
         row = next(_batches(files[0][0], 1, needed, config.data.na_values), None)
         if row is not None:
             encoder.transform(row, str(files[0][0].resolve()))
-    for finished, _ in each_file(write_file, starts):
-        units.update(finished)
+    for result in each_file(guarded(write_file, catch=False), starts):  # damaged files skipped, not written
+        if not isinstance(result, Damaged):
+            units.update(result[0])
 
     manifest = _manifest(out, plan, encoder, units, sizes, rows, batch_size)
     write_json(out / MANIFEST, manifest)
     shutil.rmtree(work, ignore_errors=True)
     return PrepareResult(out, manifest, rows, time.perf_counter() - started, resumed)
+
+
+class Damaged(NamedTuple):
+    """The result of a pass's work on an input file that could not be read to its end."""
+
+    error: str
+    rows: int  # last, as every per-file result's row count (`each_file`)
+
+
+def skip_damaged(damaged: dict[int, str], files: list[tuple[Path, str]], file_rows: list[int],
+                 unreadable: list[dict[str, Any]], max_fraction: float) -> list[dict[str, Any]]:
+    """Counts the files damaged in the middle against `data.max_malformed_fraction`, as truncated ones.
+
+    A file that fails mid-read (a Parquet page checksum, a `.csv.gz` cut short) is left out
+    whole: its rows are its footer's count (Parquet), or estimated from its size at the other
+    files' bytes per row (CSV). With the shards left out before reading (`drop_unreadable`),
+    they may be skipped up to `max_fraction` of all rows, with a warning naming each.
+
+    Args:
+        damaged: input file index -> the read error.
+        files: the input files read.
+        file_rows: rows read from each file (those of a damaged file are not counted).
+        unreadable: the shards left out before reading (their `estimated_rows`).
+        max_fraction: `data.max_malformed_fraction`.
+
+    Returns:
+        A record per damaged file (index, path, bytes, error, estimated rows).
+
+    Raises:
+        DataError: the share of rows left out is above `max_fraction`, naming the files and the error.
+    """
+    if not damaged:
+        return []
+    good = [i for i in range(len(files)) if i not in damaged]
+    good_rows = sum(file_rows[i] for i in good)
+    good_bytes = sum(files[i][0].stat().st_size for i in good)
+    entries = []
+    for i, error in sorted(damaged.items()):
+        path, kind = files[i]
+        size = path.stat().st_size
+        if kind == "parquet":
+            rows = pq.read_metadata(path).num_rows
+        else:
+            rows = int(round(size * good_rows / good_bytes)) if good_bytes else 0
+        entries.append({"index": i, "path": str(path.resolve()), "bytes": size, "error": error,
+                        "estimated_rows": int(rows)})
+    lost = sum(e["estimated_rows"] for e in entries) + sum(e.get("estimated_rows", 0) for e in unreadable)
+    share = lost / max(lost + good_rows, 1)
+    names = ", ".join(e["path"] for e in entries[:5]) + (f" and {len(entries) - 5} more" if len(entries) > 5 else "")
+    if share > max_fraction or not good_rows:
+        raise DataError(
+            f"{entries[0]['error'].rstrip('.')}. The rows of {names} (about {lost:,} rows with any shard left out "
+            f"before, {share:.2%} of the input) are more than data.max_malformed_fraction={max_fraction:g}. "
+            "Restore the file, or raise the fraction to skip it.")
+    warnings.warn(f"Skipped damaged file(s) {names}: {entries[0]['error']} About {lost:,} rows ({share:.3%}) "
+                  f"left out, within data.max_malformed_fraction={max_fraction:g}.", UserWarning, stacklevel=3)
+    return entries
 
 
 def drop_unreadable(files: list[tuple[Path, str]], max_fraction: float) -> tuple[list[tuple[Path, str]],
