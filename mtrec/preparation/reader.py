@@ -9,7 +9,8 @@ split (`part`: a contiguous, equal share of the split's rows, from the manifest'
 so a process opens only the shards that hold its rows. The batches are the in-memory path's: the
 `FeatureEncoder.transform` arrays (`numeric` float32 `(b, d)`, int32 ids
 `(b,)`, int32 `(b, length)` lists) and float32 `(b, 1)` labels by task with
-NaN for missing (`(b, 2)`: label and weight, for a task with `sample_weight`). Keras takes a `tf.data.Dataset` on the TensorFlow and JAX
+NaN for missing (`(b, 2)`: label and weight, for a task with
+`sample_weight`). Keras takes a `tf.data.Dataset` on the TensorFlow and JAX
 backends alike.
 
 Example:
