@@ -331,7 +331,8 @@ def test_a_file_damaged_in_the_middle_counts_against_max_malformed_fraction(tmp_
         paths[3].write_bytes(data[:len(data) * 6 // 10])
     path = str(tmp_path / "in") if kind == "parquet" else [str(p) for p in paths]
     message = "CRC checksum" if kind == "parquet" else "truncated"
-    with pytest.raises(DataError, match=rf"part-3\.{kind.replace('.', '[.]')}.*{message}.*max_malformed_fraction=0\.001"):
+    expected = rf"part-3\.{kind.replace('.', '[.]')}.*{message}.*max_malformed_fraction=0\.001"
+    with pytest.raises(DataError, match=expected):
         prepare(make_config(path, {"kind": "hash"}), tmp_path / "out", batch_size=256)
     assert not (tmp_path / "out" / "manifest.json").exists()
     config = make_config(path, {"kind": "hash"}, max_malformed_fraction=0.4)
