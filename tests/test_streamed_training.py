@@ -186,6 +186,32 @@ def test_a_task_with_sample_weight_streams_its_weights(tmp_path):
     assert run.prepared.shards is not None and np.isfinite(run.report["test"]["spend"]["rmse"])
 
 
+def test_classes_auto_streams_with_the_classes_fit_on_the_training_rows(tmp_path):
+    frame = make_table(1500)
+    frame["tier"] = np.where(frame["spend"] > 0.8, "gold", np.where(frame["spend"] > -0.5, "silver", "bronze"))
+    frame.loc[::11, "tier"] = None
+    write_parquet(frame, tmp_path / "t.parquet")
+
+    def auto(**training):
+        config = make_config(tmp_path / "t.parquet", epochs=1, **training).get_config()
+        config["tasks"] = [config["tasks"][0], {"name": "tier", "kind": "multiclass", "classes": "auto"}]
+        return parse_config(config)
+
+    in_memory_config = auto()
+    reference = prepare_in_memory(in_memory_config)
+    config = auto()
+    result = prepare_shards(config, tmp_path / "prepared", batch_size=300)
+    assert config.tasks[1].classes == "auto"  # prepare fits a copy: this config still matches the folder
+    assert result.manifest["classes"] == {"tier": ["bronze", "gold", "silver"]} \
+        == {"tier": in_memory_config.tasks[1].classes}
+    loaded = streamed.arrays_from_shards(tmp_path / "prepared")
+    for name, split in reference.splits.items():
+        np.testing.assert_array_equal(loaded.splits[name].labels["tier"], split.labels["tier"])
+    run = train(auto(in_memory=False, verbose=0), tmp_path / "run")
+    assert run.prepared.shards is not None and run.report["test"]["tier"]["accuracy"] > 0.5
+    assert load_run(tmp_path / "run").config.tasks[1].classes == ["bronze", "gold", "silver"]
+
+
 def test_in_memory_settings_that_cannot_stream_are_refused(tmp_path):
     write_parquet(make_table(300), tmp_path / "t.parquet")
     config = make_config(tmp_path / "t.parquet", in_memory=False)
@@ -194,10 +220,6 @@ def test_in_memory_settings_that_cannot_stream_are_refused(tmp_path):
     random = make_config(tmp_path / "t.parquet", split={"kind": "random"}, in_memory=False)
     with pytest.raises(ConfigError, match="kind: hash"):
         train(random, tmp_path / "run")
-    auto = parse_config({**make_config(tmp_path / "t.parquet").get_config(), "tasks": [
-        {"name": "click", "kind": "multiclass", "classes": "auto"}]})
-    with pytest.raises(ConfigError, match=r"tasks\.0\.classes"):
-        streamed.check_shard_tasks(auto.tasks)
     with pytest.raises(ConfigError, match="shuffle_rows"):
         make_config(tmp_path / "t.parquet", shuffle_rows=-1)
 

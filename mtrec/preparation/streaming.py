@@ -24,6 +24,7 @@ NaN for missing) and `id.<column>` (the raw id columns).
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import hashlib
 import json
@@ -310,6 +311,10 @@ def prepare(config: Any, out: str | Path, batch_size: int = DEFAULT_BATCH_SIZE,
     out = Path(out)
     split = config.data.split
     check_streamable(split)
+    # The tasks are fit here (classes: auto) on a copy: the caller's config stays as given, so
+    # its hash keeps matching the folder's. The fitted classes go into the manifest.
+    config = dataclasses.replace(config, tasks=copy.deepcopy(config.tasks))
+    auto_classes = [t for t in config.tasks if getattr(t, "classes", None) == "auto"]
     wanted = prepared_config(config, batch_size, shard_batches)
     digest = config_hash(wanted)
     work = out / WORK
@@ -448,11 +453,14 @@ def prepare(config: Any, out: str | Path, batch_size: int = DEFAULT_BATCH_SIZE,
         sizes, rows, starts = fitted["split_rows"], fitted["rows"], fitted["starts"]
         skipped = fitted.get("damaged", [])
         damaged.update({entry["index"]: entry["error"] for entry in skipped})
+        fitted_classes = fitted.get("classes", {})
+        apply_classes(config.tasks, fitted_classes)
     else:
-        def fit_file(i: int, start: int) -> tuple[Any, np.ndarray, ValueChecks, int]:
+        def fit_file(i: int, start: int) -> tuple[Any, np.ndarray, ValueChecks, dict[str, list], int]:
             source = str(files[i][0].resolve())
             state, sizes, position = None, np.zeros(3, dtype=np.int64), start
             checks = ValueChecks()
+            classes: dict[str, list] = {task.name: [] for task in auto_classes}
             for _, batch in file_batches(i):
                 _labels(config.tasks, batch, source)
                 codes = split_codes(batch, split, position, groups)
@@ -461,21 +469,26 @@ def prepare(config: Any, out: str | Path, batch_size: int = DEFAULT_BATCH_SIZE,
                 train = batch if (codes == 0).all() else batch[codes == 0]
                 part = encoder.partial_fit(train, f"{source} (train split)", exclude)
                 state = part if state is None else state.merge(part)
+                for task in auto_classes:
+                    classes[task.name] += task.distinct_labels(train[task.label])
                 position += len(batch)
-            return state, sizes, checks, position - start
+            return state, sizes, checks, classes, position - start
 
         state, sizes_array, file_rows, checks = None, np.zeros(3, dtype=np.int64), [], ValueChecks()
+        class_values: dict[str, list] = {task.name: [] for task in auto_classes}
         results = each_file(guarded(fit_file), starts)
         note_damaged(results)
         for result in results:
             file_rows.append(result[-1])
             if isinstance(result, Damaged):
                 continue
-            part, part_sizes, part_checks, _ = result
+            part, part_sizes, part_checks, part_classes, _ = result
             if part is not None:
                 state = part if state is None else state.merge(part)
             sizes_array += part_sizes
             checks.merge(part_checks)
+            for name, values in part_classes.items():
+                class_values[name] += values
         sizes, rows = [int(s) for s in sizes_array], int(sum(file_rows))
         if starts is None:  # CSV: each file starts after the rows read before it (Parquet: its footers')
             starts = [int(s) for s in np.cumsum([0] + file_rows[:-1])]
@@ -484,8 +497,14 @@ def prepare(config: Any, out: str | Path, batch_size: int = DEFAULT_BATCH_SIZE,
         # What mtrec train refuses, refused here too (counted over every batch).
         checks.finish(feature_columns, config.data.max_nonfinite_fraction, config.data.path)
         encoder.finish_fit(state, f"{config.data.path} (train split)")
+        # classes: auto, fit as in memory: the sorted distinct values of the training labels.
+        fitted_classes = {}
+        for task in auto_classes:
+            task.fit(pd.Series(class_values[task.name]), f"{config.data.path} (train split)")
+            fitted_classes[task.name] = task.classes
         save_encoder(encoder, out)
-        write_json(fit_marker, {"split_rows": sizes, "rows": rows, "starts": starts, "damaged": skipped})
+        write_json(fit_marker, {"split_rows": sizes, "rows": rows, "starts": starts, "damaged": skipped,
+                                "classes": fitted_classes})
     plan["unreadable_inputs"] = unreadable + [{k: v for k, v in e.items() if k != "index"} for e in skipped]
 
     # Pass 2: encode and write, unit by unit (a unit: `shard_batches` batches of one file).
@@ -559,9 +578,18 @@ def prepare(config: Any, out: str | Path, batch_size: int = DEFAULT_BATCH_SIZE,
             units.update(result[0])
 
     manifest = _manifest(out, plan, encoder, units, sizes, rows, batch_size)
+    manifest["classes"] = fitted_classes  # classes: auto as fit (mtrec train sets them: apply_classes)
     write_json(out / MANIFEST, manifest)
     shutil.rmtree(work, ignore_errors=True)
     return PrepareResult(out, manifest, rows, time.perf_counter() - started, resumed)
+
+
+def apply_classes(tasks: list[Any], classes: dict[str, list[Any]]) -> None:
+    """Sets the `classes: auto` of `tasks` to the classes a prepared folder fit (its manifest's `classes`)."""
+    for task in tasks:
+        if task.name in classes and getattr(task, "classes", None) == "auto":
+            task.classes = list(classes[task.name])
+            task.num_classes = len(task.classes)
 
 
 class Damaged(NamedTuple):

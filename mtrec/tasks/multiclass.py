@@ -99,6 +99,15 @@ class MulticlassTask(Task):
         self.classes = classes
         self.num_classes = len(classes)
 
+    @staticmethod
+    def distinct_labels(values: pd.Series) -> list[Any]:
+        """The distinct present values of (a chunk of) a label column, sorted: what `classes: auto` is fit on.
+
+        A streamed fit collects them per chunk of the training rows and fits on their union
+        (`fit(pd.Series(union))` gives the classes a fit on the whole column gives).
+        """
+        return _sorted_values(values)
+
     def prepare_labels(self, values: pd.Series, source: str = "data") -> np.ndarray:
         """Class indices as float32 `(n, 1)`, NaN where missing.
 

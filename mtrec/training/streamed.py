@@ -192,33 +192,23 @@ def load_training_data(config: Any, run_dir: Path, frame: Any = None, overwrite:
     in_memory = use_in_memory(config, frame)
     if not config.data.prepared and in_memory:
         return prepare(config, frame)
-    check_shard_tasks(config.tasks)
     if config.data.prepared:
         folder = Path(config.data.prepared)
-        check_prepared(config, folder)
+        manifest = check_prepared(config, folder)
     else:
         from mtrec.preparation import prepare as prepare_shards
 
         folder = run_dir / PREPARED_FOLDER
         result = prepare_shards(config, folder, overwrite=overwrite)
+        manifest = result.manifest
         logger.info("Prepared %s rows into %s (%.0f rows/s).", f"{result.rows:,}", folder,
                     result.rows_per_second)
+    from mtrec.preparation.streaming import apply_classes
+
+    apply_classes(config.tasks, manifest.get("classes", {}))  # classes: auto, as the folder fit them
     data = arrays_from_shards(folder) if in_memory else streamed_data(config, folder)
     fit_tasks_on_shards(config.tasks, data)
     return data
-
-
-def check_shard_tasks(tasks: list[Any]) -> None:
-    """Refuses task settings that prepared shards do not carry yet (before any preparing).
-
-    Raises:
-        ConfigError: a task with `classes: auto` (the shards' labels are
-            encoded before the classes are known).
-    """
-    for i, task in enumerate(tasks):
-        if getattr(task, "classes", None) == "auto":
-            raise ConfigError(f"tasks.{i}.classes: auto is fit on the training labels in memory; to train from "
-                              f"prepared shards, list task '{task.name}''s classes.")
 
 
 def fit_tasks_on_shards(tasks: list[Any], data: PreparedData) -> None:
