@@ -75,7 +75,7 @@ def work(i, start):
     (out / f"worker-{i}").write_text(str(os.getpid()))
     time.sleep(120)
 
-map_files(work, [(0, 0), (1, 0)], workers=2)
+list(map_files(work, [(0, 0), (1, 0)], workers=2))
 """
 
 

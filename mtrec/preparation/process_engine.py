@@ -28,7 +28,7 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
@@ -76,7 +76,7 @@ def _call(item: tuple[int, int]) -> Any:
     return _FUNCTION(*item)
 
 
-def map_files(function: Callable[[int, int], Any], items: list[tuple[int, int]], workers: int) -> list[Any]:
+def map_files(function: Callable[[int, int], Any], items: list[tuple[int, int]], workers: int) -> Iterator[Any]:
     """`function(i, start)` for every `(i, start)` item in `workers` forked processes, results in item order.
 
     Args:
@@ -84,21 +84,26 @@ def map_files(function: Callable[[int, int], Any], items: list[tuple[int, int]],
         items: `(file index, position of the file's first row)`.
         workers: the number of processes (at most one per item).
 
-    Returns:
-        The results (pickled back from the workers), in the order of `items`.
+    Yields:
+        The results (pickled back from the workers), in the order of `items`, each as soon as
+        it and those before it are done (the caller merges them as they come).
 
     Raises:
-        Whatever `function` raised for the first failing item, in the driver.
+        Whatever `function` raised for the first failing item, in the driver; the items not
+        started yet are then cancelled.
     """
     global _FUNCTION
     if workers <= 1 or len(items) <= 1:
-        return [function(i, start) for i, start in items]
+        for i, start in items:
+            yield function(i, start)
+        return
     _FUNCTION = function
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(items)), mp_context=multiprocessing.get_context("fork"),
+                               initializer=_start_worker, initargs=(os.getpid(),))
     try:
-        with ProcessPoolExecutor(max_workers=min(workers, len(items)), mp_context=multiprocessing.get_context("fork"),
-                                 initializer=_start_worker, initargs=(os.getpid(),)) as pool:
-            return list(pool.map(_call, items))
+        yield from pool.map(_call, items)
     finally:
+        pool.shutdown(wait=True, cancel_futures=True)
         _FUNCTION = None
 
 

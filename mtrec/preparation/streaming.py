@@ -377,33 +377,35 @@ def prepare(config: Any, out: str | Path, batch_size: int = DEFAULT_BATCH_SIZE,
         """(batch index in the file, batch) of input file `i`."""
         yield from enumerate(_batches(files[i][0], batch_size, needed, config.data.na_values))
 
-    def each_file(function: Any, starts: list[int] | None) -> list[Any]:
-        """`function(i, start)` per input file, results in file order (each file is a unit of parallel
-        work: its partial fit and its shards depend on the file and its start only).
+    def each_file(function: Any, starts: list[int] | None) -> Iterator[Any]:
+        """`function(i, start)` per input file, results yielded in file order (each file is a unit of
+        parallel work: its partial fit and its shards depend on the file and its start only).
 
-        Without known starts (CSV has no row count), each start is the
+        The caller merges each result as it comes, so no more than a few files' partial states
+        are held at once. Without known starts (CSV has no row count), each start is the
         previous one plus its rows (`result[-1]`).
         """
         if engine == "ray" or workers > 1:
             from mtrec.preparation import ray_engine
 
-            def map_files(function: Any, items: list[tuple[int, int]]) -> list[Any]:
+            def map_files(function: Any, items: list[tuple[int, int]]) -> Iterator[Any]:
                 if engine == "ray":
                     return ray_engine.map_files(function, items, ray_address)
                 return process_engine.map_files(function, items, workers)
 
             if starts is None:  # CSV: count each file's rows first (in parallel too)
-                counted = map_files(guarded(lambda i, start: (sum(len(b) for _, b in file_batches(i)),)),
-                                    [(i, 0) for i in range(len(files))])
+                counted = list(map_files(guarded(lambda i, start: (sum(len(b) for _, b in file_batches(i)),)),
+                                         [(i, 0) for i in range(len(files))]))
                 note_damaged(counted)
                 starts = [int(s) for s in np.cumsum([0] + [c[-1] for c in counted[:-1]])]
-            return map_files(function, list(enumerate(starts)))
-        results, start = [], 0
+            yield from map_files(function, list(enumerate(starts)))
+            return
+        start = 0
         for i in range(len(files)):
             start = starts[i] if starts is not None else start
-            results.append(function(i, start))
-            start += results[-1][-1]
-        return results
+            result = function(i, start)
+            yield result
+            start += result[-1]
 
     starts = _parquet_starts(files)
     # Input files that could not be read to their end in a pass before writing (index -> error): their
@@ -426,6 +428,14 @@ def prepare(config: Any, out: str | Path, batch_size: int = DEFAULT_BATCH_SIZE,
     def note_damaged(results: list[Any]) -> None:
         damaged.update({i: r.error for i, r in enumerate(results) if isinstance(r, Damaged)})
 
+    def undamaged(results: Iterator[Any]) -> Iterator[tuple[int, Any]]:
+        """`(file index, result)` of the files read to their end; notes the others as damaged."""
+        for i, result in enumerate(results):
+            if isinstance(result, Damaged):
+                damaged.setdefault(i, result.error)
+            else:
+                yield i, result
+
     # Pass 0: group counts.
     groups = None
     if split.kind == "group":
@@ -438,11 +448,9 @@ def prepare(config: Any, out: str | Path, batch_size: int = DEFAULT_BATCH_SIZE,
             return counts, rows
 
         counts = None
-        results = each_file(guarded(count_file), starts)
-        note_damaged(results)
-        for result in results:
-            if not isinstance(result, Damaged) and result[0] is not None:
-                counts = result[0] if counts is None else counts.merge(result[0])
+        for _, (part, _) in undamaged(each_file(guarded(count_file), starts)):
+            if part is not None:
+                counts = part if counts is None else counts.merge(part)
         groups = GroupSplit.fit(counts, split)
 
     # Pass 1: fit on the training rows (a partial state per file, merged in file order).
@@ -474,15 +482,12 @@ def prepare(config: Any, out: str | Path, batch_size: int = DEFAULT_BATCH_SIZE,
                 position += len(batch)
             return state, sizes, checks, classes, position - start
 
-        state, sizes_array, file_rows, checks = None, np.zeros(3, dtype=np.int64), [], ValueChecks()
+        state, sizes_array, checks = None, np.zeros(3, dtype=np.int64), ValueChecks()
         class_values: dict[str, list] = {task.name: [] for task in auto_classes}
-        results = each_file(guarded(fit_file), starts)
-        note_damaged(results)
-        for result in results:
-            file_rows.append(result[-1])
-            if isinstance(result, Damaged):
-                continue
-            part, part_sizes, part_checks, part_classes, _ = result
+        file_rows = [0] * len(files)  # a damaged file's rows are not counted
+        # Each file's partial fit is merged as soon as it comes: memory holds one merged state.
+        for i, result in undamaged(each_file(guarded(fit_file), starts)):
+            part, part_sizes, part_checks, part_classes, file_rows[i] = result
             if part is not None:
                 state = part if state is None else state.merge(part)
             sizes_array += part_sizes
