@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import pickle
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -64,7 +64,7 @@ def ensure_ray(address: str | None = None) -> Any:
 
 
 def map_files(function: Callable[[int, int], Any], items: list[tuple[int, int]],
-              address: str | None = None) -> list[Any]:
+              address: str | None = None) -> Iterator[Any]:
     """`function(i, start)` for every `(i, start)` item on Ray workers, results in item order.
 
     Args:
@@ -73,23 +73,33 @@ def map_files(function: Callable[[int, int], Any], items: list[tuple[int, int]],
         items: `(file index, position of the file's first row)`.
         address: the Ray cluster (see `ensure_ray`).
 
-    Returns:
-        The results, in the order of `items`.
+    Yields:
+        The results, in the order of `items`, as they come (Ray Data keeps the order), so the
+        driver merges each file's partial fit without holding every file's.
     """
     ray = ensure_ray(address)
     if not items:
-        return []
+        return
 
     def run(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         results = [pickle.dumps(function(int(i), int(start)), protocol=pickle.HIGHEST_PROTOCOL)
                    for i, start in zip(batch["i"], batch["start"])]
         return {"i": batch["i"], "result": np.array(results, dtype=object)}
 
-    dataset = ray.data.from_items([{"i": i, "start": start} for i, start in items],
-                                  override_num_blocks=len(items))
-    rows = dataset.map_batches(run, batch_size=1, batch_format="numpy").take_all()
-    by_item = {int(row["i"]): pickle.loads(row["result"]) for row in rows}
-    return [by_item[i] for i, _ in items]
+    context = ray.data.DataContext.get_current()
+    ordered = context.execution_options.preserve_order
+    context.execution_options.preserve_order = True  # the results in item order, streamed
+    try:
+        dataset = ray.data.from_items([{"i": i, "start": start} for i, start in items],
+                                      override_num_blocks=len(items))
+        expected = iter(items)
+        for row in dataset.map_batches(run, batch_size=1, batch_format="numpy").iter_rows():
+            i, _ = next(expected)
+            if int(row["i"]) != i:  # Ray Data broke its order: merging out of order changes the result
+                raise RuntimeError(f"Ray Data returned file {int(row['i'])} where file {i} was due.")
+            yield pickle.loads(row["result"])
+    finally:
+        context.execution_options.preserve_order = ordered
 
 
 __all__ = ["ensure_ray", "map_files"]
