@@ -465,6 +465,13 @@ def test_mtrec_prepare_command(tmp_path, capsys):
                  "--batch-size", "100"]) == 0
     assert "Prepared 400 rows" in capsys.readouterr().out
     assert (tmp_path / "out" / "manifest.json").is_file()
+    assert main(["prepare", "-c", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "two"),
+                 "--batch-size", "100", "--workers", "2"]) == 0
+    assert "Prepared 400 rows" in capsys.readouterr().out
+    assert (tmp_path / "two" / "features.json").read_text() == (tmp_path / "out" / "features.json").read_text()
+    with pytest.raises(SystemExit):
+        main(["prepare", "-c", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "x"), "--workers", "0"])
+    assert "--workers" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------- streamed reading
