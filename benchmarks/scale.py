@@ -37,8 +37,9 @@ python -m benchmarks.scale --rows 1000000 --score --skip-prepare  # scoring rows
 python -m benchmarks.scale --rows 1000000 --skip-in-memory --workers 1 2  # prepare in 1 and 2 processes
 ```
 
-With `--workers`, prepare is measured once per worker count (`mtrec prepare --workers N`:
-forked processes share the input files); its CPU seconds include the workers', and `workers MB`
+With `--workers`, prepare and folder scoring are measured once per worker count (`mtrec
+prepare --workers N`: forked processes share the input files; `mtrec score --workers N`:
+spawned processes score whole shards); the CPU seconds include the workers', and `workers MB`
 is the largest worker's peak (a forked worker's resident memory counts the pages it shares
 with the driver too, so driver plus workers overstates the total).
 """
@@ -83,7 +84,7 @@ def worker(mode: str, data: str, out: str, batch_size: int, workers: int = 1) ->
     if mode.startswith("train"):
         return train_worker(mode, config, out, batch_size, imported)
     if mode.startswith("score"):
-        return score_worker(mode, data, out, batch_size, imported)
+        return score_worker(mode, data, out, batch_size, imported, workers)
     start, cpu = time.perf_counter(), _cpu_seconds()
     if mode == "prepare":
         from mtrec.preparation import prepare
@@ -141,7 +142,8 @@ def fit_run(data: str, run_dir: str) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - start}
 
 
-def score_worker(mode: str, data: str, out: str, batch_size: int, imported: float) -> dict[str, Any]:
+def score_worker(mode: str, data: str, out: str, batch_size: int, imported: float,
+                 workers: int = 1) -> dict[str, Any]:
     """Scores the shards at `data` with the run at `RUN_DIR` (env), as a folder or all in memory."""
     import warnings
 
@@ -153,7 +155,7 @@ def score_worker(mode: str, data: str, out: str, batch_size: int, imported: floa
     if mode == "score-folder":
         from mtrec.scoring import score_folder
 
-        rows = score_folder(run, data, out, batch_size=batch_size, progress=False).rows
+        rows = score_folder(run, data, out, batch_size=batch_size, progress=False, workers=workers).rows
     else:
         from mtrec.data.io import read_table
         from mtrec.scoring import score_frame
@@ -163,8 +165,10 @@ def score_worker(mode: str, data: str, out: str, batch_size: int, imported: floa
         rows = len(score_frame(run, frame, batch_size=batch_size))
     seconds, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
     # On a shared machine wall time says little; rows per CPU-second is what the work costs.
+    children_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KB on Linux
     return {"seconds": seconds, "rows": rows, "rows_per_s": rows / seconds, "cpu_seconds": cpu,
-            "rows_per_cpu_s": rows / cpu, "peak_mb": peak_mb(), "import_mb": imported}
+            "rows_per_cpu_s": rows / cpu, "peak_mb": peak_mb(), "import_mb": imported,
+            "workers": workers, "workers_peak_mb": children_mb if workers > 1 else 0.0}
 
 
 def measure(mode: str, data: Path, work: Path, batch_size: int, run_dir: Path | None = None,
@@ -203,7 +207,8 @@ def run_benchmark(sizes: list[int], shard_rows: int, batch_size: int, in_memory:
             generated = time.perf_counter() - started
             modes = ([("prepare", n) for n in workers] + ([("in-memory", 1)] if in_memory else [])) if prepare else []
             modes += [("train-streamed", 1)] + ([("train-in-memory", 1)] if in_memory else []) if train else []
-            modes += [("score-folder", 1)] + ([("score-in-memory", 1)] if in_memory else []) if score else []
+            modes += [("score-folder", n) for n in workers] + ([("score-in-memory", 1)] if in_memory else []) \
+                if score else []
             for k, (mode, n) in enumerate(modes):
                 # A work folder of its own per measurement: a prepared folder would be reused, not timed.
                 figures = measure(mode, data, Path(tmp) / f"work-{rows}-{k}",

@@ -91,7 +91,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
     if Path(args.input).is_dir() and not args.output.lower().endswith(PARQUET_SUFFIXES):
         # A folder of shards to a folder: one output shard per input shard, restartable.
         done = score_folder(args.run_dir, args.input, args.output, batch_size=args.batch_size,
-                            progress=not args.no_progress)
+                            progress=not args.no_progress, workers=args.workers)
         print(f"Scored {done.scored} of {done.shards} shards ({done.skipped} already done): {done.rows:,} rows "
               f"into {done.output} ({done.rows_per_second:,.0f} rows/s).")
         return 0
@@ -253,6 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive_int, default=None,
                    help="rows per step (default: the run's scoring.batch_size)")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--workers", type=_positive_int, default=1,
+                   help="for a folder of shards: score whole shards in this many processes (default 1)")
     p.add_argument("--split", choices=["train", "valid", "test"],
                    help="score the run's own rows of this split instead of a file: mtrec score --split test "
                         "RUN_DIR OUTPUT (rows recorded in RUN_DIR/splits.parquet)")

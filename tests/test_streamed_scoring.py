@@ -89,6 +89,27 @@ def test_a_folder_is_scored_shard_by_shard_as_score_frame_scores_it(run_dir, tmp
         "part-0.parquet.json", "part-1.parquet.json", "part-2.parquet.json"]
 
 
+def test_workers_score_a_folder_as_one_process_does(run_dir, tmp_path, capsys):
+    # `mtrec score --workers 2`: two spawned processes score whole shards; the outputs, markers and
+    # counts are one process's, and a rerun (in one process) skips every shard.
+    from mtrec.cli import main
+
+    _shards(tmp_path / "in")
+    one = score_folder(run_dir, tmp_path / "in", tmp_path / "one", batch_size=128, progress=False)
+    assert main(["score", str(run_dir), str(tmp_path / "in"), str(tmp_path / "two"), "--batch-size", "128",
+                 "--workers", "2", "--no-progress"]) == 0
+    assert "Scored 3 of 3 shards (0 already done): 1,450 rows" in capsys.readouterr().out
+    for name in ("part-0.parquet", "day=2/part-1.parquet", "part-2.parquet"):
+        pd.testing.assert_frame_equal(pq.read_table(tmp_path / "two" / name).to_pandas(),
+                                      pq.read_table(tmp_path / "one" / name).to_pandas())
+    assert sorted(p.name for p in (tmp_path / "two" / MARKERS).rglob("*.json")) == sorted(
+        p.name for p in (tmp_path / "one" / MARKERS).rglob("*.json"))
+    again = score_folder(run_dir, tmp_path / "in", tmp_path / "two", progress=False, workers=2)
+    assert (again.scored, again.skipped) == (0, 3) and one.rows == 1450
+    with pytest.raises(DataError, match="workers"):
+        score_folder(run_dir, tmp_path / "in", tmp_path / "x", workers=0)
+
+
 def test_a_rerun_skips_finished_shards_and_rescores_a_changed_one(run_dir, tmp_path):
     _shards(tmp_path / "in")
     score_folder(run_dir, tmp_path / "in", tmp_path / "out", progress=False)

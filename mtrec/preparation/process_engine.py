@@ -26,18 +26,15 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from mtrec.errors import ConfigError
+from mtrec.utils.processes import exit_with_parent
 
 #: The pass's per-file function, set in the driver before the pool forks (inherited, not pickled).
 _FUNCTION: Callable[[int, int], Any] | None = None
-#: Seconds between a worker's checks that the process that started it is alive.
-_WATCH_S = 1.0
 
 
 def fork_available() -> bool:
@@ -57,18 +54,6 @@ def check_workers(workers: Any) -> int:
         raise ConfigError(f"--workers {workers} forks worker processes, which this platform does not do; "
                           "use --workers 1 or --engine ray.")
     return workers
-
-
-def _watch_parent(parent: int) -> None:
-    """Ends this worker when the process that started it is gone (its parent id changes)."""
-    while True:
-        if os.getppid() != parent:
-            os._exit(1)
-        time.sleep(_WATCH_S)
-
-
-def _start_worker(parent: int) -> None:
-    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
 
 
 def _call(item: tuple[int, int]) -> Any:
@@ -99,7 +84,7 @@ def map_files(function: Callable[[int, int], Any], items: list[tuple[int, int]],
         return
     _FUNCTION = function
     pool = ProcessPoolExecutor(max_workers=min(workers, len(items)), mp_context=multiprocessing.get_context("fork"),
-                               initializer=_start_worker, initargs=(os.getpid(),))
+                               initializer=exit_with_parent, initargs=(os.getpid(),))
     try:
         yield from pool.map(_call, items)
     finally:

@@ -12,7 +12,9 @@ leaves no file under a final name: the shard being written is a hidden
 temporary file, removed by the rerun.
 
 The output folder holds only the scores and the `_`-prefixed marker folder,
-which Parquet readers (pyarrow, Spark) skip.
+which Parquet readers (pyarrow, Spark) skip. With `workers` > 1, whole shards
+are scored in that many processes (`mtrec.scoring.workers`), each through the
+same `score_shard`.
 """
 
 from __future__ import annotations
@@ -118,7 +120,7 @@ def _is_done(marker: Path, output: Path, stamp: dict[str, Any], identity: dict[s
 
 
 def score_folder(run_dir: str | Path | TrainedRun, input_folder: str | Path, output_folder: str | Path,
-                 batch_size: int | None = None, progress: bool = True) -> FolderScoreSummary:
+                 batch_size: int | None = None, progress: bool = True, workers: int = 1) -> FolderScoreSummary:
     """Scores every shard of a folder into one output shard each; a rerun skips finished shards.
 
     Args:
@@ -130,6 +132,8 @@ def score_folder(run_dir: str | Path | TrainedRun, input_folder: str | Path, out
         batch_size: rows per record batch and forward pass; defaults to the
             config's `scoring.batch_size`. Memory is bounded by it.
         progress: show a progress bar (rows of the shards to score).
+        workers: score the shards in this many processes, whole shards each
+            (`mtrec.scoring.workers`); 1 (the default) scores them here.
 
     Returns:
         A FolderScoreSummary.
@@ -156,6 +160,8 @@ def score_folder(run_dir: str | Path | TrainedRun, input_folder: str | Path, out
                         "would be read as shards. Write them to another folder.")
     if batch_size is not None and batch_size <= 0:
         raise DataError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise DataError(f"`workers` must be a positive integer. Received: workers={workers!r}")
     shards = input_shards(input_folder)
     run = run_dir if isinstance(run_dir, TrainedRun) else load_run(run_dir)
     batch_size = batch_size or run.config.scoring.batch_size
@@ -170,20 +176,51 @@ def score_folder(run_dir: str | Path | TrainedRun, input_folder: str | Path, out
             todo.append((source, output, marker, stamp))
     total = _known_rows([source for source, *_ in todo])
     counts = StreamCounts()
+    items = [(source, output, marker, stamp, batch_size, identity) for source, output, marker, stamp in todo]
     with tqdm(total=total, unit="rows", desc="scoring", disable=not progress) as bar:
-        for source, output, marker, stamp in todo:
-            # A stale marker must not vouch for the new output while it is written.
-            marker.unlink(missing_ok=True)
-            shard_counts = score_stream(run, source, output, batch_size, bar.update)
-            counts.add(shard_counts)
-            if _input_stamp(source) != stamp:
-                output.unlink()
-                raise DataError(f"Shard {source.resolve()} changed while it was scored; rerun.")
-            write_json(marker, {"input": stamp, "run": identity, "rows": shard_counts.rows,
-                                "output_bytes": output.stat().st_size, "source": str(source.resolve())})
+        if workers > 1 and len(items) > 1:
+            from mtrec.scoring.workers import score_shards
+
+            for shard_counts in score_shards(run.run_dir, items, workers):  # progress by finished shard
+                counts.add(shard_counts)
+                bar.update(shard_counts.rows)
+        else:
+            for item in items:
+                counts.add(score_shard(run, *item, on_rows=bar.update))
     warn_counts(run, counts, input_folder)
     return FolderScoreSummary(output_folder, counts.rows, time.perf_counter() - started, counts.oov_counts,
                               shards=len(shards), scored=len(todo), skipped=len(shards) - len(todo))
+
+
+def score_shard(run: TrainedRun, source: Path, output: Path, marker: Path, stamp: dict[str, Any],
+                batch_size: int, identity: dict[str, Any], on_rows: Any = None) -> StreamCounts:
+    """Scores one input shard into its output shard (`score_stream`), then writes its marker.
+
+    Args:
+        run: the trained run.
+        source: the input shard.
+        output: its output shard.
+        marker: its marker file.
+        stamp: the input's size and modification time before scoring (`_input_stamp`).
+        batch_size: rows per record batch and forward pass.
+        identity: the run's identity (`_run_identity`), recorded in the marker.
+        on_rows: called with the rows of each batch scored (progress).
+
+    Returns:
+        The shard's `StreamCounts`.
+
+    Raises:
+        DataError: the shard changed while it was scored (its output is removed), or as `score_stream`.
+    """
+    # A stale marker must not vouch for the new output while it is written.
+    marker.unlink(missing_ok=True)
+    counts = score_stream(run, source, output, batch_size, on_rows)
+    if _input_stamp(source) != stamp:
+        output.unlink()
+        raise DataError(f"Shard {source.resolve()} changed while it was scored; rerun.")
+    write_json(marker, {"input": stamp, "run": identity, "rows": counts.rows,
+                        "output_bytes": output.stat().st_size, "source": str(source.resolve())})
+    return counts
 
 
 def _known_rows(paths: list[Path]) -> int | None:
