@@ -17,9 +17,10 @@ import os
 from collections.abc import Iterator
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mtrec.scoring.score import StreamCounts
+if TYPE_CHECKING:  # a worker imports this module first: nothing here may load TensorFlow
+    from mtrec.scoring.score import StreamCounts
 
 #: The run a worker scores with, loaded once by its initializer.
 _RUN: Any = None
