@@ -103,20 +103,24 @@ def test_task_config_errors():
 
 def test_moments_merged_over_chunks_are_the_moments_of_the_whole():
     # A streamed fit merges the moments of chunks of the training labels (Chan et al.); they must
-    # equal the whole column's, which the in-memory fit computes, weighted or not.
-    from mtrec.tasks.moments import Moments
+    # equal the whole column's, which the in-memory fit computes, weighted or not. (The numeric
+    # features' moments, weighted by the sample weights for labels.)
+    from mtrec.features.partial import Moments
 
     rng = np.random.default_rng(0)
     values = rng.lognormal(3.0, 1.0, 10_001)
     weights = rng.uniform(0.0, 2.0, len(values))
     for w in (None, weights):
         whole = Moments.of(values, w)
+        # The whole column's figures are NumPy's (weighted) averages, bit for bit.
+        assert whole.mean == np.average(values, weights=w)
+        assert whole.std == np.sqrt(np.average((values - whole.mean) ** 2, weights=w))
         merged = Moments()
         for chunk in np.array_split(np.arange(len(values)), 7):
             merged = merged.merge(Moments.of(values[chunk], None if w is None else w[chunk]))
-        assert merged.weight == pytest.approx(whole.weight, rel=1e-12)
+        assert merged.count == pytest.approx(whole.count, rel=1e-12)
         assert merged.mean == pytest.approx(whole.mean, rel=1e-12)
-        assert merged.var == pytest.approx(whole.var, rel=1e-10)
+        assert merged.m2 == pytest.approx(whole.m2, rel=1e-10)
     assert Moments.of(np.zeros(0)).merge(Moments.of(values)) == Moments.of(values)
     # A task's fit is its fit_moments on the whole column's label_moments.
     task = RegressionTask("spend", transform="log1p")

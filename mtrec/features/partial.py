@@ -41,26 +41,40 @@ _COMPACT_ROWS = 1 << 20
 
 @dataclasses.dataclass
 class Moments:
-    """Count, mean and sum of squared deviations of some values; merges exactly in count.
+    """Count, mean and sum of squared deviations of some values, optionally weighted; merges exactly in count.
+
+    The numeric features' state, and a task's label state (a regression's mean and sd, a count's
+    offset: `Task.label_moments`), which weighs each label by its sample weight.
 
     Args:
-        count: number of values.
-        mean: their mean (0 when `count` is 0).
-        m2: sum of `(x - mean) ** 2`; `sqrt(m2 / count)` is numpy's `std`.
+        count: number of values, or the sum of their weights.
+        mean: their (weighted) mean (0 when `count` is 0).
+        m2: (weighted) sum of `(x - mean) ** 2`; `sqrt(m2 / count)` is numpy's `std`
+            (unweighted) or the square root of `np.average((x - mean) ** 2, weights=w)`.
     """
 
-    count: int = 0
+    count: float = 0
     mean: float = 0.0
     m2: float = 0.0
 
     @classmethod
-    def of(cls, values: np.ndarray) -> Moments:
-        """The moments of a float64 array without missing values, computed the way numpy does."""
+    def of(cls, values: np.ndarray, weights: np.ndarray | None = None) -> Moments:
+        """The moments of a float64 array without missing values, computed the way numpy does.
+
+        With `weights`, NumPy's weighted averages (`np.average`) as a fit on the whole column
+        computes them; weights that sum to 0 or less give no values.
+        """
         if len(values) == 0:
             return cls()
-        mean = values.mean()
-        deviations = values - mean
-        return cls(count=len(values), mean=float(mean), m2=float(np.multiply(deviations, deviations).sum()))
+        if weights is None:
+            mean = values.mean()
+            deviations = values - mean
+            return cls(count=len(values), mean=float(mean), m2=float(np.multiply(deviations, deviations).sum()))
+        total = np.sum(weights, dtype="float64")
+        if total <= 0:
+            return cls()
+        mean = np.average(values, weights=weights)
+        return cls(count=float(total), mean=float(mean), m2=float(np.multiply((values - mean) ** 2, weights).sum()))
 
     def merge(self, other: Moments) -> Moments:
         """Chan, Golub and LeVeque's pairwise update; an empty side returns the other unchanged."""

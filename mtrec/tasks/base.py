@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from mtrec.errors import ConfigError, DataError, SchemaError
-from mtrec.tasks.moments import Moments
+from mtrec.features.partial import Moments
 from mtrec.types import Tensor
 
 
@@ -113,8 +113,9 @@ class Task:
     def label_moments(self, labels: np.ndarray, weights: np.ndarray | None = None) -> Moments:
         """The moments of checked labels (`prepare_labels`'s output) that `fit_moments` reads.
 
-        Mergeable (`Moments.merge`): a fit streamed over chunks of the training labels computes
-        these per chunk and merges them, instead of holding the column.
+        Mergeable (`Moments.merge`, the numeric features' moments, weighted here by the sample
+        weights): a fit streamed over chunks of the training labels computes these per chunk and
+        merges them, instead of holding the column.
 
         Args:
             labels: checked labels, NaN where missing.

@@ -20,7 +20,7 @@ from keras import ops
 
 from mtrec.errors import ConfigError, DataError
 from mtrec.tasks.base import Task, present_labels
-from mtrec.tasks.moments import Moments
+from mtrec.features.partial import Moments
 from mtrec.tasks.masking import MaskedLoss, MaskedMetric
 from mtrec.types import Tensor
 
@@ -105,11 +105,11 @@ class RegressionTask(Task):
         if not self.standardize:
             self.mean = self.sd = None
             return
-        if moments.weight <= 0:
+        if moments.count <= 0:
             raise DataError(f"Label column '{self.label}' of regression task '{self.name}' in {source} has "
                             "no (weighted) value in the training split: nothing to standardize with.")
         self.mean = float(moments.mean)
-        sd = float(np.sqrt(moments.var))
+        sd = moments.std
         # A constant label: keep the raw scale rather than divide by 0.
         self.sd = sd if sd > 1e-12 else 1.0
 
@@ -179,7 +179,7 @@ class CountTask(Task):
 
     def fit_moments(self, moments: Moments, source: str = "data") -> None:
         """`offset` from the training counts' moments: the log of their (weighted) mean."""
-        mean = float(moments.mean) if moments.weight > 0 else 1.0
+        mean = float(moments.mean) if moments.count > 0 else 1.0
         self.offset = float(np.log(max(mean, 1e-6)))
 
     def finish_output(self, outputs: Tensor) -> Tensor:

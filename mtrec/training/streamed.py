@@ -220,7 +220,7 @@ def fit_tasks_on_shards(tasks: list[Any], data: PreparedData) -> None:
     so memory does not grow with the rows; `Task.fit_moments` then fits what `Task.fit` fits on
     the whole column.
     """
-    from mtrec.tasks.moments import Moments
+    from mtrec.features.partial import Moments
 
     moments = {task.name: Moments() for task in tasks}
     for labels in label_blocks(data, "train"):
