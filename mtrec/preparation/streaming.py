@@ -383,22 +383,11 @@ def prepare(config: Any, out: str | Path, batch_size: int = DEFAULT_BATCH_SIZE,
 
         The caller merges each result as it comes, so no more than a few files' partial states
         are held at once. Without known starts (CSV has no row count), each start is the
-        previous one plus its rows (`result[-1]`).
+        previous one plus its rows (`result[-1]`); in parallel, the files' rows are counted
+        first, once (`counted_starts`).
         """
         if engine == "ray" or workers > 1:
-            from mtrec.preparation import ray_engine
-
-            def map_files(function: Any, items: list[tuple[int, int]]) -> Iterator[Any]:
-                if engine == "ray":
-                    return ray_engine.map_files(function, items, ray_address)
-                return process_engine.map_files(function, items, workers)
-
-            if starts is None:  # CSV: count each file's rows first (in parallel too)
-                counted = list(map_files(guarded(lambda i, start: (sum(len(b) for _, b in file_batches(i)),)),
-                                         [(i, 0) for i in range(len(files))]))
-                note_damaged(counted)
-                starts = [int(s) for s in np.cumsum([0] + [c[-1] for c in counted[:-1]])]
-            yield from map_files(function, list(enumerate(starts)))
+            yield from map_files(function, list(enumerate(starts if starts is not None else counted_starts())))
             return
         start = 0
         for i in range(len(files)):
@@ -425,8 +414,23 @@ def prepare(config: Any, out: str | Path, batch_size: int = DEFAULT_BATCH_SIZE,
                 return Damaged(str(err), 0)
         return run
 
-    def note_damaged(results: list[Any]) -> None:
-        damaged.update({i: r.error for i, r in enumerate(results) if isinstance(r, Damaged)})
+    def map_files(function: Any, items: list[tuple[int, int]]) -> Iterator[Any]:
+        """`function(i, start)` per item on Ray or on the local worker processes, results in order."""
+        if engine == "ray":
+            from mtrec.preparation import ray_engine
+
+            return ray_engine.map_files(function, items, ray_address)
+        return process_engine.map_files(function, items, workers)
+
+    def counted_starts() -> list[int]:
+        """Where each CSV file starts, from its rows counted in parallel; counted once for all passes."""
+        nonlocal starts
+        rows = [0] * len(files)  # a damaged file's rows are not counted
+        count = guarded(lambda i, start: (sum(len(b) for _, b in file_batches(i)),))
+        for i, (n,) in undamaged(map_files(count, [(i, 0) for i in range(len(files))])):
+            rows[i] = n
+        starts = [int(s) for s in np.cumsum([0] + rows[:-1])]
+        return starts
 
     def undamaged(results: Iterator[Any]) -> Iterator[tuple[int, Any]]:
         """`(file index, result)` of the files read to their end; notes the others as damaged."""
@@ -572,12 +576,14 @@ def prepare(config: Any, out: str | Path, batch_size: int = DEFAULT_BATCH_SIZE,
             raise
         return finished, position - start
 
-    if engine == "embedded" and workers > 1:
-        # The lookups build their hash tables on first use: build them once here, before the
-        # workers fork and inherit them, rather than once in every worker.
-        row = next(_batches(files[0][0], 1, needed, config.data.na_values), None)
+    readable = [i for i in range(len(files)) if i not in damaged]
+    if engine == "embedded" and workers > 1 and readable:
+        # The lookups build their indexes on first use: build them once here, before the workers
+        # fork and inherit them, rather than once in every worker (on a file read to its end).
+        first = files[readable[0]][0]
+        row = next(_batches(first, 1, needed, config.data.na_values), None)
         if row is not None:
-            encoder.transform(row, str(files[0][0].resolve()))
+            encoder.transform(row, str(first.resolve()))
     for result in each_file(guarded(write_file, catch=False), starts):  # damaged files skipped, not written
         if not isinstance(result, Damaged):
             units.update(result[0])
