@@ -181,7 +181,8 @@ def _string_order(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
 
 class _IntegerValues:
     """Values whose category strings are `str(k)` of int64s, with their counts: 16 bytes a value
-    where a Python string takes about 60, and a lookup by binary search (8 more bytes a value).
+    where a Python string takes about 60, and a lookup by binary search (16 more bytes a value:
+    the sorting order and the sorted values).
 
     Args:
         values: distinct int64 values, in id order.
@@ -191,7 +192,8 @@ class _IntegerValues:
     def __init__(self, values: np.ndarray, counts: np.ndarray) -> None:
         self.values = np.asarray(values, dtype=np.int64)
         self.counts = np.asarray(counts, dtype=np.int64)
-        self._order: np.ndarray | None = None
+        # The binary search's index, built on the first lookup: the sorting order and the sorted values.
+        self._sorted: tuple[np.ndarray, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.values)
@@ -204,11 +206,12 @@ class _IntegerValues:
         """Position of each int64 query among the values, -1 where absent."""
         if not len(self.values):
             return np.full(len(queries), -1, dtype=np.int64)
-        if self._order is None:
-            self._order = np.argsort(self.values, kind="stable")
-        ordered = self.values[self._order]
+        if self._sorted is None:
+            order = np.argsort(self.values, kind="stable")
+            self._sorted = order, self.values[order]
+        order, ordered = self._sorted
         at = np.minimum(np.searchsorted(ordered, queries), len(ordered) - 1)
-        return np.where(ordered[at] == queries, self._order[at], -1)
+        return np.where(ordered[at] == queries, order[at], -1)
 
 
 class Vocabulary:
