@@ -75,6 +75,15 @@ def _cpu_seconds() -> float:
                for usage in (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)))
 
 
+def _figures(rows: int, seconds: float, cpu: float, imported: float, workers: int) -> dict[str, Any]:
+    """One measurement's figures: rows/s, rows per CPU-second (on a shared machine wall time says
+    little; CPU seconds are what the work costs), peak memory, and the largest worker's peak."""
+    children_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KB on Linux
+    return {"seconds": seconds, "rows": rows, "rows_per_s": rows / seconds, "cpu_seconds": cpu,
+            "rows_per_cpu_s": rows / cpu, "peak_mb": peak_mb(), "import_mb": imported,
+            "workers": workers, "workers_peak_mb": children_mb if workers > 1 else 0.0}
+
+
 def worker(mode: str, data: str, out: str, batch_size: int, workers: int = 1) -> dict[str, Any]:
     """Runs one measurement in this process and returns its figures."""
     config = click_log_experiment(data, batch_size=TRAIN_BATCH)
@@ -96,11 +105,7 @@ def worker(mode: str, data: str, out: str, batch_size: int, workers: int = 1) ->
 
         prepared = prepare_in_memory(config)
         rows = sum(len(s) for s in prepared.splits.values())
-    seconds, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
-    children_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KB on Linux
-    return {"seconds": seconds, "rows": rows, "rows_per_s": rows / seconds, "cpu_seconds": cpu,
-            "rows_per_cpu_s": rows / cpu, "peak_mb": peak_mb(), "import_mb": imported,
-            "workers": workers, "workers_peak_mb": children_mb if workers > 1 else 0.0}
+    return _figures(rows, time.perf_counter() - start, _cpu_seconds() - cpu, imported, workers)
 
 
 def train_worker(mode: str, config: Any, out: str, batch_size: int, imported: float) -> dict[str, Any]:
@@ -163,12 +168,7 @@ def score_worker(mode: str, data: str, out: str, batch_size: int, imported: floa
         frame = read_table(data, columns=list(dict.fromkeys(run.encoder.input_columns)),
                            na_values=run.config.data.na_values)
         rows = len(score_frame(run, frame, batch_size=batch_size))
-    seconds, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
-    # On a shared machine wall time says little; rows per CPU-second is what the work costs.
-    children_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KB on Linux
-    return {"seconds": seconds, "rows": rows, "rows_per_s": rows / seconds, "cpu_seconds": cpu,
-            "rows_per_cpu_s": rows / cpu, "peak_mb": peak_mb(), "import_mb": imported,
-            "workers": workers, "workers_peak_mb": children_mb if workers > 1 else 0.0}
+    return _figures(rows, time.perf_counter() - start, _cpu_seconds() - cpu, imported, workers)
 
 
 def measure(mode: str, data: Path, work: Path, batch_size: int, run_dir: Path | None = None,
