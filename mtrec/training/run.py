@@ -51,7 +51,7 @@ from mtrec.training.prepare import PreparedData
 from mtrec.training.report import format_report
 from mtrec.training.run_lock import RunLock, RunStatus, run_status
 from mtrec.training.split_rows import save_split_rows
-from mtrec.training.streamed import baseline_totals, fit_inputs, load_training_data, split_predictions
+from mtrec.training.streamed import fit_inputs, load_training_data, split_predictions, training_totals
 from mtrec.utils.atomic import atomic_path, file_sha256, write_json, write_text
 from mtrec.utils.validation import closest
 from mtrec.weighting import WeightingLogger, WeightingStrategy
@@ -396,7 +396,7 @@ def _train(config: ExperimentConfig, run_dir: Path, frame: pd.DataFrame | None,
     with atomic_path(run_dir / "model.keras", suffix=".keras") as tmp:
         model.save(tmp)
 
-    train_totals = baseline_totals(config.tasks, prepared)  # the constant baselines' training means
+    train_totals = training_totals(config.tasks, prepared)  # the constant baselines' training means
     report: dict[str, Any] = {"rows": {k: len(v) for k, v in prepared.splits.items()}}
     from mtrec.training.distribution import process_part
 

@@ -20,7 +20,7 @@ Streamed, the fitted encoder is the prepared folder's (saved as the run's
 during `fit` and the report's valid/test metrics stream over their shards,
 collecting only their predictions and labels (rows x tasks floats); the
 training labels are read a block at a time for the tasks' label state and
-the constant baselines (`fit_tasks_on_shards`, `baseline_totals`). What
+the constant baselines (`fit_tasks_on_shards`, `training_totals`). What
 needs arrays gets a bounded sample, each split's first rows in the
 prepared order (`SampledSplit`): building the model, the weighting
 strategy's split of shared and task variables, and the `training.analysis`
@@ -247,15 +247,15 @@ def label_blocks(prepared: PreparedData, name: str) -> Any:
         yield {task: label_array(arrays[c]) for task, c in labels.items()}
 
 
-def baseline_totals(tasks: list[Any], prepared: PreparedData) -> dict[str, np.ndarray]:
+def training_totals(tasks: list[Any], prepared: PreparedData) -> dict[str, np.ndarray]:
     """The training labels' `evaluation.baseline_totals` by task (the report's constant baselines), summed
     over blocks of rows so that memory does not grow with them."""
-    from mtrec.training.evaluation import baseline_totals as totals_of
+    from mtrec.training.evaluation import baseline_totals
 
     totals: dict[str, np.ndarray] = {}
     for labels in label_blocks(prepared, "train"):
         for task in tasks:
-            part = totals_of(task, labels[task.name])
+            part = baseline_totals(task, labels[task.name])
             totals[task.name] = part if task.name not in totals else totals[task.name] + part
     return totals
 
