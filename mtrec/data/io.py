@@ -533,7 +533,8 @@ class ParquetBatchWriter:
             column that is all missing (Arrow would type it `null`).
         compression: Parquet compression codec. Defaults to `"snappy"`.
         use_dictionary: dictionary-encode columns (smaller files of repeated
-            values, slower writes). Defaults to `True`.
+            values, slower writes): `True`, `False`, or the names of the
+            columns to encode. Defaults to `True`.
 
     Example:
 
@@ -545,11 +546,11 @@ class ParquetBatchWriter:
     """
 
     def __init__(self, path: PathLike, schema: pa.Schema | None = None,
-                 compression: str = "snappy", use_dictionary: bool = True) -> None:
+                 compression: str = "snappy", use_dictionary: bool | Sequence[str] = True) -> None:
         self.path = Path(path)
         self.schema = schema
         self.compression = compression
-        self.use_dictionary = use_dictionary
+        self.use_dictionary = use_dictionary if isinstance(use_dictionary, bool) else list(use_dictionary)
         self.rows_written = 0
         self._writer: pq.ParquetWriter | None = None
         self._stack: contextlib.ExitStack | None = None

@@ -74,15 +74,18 @@ def column_types(columns: Any) -> dict[str, Any]:
     """Normalizes a table description to `{column: type}`.
 
     Args:
-        columns: a DataFrame (types are its Series, so object columns can be
+        columns: a DataFrame (its dtypes; object columns as Series, so their values can be
             inspected), a `pyarrow.Schema`, a mapping of name to dtype, or a
             sequence of names (types unknown).
 
     Returns:
-        A dict from column name to a Series, dtype, pyarrow type, or None.
+        A dict from column name to a Series (a DataFrame's object columns),
+        dtype, pyarrow type, or None.
     """
     if isinstance(columns, pd.DataFrame):
-        return {c: columns[c] for c in columns.columns}
+        # A Series only where the values must be looked at (object columns): building one per
+        # column costs more than the check, which runs on every batch that is scored.
+        return {c: columns[c] if dtype == object else dtype for c, dtype in columns.dtypes.items()}
     if isinstance(columns, pa.Schema):
         return {f.name: f.type for f in columns}
     if isinstance(columns, Mapping):

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from mtrec.errors import DataError
-from mtrec.utils.validation import check_magnitudes, check_nonfinite, count_nonfinite
+from mtrec.utils.validation import check_nonfinite, scan_numbers
 
 
 @dataclasses.dataclass
@@ -55,12 +55,11 @@ class ValueChecks:
         Raises:
             DataError: a feature or label holds numbers beyond float32's range (named with the file).
         """
-        check_magnitudes(batch, labels, source)
-        check_magnitudes(batch, features, source)
+        label_nonfinite = scan_numbers(batch, labels, source)
+        self.feature_nonfinite.update(scan_numbers(batch, features, source))
+        self.label_nonfinite.update(label_nonfinite)
         self.rows += len(batch)
         self.train_rows += int(train.sum())
-        self.feature_nonfinite.update(count_nonfinite(batch, features))
-        self.label_nonfinite.update(count_nonfinite(batch, labels))
         present = batch[features].notna().to_numpy()
         self.train_present.update(dict(zip(features, present[train].sum(axis=0).tolist())))
 

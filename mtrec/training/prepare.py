@@ -15,8 +15,7 @@ from mtrec.data.synthetic import make_synthetic
 from mtrec.errors import DataError
 from mtrec.features import FeatureEncoder
 from mtrec.tasks import Task, fit_tasks
-from mtrec.utils.validation import (check_magnitudes, check_nonfinite, check_unique_columns,
-                                    count_nonfinite, require_columns)
+from mtrec.utils.validation import check_nonfinite, check_unique_columns, require_columns, scan_numbers
 
 SPLIT_NAMES = ("train", "valid", "test")
 
@@ -120,8 +119,7 @@ def check_feature_values(columns: list[str], frame: pd.DataFrame, train_frame: p
             f"Feature column(s) {empty} of {source} are entirely missing in the training split "
             f"({len(train_frame):,} rows): nothing can be learned from them. Fix the data or drop them "
             "from features:.")
-    check_magnitudes(frame, columns, source)
-    check_nonfinite(count_nonfinite(frame, columns), len(frame), max_nonfinite_fraction, source,
+    check_nonfinite(scan_numbers(frame, columns, source), len(frame), max_nonfinite_fraction, source,
                     what="feature")
 
 
@@ -143,9 +141,9 @@ def prepare(config: ExperimentConfig, frame: pd.DataFrame | None = None,
     # inconsistent chain fails before any fitting, with whole-table counts.
     label_columns = list(dict.fromkeys(t.label for t in config.tasks))
     # Before the labels are cast to float32: numpy's overflow warning would come before the named error.
-    check_magnitudes(frame, [c for c in label_columns if c in frame.columns], source)
+    scan_numbers(frame, [c for c in label_columns if c in frame.columns], source)
     encode_labels(config.tasks, frame, source)
-    check_nonfinite(count_nonfinite(frame, label_columns), len(frame), config.data.max_nonfinite_fraction,
+    check_nonfinite(scan_numbers(frame, label_columns, source), len(frame), config.data.max_nonfinite_fraction,
                     source, what="label")
     splits: Splits = make_splits(frame, config.data.split)
     train_frame = frame.iloc[splits.train]

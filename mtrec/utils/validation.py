@@ -276,40 +276,45 @@ def check_unique_columns(names: Iterable[Any], source: Any) -> None:
             "Rename or drop the duplicates: mtrec will not guess which one is meant.")
 
 
-def count_nonfinite(frame: Any, columns: Iterable[str]) -> dict[str, int]:
-    """Per numeric column of `frame`, how many values are +/-inf (NaN is missing, not counted)."""
-    import numpy as np
-    import pandas as pd
+def scan_numbers(frame: Any, columns: Iterable[str], source: Any) -> dict[str, int]:
+    """Refuses numbers beyond float32's range and counts +/-inf, per numeric column, in one pass.
 
-    counts = {}
-    for column in columns:
-        series = frame[column]
-        if pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series):
-            continue
-        counts[column] = int(np.isinf(series.to_numpy(dtype="float64", na_value=np.nan)).sum())
-    return counts
+    Finite numbers beyond float32's range would become inf as model inputs or
+    labels, so they are refused; +/-inf values are counted (NaN is missing,
+    not counted) for `check_nonfinite`. Boolean and non-numeric columns are
+    skipped. The numeric columns are read as one float64 matrix, since this
+    runs on every batch that is prepared or scored.
 
+    Args:
+        frame: a DataFrame.
+        columns: the columns to check.
+        source: the file or table, for messages.
 
-def check_magnitudes(frame: Any, columns: Iterable[str], source: Any) -> None:
-    """Refuses finite numbers beyond float32's range: as model inputs they would become inf.
+    Returns:
+        +/-inf values per numeric column of `columns`.
 
     Raises:
-        DataError: naming the column, the file and the largest magnitude.
+        DataError: naming the first such column, the file and the largest magnitude.
     """
     import numpy as np
     import pandas as pd
 
-    for column in columns:
-        series = frame[column]
-        if pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series):
-            continue
-        values = np.abs(series.to_numpy(dtype="float64", na_value=np.nan))
-        too_big = np.isfinite(values) & (values > FLOAT32_MAX)
-        if too_big.any():
-            raise DataError(
-                f"Column '{column}' of {source} holds {int(too_big.sum())} values beyond float32's range "
-                f"(|x| > 3.4e38; largest {values[too_big].max():.3g}). The file may be damaged; "
-                "fix or drop those rows.")
+    numeric = [c for c in dict.fromkeys(columns)
+               if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])]
+    if not numeric:
+        return {}
+    values = frame[numeric].to_numpy(dtype="float64", na_value=np.nan)
+    finite = np.isfinite(values)
+    magnitudes = np.abs(values, out=np.zeros_like(values), where=finite)
+    too_big = magnitudes > FLOAT32_MAX
+    if too_big.any():
+        j = int(np.flatnonzero(too_big.any(axis=0))[0])
+        hits = too_big[:, j]
+        raise DataError(
+            f"Column '{numeric[j]}' of {source} holds {int(hits.sum())} values beyond float32's range "
+            f"(|x| > 3.4e38; largest {magnitudes[hits, j].max():.3g}). The file may be damaged; "
+            "fix or drop those rows.")
+    return dict(zip(numeric, np.isinf(values).sum(axis=0).tolist()))
 
 
 def check_nonfinite(counts: dict[str, int], rows: int, max_fraction: float, source: Any,
@@ -317,7 +322,7 @@ def check_nonfinite(counts: dict[str, int], rows: int, max_fraction: float, sour
     """Warns about +/-inf values (treated as missing) per column; fails above `max_fraction`.
 
     Args:
-        counts: +/-inf values per column (`count_nonfinite`).
+        counts: +/-inf values per column (`scan_numbers`).
         rows: rows counted.
         max_fraction: the largest share allowed (`data.max_nonfinite_fraction`).
         source: the file or table, for messages.
