@@ -146,6 +146,19 @@ def test_softmax_gate_hand_computation_and_temperature():
     np.testing.assert_allclose(y.sum(axis=1), 1.0, rtol=1e-6)
 
 
+def test_inference_computes_the_gates_together_with_the_separate_gates_values():
+    # MMoE's gates are one matmul and one softmax at inference (stacked_gates), each on its own in
+    # training; both must give the same gate values and mixtures.
+    moe = MixtureOfExperts(num_gates=3, num_experts=4, expert={"units": [6]}, gate_temperature=0.7)
+    x = np.random.default_rng(3).normal(size=(257, 9)).astype("float32")
+    mixtures, gates = (ops.convert_to_numpy(t) for t in moe(x, training=False))
+    separate = np.stack([ops.convert_to_numpy(gate(x)) for gate in moe.gates], axis=1)
+    np.testing.assert_allclose(gates, separate, rtol=1e-6, atol=1e-7)
+    trained_mixtures, trained_gates = (ops.convert_to_numpy(t) for t in moe(x, training=True))
+    np.testing.assert_array_equal(trained_gates, separate)
+    np.testing.assert_allclose(mixtures, trained_mixtures, rtol=1e-6, atol=1e-7)
+
+
 @pytest.mark.parametrize("make,message", [
     (lambda: ExpertBank(num_experts=0), "num_experts"),
     (lambda: SoftmaxGate(num_experts=2, temperature=0), "temperature"),

@@ -7,7 +7,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from mtrec.layers.softmax_gate import SoftmaxGate
+from mtrec.layers.softmax_gate import SoftmaxGate, stacked_gates
 from mtrec.layers.specs import ExpertSpec
 from mtrec.types import Shape, Tensor
 from mtrec.utils.keras_utils import check_positive_int, serializable
@@ -75,7 +75,10 @@ class MixtureOfExperts(keras.layers.Layer):
                              f"(gate_input_dim={self.gate_input_dim}).")
         expert_out = self.experts(inputs, training=training)  # (batch, experts, units)
         gate_in = inputs if gate_inputs is None else gate_inputs
-        gates = ops.stack([gate(gate_in) for gate in self.gates], axis=1)  # (batch, gates, experts)
+        if training or len(self.gates) == 1:
+            gates = ops.stack([gate(gate_in) for gate in self.gates], axis=1)  # (batch, gates, experts)
+        else:  # inference: the same values from one matmul and one softmax (scoring's largest cost)
+            gates = stacked_gates(self.gates, gate_in)
         mixtures = ops.einsum("bge,beu->bgu", ops.cast(gates, expert_out.dtype), expert_out)  # gates: float32
         return mixtures, gates
 

@@ -67,3 +67,28 @@ class SoftmaxGate(keras.layers.Layer):
             "temperature": self.temperature,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
         }
+
+
+def stacked_gates(gates: list[SoftmaxGate], inputs: Tensor) -> Tensor:
+    """`ops.stack([gate(inputs) for gate in gates], axis=1)`, as one matmul and one softmax.
+
+    For inference with several gates reading the same input (MMoE's task
+    gates): each gate's logits are the same dot products, only computed
+    together, so the outputs equal the separate gates' (bit for bit on the
+    CPU kernels tested). Several small matmuls and softmaxes cost about 1.6
+    times one of each, and MMoE's gates are a large part of its forward pass.
+    Training keeps the separate gates: the fused gradient sums in another
+    order, and trained weights would no longer match earlier runs'.
+
+    Args:
+        gates: built gates with the same `num_experts` and `temperature`.
+        inputs: `(batch, features)`, the input of every gate.
+
+    Returns:
+        `(batch, len(gates), num_experts)`; each row sums to 1.
+    """
+    first = gates[0]
+    kernel = ops.concatenate([gate.kernel for gate in gates], axis=1)
+    bias = ops.concatenate([gate.bias for gate in gates], axis=0)
+    logits = ops.reshape(ops.matmul(inputs, kernel) + bias, (-1, len(gates), first.num_experts))
+    return ops.softmax(ops.cast(logits, "float32") / first.temperature, axis=-1)
