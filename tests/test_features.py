@@ -129,6 +129,10 @@ def test_vocabulary_from_train_only_with_min_count_and_oov():
     assert encoder.layout()["tables"]["item"] == {"input_dim": 2 + 2, "output_dim": 8}
     encoder.transform(train)
     assert encoder.last_oov_counts_ == {"item": 0}
+    # transform_counted returns the counts and leaves the encoder's (threads may share it).
+    features, oov = encoder.transform_counted(test)
+    np.testing.assert_array_equal(features["item"], ids)
+    assert oov == {"item": 2} and encoder.last_oov_counts_ == {"item": 0}
 
 
 def test_max_vocab_size_keeps_the_most_frequent():

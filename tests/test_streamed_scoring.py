@@ -180,3 +180,32 @@ def test_bad_folders_are_named(run_dir, tmp_path, capsys):
     # A folder scored into one file stays what it was.
     summary = score_file(run_dir, tmp_path / "in" / "day=2", tmp_path / "one.parquet", progress=False)
     assert summary.rows == 300
+
+
+def test_ordered_map_keeps_the_order_and_raises_errors_where_their_items_are():
+    import time
+
+    from mtrec.scoring.score import ordered_map
+
+    def slow_square(k):
+        time.sleep(0.02 * (k % 3))  # later items often finish first
+        if k == 7:
+            raise DataError("item 7")
+        return k * k
+
+    assert list(ordered_map(slow_square, range(7), threads=3)) == [k * k for k in range(7)]
+    seen = []
+    with pytest.raises(DataError, match="item 7"):
+        for value in ordered_map(slow_square, range(20), threads=3):
+            seen.append(value)
+    assert seen == [k * k for k in range(7)]  # every result before the failing item, none after
+
+    def items_then_unreadable():
+        yield from range(5)
+        raise DataError("unreadable")
+
+    seen = []
+    with pytest.raises(DataError, match="unreadable"):
+        for value in ordered_map(slow_square, items_then_unreadable(), threads=2):
+            seen.append(value)
+    assert seen == [k * k for k in range(5)]

@@ -251,6 +251,27 @@ class FeatureEncoder:
             SchemaError: a needed column is missing or of the wrong type.
             DataError: log1p meets a value <= -1.
         """
+        features, self.last_oov_counts_ = self.transform_counted(df, source)
+        return features
+
+    def transform_counted(self, df: pd.DataFrame,
+                          source: str = "the input table") -> tuple[dict[str, np.ndarray], dict[str, int]]:
+        """`transform`, returning the unseen categories per feature instead of keeping them.
+
+        It leaves the encoder as it is, so several threads may encode batches
+        with one encoder at the same time (streamed scoring does).
+
+        Args:
+            df: the rows; extra columns are ignored.
+            source: description of `df` for messages.
+
+        Returns:
+            `(features, oov_counts)`: `transform`'s output, and
+            `last_oov_counts_`'s value for these rows.
+
+        Raises:
+            As `transform`.
+        """
         self._check_fitted()
         _check_frame(df)
         self.check_columns(df, source)
@@ -275,8 +296,7 @@ class FeatureEncoder:
             ids, unseen = self.vocabularies_[spec.table_name].lookup(uniques)
             out[spec.name], fits = pad_ids(ids[codes], lengths, self.lengths_[spec.name])
             oov[spec.name] = int(unseen[codes][fits].sum())
-        self.last_oov_counts_ = {s.name: oov[s.name] for s in self._table_specs()}
-        return out
+        return out, {s.name: oov[s.name] for s in self._table_specs()}
 
     def fit_transform(self, df: pd.DataFrame, source: str = "the training table") -> dict[str, np.ndarray]:
         """`fit(df)` then `transform(df)`."""

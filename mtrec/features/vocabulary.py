@@ -373,8 +373,9 @@ class Vocabulary:
                 ids[where], unseen[where] = self.lookup_integers(integers)
             return ids, unseen
         if self._index is None:
-            self._index = pd.Index(np.asarray(self.values, dtype=object), dtype=object)
+            # The excluded index first: another thread that sees `_index` set may read it at once.
             self._excluded_index = pd.Index(np.asarray(list(self.excluded), dtype=object), dtype=object)
+            self._index = pd.Index(np.asarray(self.values, dtype=object), dtype=object)
         positions = self._index.get_indexer(strings)
         ids = positions.astype(np.int64) + FIRST_ID
         oov = positions < 0

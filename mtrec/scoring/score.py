@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-import warnings
 import time
-from collections import Counter
-from collections.abc import Iterator
+import warnings
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,12 @@ from mtrec.errors import DataError
 from mtrec.training.predict import predict_arrays
 from mtrec.training.trained_run import TrainedRun, load_run
 from mtrec.utils.validation import check_nonfinite, require_columns, scan_numbers
+
+
+#: Threads that check and encode the next batches of a streamed input while one is scored. Encoding
+#: holds the GIL for about a fifth of its time, so two overlap well; with one, encoding was the
+#: slowest stage and kept the forward pass waiting.
+ENCODE_THREADS = 2
 
 
 @dataclasses.dataclass
@@ -245,23 +251,23 @@ def score_stream(run: TrainedRun, input_path: Path, output_path: Path, batch_siz
     nonfinite: Counter = Counter()
     inputs = list(dict.fromkeys(run.encoder.input_columns))
 
-    def encoded() -> Iterator[tuple[pd.DataFrame, dict[str, np.ndarray]]]:
-        """Read, check and encode each batch (in the read-ahead thread: one encoder user at a time)."""
-        for frame in _frames(input_path, batch_size, columns, run.config.data.na_values):
-            if not len(frame):
-                continue
-            nonfinite.update(scan_numbers(frame, inputs, input_path))
-            counts.present.update(dict(zip(inputs, frame[inputs].notna().to_numpy().sum(axis=0).tolist())))
-            features = run.encoder.transform(frame)
-            counts.oov.update(run.encoder.last_oov_counts_)
-            yield frame, features
+    def encode(frame: pd.DataFrame) -> tuple[Any, ...]:
+        """Check and encode one batch (in a pool thread: it leaves the encoder and the counts as they are)."""
+        present = frame[inputs].notna().to_numpy().sum(axis=0).tolist()
+        return frame, scan_numbers(frame, inputs, input_path), present, *run.encoder.transform_counted(frame)
 
+    frames = (frame for frame in _frames(input_path, batch_size, columns, run.config.data.na_values) if len(frame))
     # Scores are floats that rarely repeat: dictionary-encoding them would cost several times the
     # plain write and end in plain pages anyway. Ids and class labels repeat, and keep it.
     repeated = [f.name for f in _empty_output(run, schema).schema if not pa.types.is_floating(f.type)]
     with ParquetBatchWriter(output_path, use_dictionary=repeated) as writer:
-        # The next batch is read and encoded while this one is predicted (TensorFlow releases the GIL).
-        for frame, features in read_ahead(encoded()):
+        # One thread reads ahead; ENCODE_THREADS check and encode the next batches while this one
+        # is predicted and written (TensorFlow, pyarrow and numpy release the GIL).
+        for frame, nonfinite_counts, present, features, oov in ordered_map(encode, read_ahead(frames),
+                                                                          ENCODE_THREADS):
+            nonfinite.update(nonfinite_counts)
+            counts.present.update(dict(zip(inputs, present)))
+            counts.oov.update(oov)
             predictions = predict_arrays(run.model, features, batch_size)
             writer.write(_output_table(run, frame, predictions))
             counts.rows += len(frame)
@@ -289,6 +295,44 @@ def read_ahead(items: Iterator[Any]) -> Iterator[Any]:
                 return
             pending = pool.submit(next, items, done)
             yield item
+
+
+def ordered_map(fn: Callable[[Any], Any], items: Iterable[Any], threads: int) -> Iterator[Any]:
+    """Yields `fn(item)` for each item, in order, with up to `threads` + 1 computed ahead in a thread pool.
+
+    Errors keep their order: an item's error is raised where its result
+    would be, after every earlier item's result; an error while taking the
+    next item is raised after the results of the items before it.
+
+    Args:
+        fn: called on each item, from a pool thread.
+        items: the inputs, taken in this (the caller's) thread.
+        threads: the pool's threads.
+
+    Yields:
+        `fn(item)`, in the order of `items`.
+    """
+    pending: deque = deque()
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="mtrec-encode") as pool:
+        try:
+            iterator = iter(items)
+            while True:
+                try:
+                    item = next(iterator)
+                except StopIteration:
+                    break
+                except Exception:
+                    while pending:
+                        yield pending.popleft().result()
+                    raise
+                pending.append(pool.submit(fn, item))
+                if len(pending) > threads:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:  # the caller stopped early, or an item failed: skip the rest
+                future.cancel()
 
 
 def warn_counts(run: TrainedRun, counts: StreamCounts, source: Any) -> None:
