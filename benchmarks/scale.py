@@ -186,7 +186,7 @@ def measure(mode: str, data: Path, work: Path, batch_size: int, run_dir: Path | 
 
 def run_benchmark(sizes: list[int], shard_rows: int, batch_size: int, in_memory: bool,
                   train: bool = False, score: bool = False, prepare: bool = True,
-                  score_batch: int = 16384, workers: tuple[int, ...] = (1,)) -> dict[str, Any]:
+                  score_batch: int = 65536, workers: tuple[int, ...] = (1,)) -> dict[str, Any]:
     from mtrec.data.click_log import write_click_log
 
     results = []
@@ -230,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-in-memory", action="store_true", help="measure prepare only")
     parser.add_argument("--train", action="store_true", help="also time MMoE epochs, streamed vs in memory")
     parser.add_argument("--score", action="store_true", help="also time scoring, a folder of shards vs in memory")
-    parser.add_argument("--score-batch", type=int, default=16384, help="scoring's record batch")
+    parser.add_argument("--score-batch", type=int, default=65536,
+                        help="scoring's record batch and forward pass (scoring.batch_size's default)")
     parser.add_argument("--skip-prepare", action="store_true", help="do not time prepare")
     parser.add_argument("--workers", type=int, nargs="+", default=[1],
                         help="prepare's local processes (mtrec prepare --workers); one measurement each")
