@@ -225,10 +225,7 @@ def score_stream(run: TrainedRun, input_path: Path, output_path: Path, batch_siz
                  on_rows: Any = None) -> StreamCounts:
     """Scores one input (file or Parquet folder) batch by batch into one Parquet file, atomically.
 
-    One record batch is in memory at a time. The input's columns are checked
-    before any row is read; each batch's magnitudes are checked, and the
-    +/-inf share of each feature over the whole input is checked at the end
-    (before the file is renamed into place).
+    `score_streams` with one input.
 
     Args:
         run: the trained run.
@@ -243,41 +240,97 @@ def score_stream(run: TrainedRun, input_path: Path, output_path: Path, batch_siz
     Raises:
         DataError, SchemaError: as `score_file`.
     """
-    schema = read_schema(input_path)
-    run.encoder.check_columns(schema, source=str(input_path))
-    _check_id_columns(run.config.data.id_columns, list(schema.names), str(input_path))
-    columns = list(dict.fromkeys(run.config.data.id_columns + run.encoder.input_columns))
-    counts = StreamCounts()
-    nonfinite: Counter = Counter()
+    (counts,) = score_streams(run, [(input_path, output_path)], batch_size, on_rows)
+    return counts
+
+
+def score_streams(run: TrainedRun, jobs: list[tuple[Path, Path]], batch_size: int,
+                  on_rows: Any = None) -> Iterator[StreamCounts]:
+    """Scores inputs one after another, each into one Parquet file, atomically, as one pipeline.
+
+    One record batch is read ahead in a background thread and the next
+    ones are checked and encoded in `ENCODE_THREADS` more, in order, while
+    the current one is predicted and written, across inputs too: the next
+    input's first batches are ready when this one's last is written, so a
+    folder of many shards keeps both stages busy. Each input's columns are
+    checked before any of its rows is read; each batch's magnitudes are
+    checked, and the +/-inf share of each feature over the whole input is
+    checked at its end (before its file is renamed into place).
+
+    Args:
+        run: the trained run.
+        jobs: `(input, output)` pairs: rows to score (a file or a Parquet
+            folder), and the Parquet file to write (appears only when complete).
+        batch_size: rows per batch, and per forward pass.
+        on_rows: called with the number of rows of each batch scored (progress).
+
+    Yields:
+        Each input's `StreamCounts`, in order, once its output is in place.
+        An input's error is raised after the earlier inputs' counts.
+
+    Raises:
+        DataError, SchemaError: as `score_file`.
+    """
+    id_columns = run.config.data.id_columns
+    columns = list(dict.fromkeys(id_columns + run.encoder.input_columns))
     inputs = list(dict.fromkeys(run.encoder.input_columns))
 
-    def encode(frame: pd.DataFrame) -> tuple[Any, ...]:
-        """Check and encode one batch (in a pool thread: it leaves the encoder and the counts as they are)."""
-        present = frame[inputs].notna().to_numpy().sum(axis=0).tolist()
-        return frame, scan_numbers(frame, inputs, input_path), present, *run.encoder.transform_counted(frame)
+    def items() -> Iterator[tuple[int, Any]]:
+        """`(job, schema)` when an input starts, `(job, frame)` per batch, `(job, None)` when it ends."""
+        for index, (input_path, _) in enumerate(jobs):
+            schema = read_schema(input_path)
+            run.encoder.check_columns(schema, source=str(input_path))
+            _check_id_columns(id_columns, list(schema.names), str(input_path))
+            yield index, schema
+            for frame in _frames(input_path, batch_size, columns, run.config.data.na_values):
+                if len(frame):
+                    yield index, frame
+            yield index, None
 
-    frames = (frame for frame in _frames(input_path, batch_size, columns, run.config.data.na_values) if len(frame))
-    # Scores are floats that rarely repeat: dictionary-encoding them would cost several times the
-    # plain write and end in plain pages anyway. Ids and class labels repeat, and keep it.
-    repeated = [f.name for f in _empty_output(run, schema).schema if not pa.types.is_floating(f.type)]
-    with ParquetBatchWriter(output_path, use_dictionary=repeated) as writer:
-        # One thread reads ahead; ENCODE_THREADS check and encode the next batches while this one
-        # is predicted and written (TensorFlow, pyarrow and numpy release the GIL).
-        for frame, nonfinite_counts, present, features, oov in ordered_map(encode, read_ahead(frames),
-                                                                          ENCODE_THREADS):
-            nonfinite.update(nonfinite_counts)
-            counts.present.update(dict(zip(inputs, present)))
-            counts.oov.update(oov)
-            predictions = predict_arrays(run.model, features, batch_size)
-            writer.write(_output_table(run, frame, predictions))
-            counts.rows += len(frame)
-            if on_rows is not None:
-                on_rows(len(frame))
-        if counts.rows == 0:
-            writer.write(_empty_output(run, schema))
-        check_nonfinite(dict(nonfinite), counts.rows, run.config.data.max_nonfinite_fraction, input_path,
-                        what="feature")
-    return counts
+    def encode(item: tuple[int, Any]) -> tuple[Any, ...]:
+        """Check and encode a batch (in a pool thread: it leaves the encoder and the counts as they are)."""
+        index, frame = item
+        if not isinstance(frame, pd.DataFrame):
+            return item
+        present = frame[inputs].notna().to_numpy().sum(axis=0).tolist()
+        return (index, frame, scan_numbers(frame, inputs, jobs[index][0]), present,
+                *run.encoder.transform_counted(frame))
+
+    writer: ParquetBatchWriter | None = None
+    counts, nonfinite, schema = StreamCounts(), Counter(), None
+    try:
+        for item in ordered_map(encode, read_ahead(items()), ENCODE_THREADS):
+            input_path, output_path = jobs[item[0]]
+            if isinstance(item[1], pa.Schema):  # an input starts
+                counts, nonfinite, schema = StreamCounts(), Counter(), item[1]
+                # Scores are floats that rarely repeat: dictionary-encoding them would cost several
+                # times the plain write and end in plain pages anyway. Ids and class labels repeat.
+                repeated = [f.name for f in _empty_output(run, schema).schema if not pa.types.is_floating(f.type)]
+                writer = ParquetBatchWriter(output_path, use_dictionary=repeated).__enter__()
+            elif item[1] is None:  # it ends
+                assert writer is not None and schema is not None
+                if counts.rows == 0:
+                    writer.write(_empty_output(run, schema))
+                check_nonfinite(dict(nonfinite), counts.rows, run.config.data.max_nonfinite_fraction,
+                                input_path, what="feature")
+                finished, writer = writer, None
+                finished.__exit__(None, None, None)
+                yield counts
+            else:
+                assert writer is not None
+                _, frame, nonfinite_counts, present, features, oov = item
+                nonfinite.update(nonfinite_counts)
+                counts.present.update(dict(zip(inputs, present)))
+                counts.oov.update(oov)
+                predictions = predict_arrays(run.model, features, batch_size)
+                writer.write(_output_table(run, frame, predictions))
+                counts.rows += len(frame)
+                if on_rows is not None:
+                    on_rows(len(frame))
+    except BaseException as error:
+        if writer is not None:  # the input being written is dropped: nothing half-written remains
+            writer.__exit__(type(error), error, error.__traceback__)
+        raise
 
 
 def read_ahead(items: Iterator[Any]) -> Iterator[Any]:

@@ -1,8 +1,10 @@
 """Scoring a folder of shards: one output shard per input shard, restartable.
 
 A billion-row scoring job is a folder of Parquet (or CSV) shards. Each input
-shard is scored batch by batch (`score.score_stream`: one record batch in
-memory) into the output shard of the same base name (`part-00003.parquet`,
+shard is scored batch by batch (`score.score_streams`: a few record batches
+in memory, the shards one after another as one pipeline, so that the next
+shard's first batches are encoded while this one's last is predicted) into
+the output shard of the same base name (`part-00003.parquet`,
 `day=2/x.csv.gz` -> `day=2/x.parquet`), written atomically. After each
 shard, a small marker `_mtrec_scoring/<shard>.json` records the input's size
 and modification time and the run's fingerprint; a rerun skips every shard
@@ -22,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +32,7 @@ from tqdm.auto import tqdm
 
 from mtrec.data.io import CSV_SUFFIXES, PARQUET_SUFFIXES
 from mtrec.errors import DataError
-from mtrec.scoring.score import ScoreSummary, StreamCounts, score_stream, warn_counts
+from mtrec.scoring.score import ScoreSummary, StreamCounts, score_stream, score_streams, warn_counts
 from mtrec.training.trained_run import TrainedRun, load_run
 from mtrec.utils.atomic import remove_stale_temporaries, write_json
 from mtrec.utils.validation import short_list
@@ -185,8 +188,8 @@ def score_folder(run_dir: str | Path | TrainedRun, input_folder: str | Path, out
                 counts.add(shard_counts)
                 bar.update(shard_counts.rows)
         else:
-            for item in items:
-                counts.add(score_shard(run, *item, on_rows=bar.update))
+            for shard_counts in _score_here(run, todo, batch_size, identity, bar.update):
+                counts.add(shard_counts)
     warn_counts(run, counts, input_folder)
     return FolderScoreSummary(output_folder, counts.rows, time.perf_counter() - started, counts.oov_counts,
                               shards=len(shards), scored=len(todo), skipped=len(shards) - len(todo))
@@ -215,12 +218,46 @@ def score_shard(run: TrainedRun, source: Path, output: Path, marker: Path, stamp
     # A stale marker must not vouch for the new output while it is written.
     marker.unlink(missing_ok=True)
     counts = score_stream(run, source, output, batch_size, on_rows)
+    _finish_shard(source, output, marker, stamp, identity, counts)
+    return counts
+
+
+def _score_here(run: TrainedRun, todo: list[tuple[Path, Path, Path, dict[str, Any]]], batch_size: int,
+                identity: dict[str, Any], on_rows: Any = None) -> Iterator[StreamCounts]:
+    """Scores the shards in this process as one pipeline (`score_streams`), marking each when it is in place.
+
+    Args:
+        run: the trained run.
+        todo: `(input, output, marker, stamp)` per shard to score.
+        batch_size: rows per record batch and forward pass.
+        identity: the run's identity, recorded in the markers.
+        on_rows: called with the rows of each batch scored (progress).
+
+    Yields:
+        Each shard's `StreamCounts`, in order, after its marker is written.
+    """
+    for _, _, marker, _ in todo:
+        marker.unlink(missing_ok=True)  # a stale marker must not vouch for an output being rewritten
+    done = 0
+    for counts in score_streams(run, [(source, output) for source, output, _, _ in todo], batch_size, on_rows):
+        source, output, marker, stamp = todo[done]
+        _finish_shard(source, output, marker, stamp, identity, counts)
+        done += 1
+        yield counts
+
+
+def _finish_shard(source: Path, output: Path, marker: Path, stamp: dict[str, Any], identity: dict[str, Any],
+                  counts: StreamCounts) -> None:
+    """Writes a scored shard's marker, unless its input changed while it was scored.
+
+    Raises:
+        DataError: the input changed (its output is removed).
+    """
     if _input_stamp(source) != stamp:
         output.unlink()
         raise DataError(f"Shard {source.resolve()} changed while it was scored; rerun.")
     write_json(marker, {"input": stamp, "run": identity, "rows": counts.rows,
                         "output_bytes": output.stat().st_size, "source": str(source.resolve())})
-    return counts
 
 
 def _known_rows(paths: list[Path]) -> int | None:
