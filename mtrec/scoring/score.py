@@ -303,8 +303,8 @@ def score_streams(run: TrainedRun, jobs: list[tuple[Path, Path]], batch_size: in
             input_path, output_path = jobs[item[0]]
             if isinstance(item[1], pa.Schema):  # an input starts
                 counts, nonfinite, schema = StreamCounts(), Counter(), item[1]
-                # Scores are floats that rarely repeat: dictionary-encoding them would cost several
-                # times the plain write and end in plain pages anyway. Ids and class labels repeat.
+                # Scores are floats that rarely repeat: dictionary-encoding them costs several times
+                # the plain write and saves nothing. Ids and class labels repeat, and keep it.
                 repeated = [f.name for f in _empty_output(run, schema).schema if not pa.types.is_floating(f.type)]
                 writer = ParquetBatchWriter(output_path, use_dictionary=repeated).__enter__()
             elif item[1] is None:  # it ends
