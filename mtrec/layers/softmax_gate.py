@@ -53,9 +53,7 @@ class SoftmaxGate(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs: Tensor) -> Tensor:
-        logits = ops.matmul(inputs, self.kernel) + self.bias
-        # In float32 under a mixed policy too: 16-bit weights would not sum to 1 within 1e-3.
-        return ops.softmax(ops.cast(logits, "float32") / self.temperature, axis=-1)
+        return _probabilities(ops.matmul(inputs, self.kernel) + self.bias, self.temperature)
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         return (input_shape[0], self.num_experts)
@@ -91,4 +89,10 @@ def stacked_gates(gates: list[SoftmaxGate], inputs: Tensor) -> Tensor:
     kernel = ops.concatenate([gate.kernel for gate in gates], axis=1)
     bias = ops.concatenate([gate.bias for gate in gates], axis=0)
     logits = ops.reshape(ops.matmul(inputs, kernel) + bias, (-1, len(gates), first.num_experts))
-    return ops.softmax(ops.cast(logits, "float32") / first.temperature, axis=-1)
+    return _probabilities(logits, first.temperature)
+
+
+def _probabilities(logits: Tensor, temperature: float) -> Tensor:
+    """A gate's weights from its logits: one formula for `SoftmaxGate` and `stacked_gates`."""
+    # In float32 under a mixed policy too: 16-bit weights would not sum to 1 within 1e-3.
+    return ops.softmax(ops.cast(logits, "float32") / temperature, axis=-1)
