@@ -299,8 +299,9 @@ def scan_numbers(frame: Any, columns: Iterable[str], source: Any) -> dict[str, i
     import numpy as np
     import pandas as pd
 
+    dtypes = frame.dtypes  # not a Series per column: this runs on every batch
     numeric = [c for c in dict.fromkeys(columns)
-               if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])]
+               if pd.api.types.is_numeric_dtype(dtypes[c]) and not pd.api.types.is_bool_dtype(dtypes[c])]
     if not numeric:
         return {}
     values = frame[numeric].to_numpy(dtype="float64", na_value=np.nan)
