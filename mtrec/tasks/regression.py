@@ -19,8 +19,8 @@ import pandas as pd
 from keras import ops
 
 from mtrec.errors import ConfigError, DataError
-from mtrec.tasks.base import Task, present_labels
 from mtrec.features.partial import Moments
+from mtrec.tasks.base import Task, present_labels
 from mtrec.tasks.masking import MaskedLoss, MaskedMetric
 from mtrec.types import Tensor
 
