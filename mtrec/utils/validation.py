@@ -282,8 +282,8 @@ def scan_numbers(frame: Any, columns: Iterable[str], source: Any) -> dict[str, i
     Finite numbers beyond float32's range would become inf as model inputs or
     labels, so they are refused; +/-inf values are counted (NaN is missing,
     not counted) for `check_nonfinite`. Boolean and non-numeric columns are
-    skipped. The numeric columns are read as one float64 matrix, since this
-    runs on every batch that is prepared or scored.
+    skipped. Integer columns are counted as 0 without reading them: this runs
+    on every batch that is prepared or scored.
 
     Args:
         frame: a DataFrame.
@@ -302,20 +302,25 @@ def scan_numbers(frame: Any, columns: Iterable[str], source: Any) -> dict[str, i
     dtypes = frame.dtypes  # not a Series per column: this runs on every batch
     numeric = [c for c in dict.fromkeys(columns)
                if pd.api.types.is_numeric_dtype(dtypes[c]) and not pd.api.types.is_bool_dtype(dtypes[c])]
-    if not numeric:
-        return {}
-    values = frame[numeric].to_numpy(dtype="float64", na_value=np.nan)
-    finite = np.isfinite(values)
-    magnitudes = np.abs(values, out=np.zeros_like(values), where=finite)
-    too_big = magnitudes > FLOAT32_MAX
-    if too_big.any():
-        j = int(np.flatnonzero(too_big.any(axis=0))[0])
-        hits = too_big[:, j]
-        raise DataError(
-            f"Column '{numeric[j]}' of {source} holds {int(hits.sum())} values beyond float32's range "
-            f"(|x| > 3.4e38; largest {magnitudes[hits, j].max():.3g}). The file may be damaged; "
-            "fix or drop those rows.")
-    return dict(zip(numeric, np.isinf(values).sum(axis=0).tolist()))
+    counts = dict.fromkeys(numeric, 0)
+    # Integers (int64 at most 9.2e18) are always within float32's range and never inf: only floats
+    # are read. One comparison per column finds both cases, as NaN compares false; the rarer cases
+    # are told apart only where it found any.
+    for column in (c for c in numeric if pd.api.types.is_float_dtype(dtypes[c])):
+        values = frame[column].to_numpy(dtype="float64", na_value=np.nan)
+        with np.errstate(invalid="ignore"):
+            beyond = np.abs(values) > FLOAT32_MAX
+        if not beyond.any():
+            continue
+        infinite = np.isinf(values)
+        too_big = beyond & ~infinite
+        if too_big.any():
+            raise DataError(
+                f"Column '{column}' of {source} holds {int(too_big.sum())} values beyond float32's range "
+                f"(|x| > 3.4e38; largest {np.abs(values[too_big]).max():.3g}). The file may be damaged; "
+                "fix or drop those rows.")
+        counts[column] = int(infinite.sum())
+    return counts
 
 
 def check_nonfinite(counts: dict[str, int], rows: int, max_fraction: float, source: Any,
