@@ -540,6 +540,42 @@ def test_integer_vocabulary_is_compact_and_equals_the_string_form():
     assert by_int.last_oov_counts_ == by_str.last_oov_counts_ == {"item": 1}  # 4 only: NaN is missing, 7 rare
 
 
+@pytest.mark.parametrize("kind", ["compact", "strings"])
+def test_integer_column_lookup_equals_the_lookup_of_its_values(kind):
+    """`lookup_integer_column` (a dense table where the ids span a narrow range, else factorize and
+    binary search) gives each row `lookup_integers`' id, and counts the never-seen rows only."""
+    from mtrec.features import vocabulary as vocab_module
+    from mtrec.features.partial import ValueCounts
+    from mtrec.features.vocabulary import Vocabulary
+
+    rng = np.random.default_rng(3)
+    train = rng.integers(-50, 400, 3_000)
+    counts = ValueCounts.of_integer_column(train)
+    narrow = Vocabulary.from_counts(counts, min_count=4)  # some values excluded as rare
+    if kind == "strings":  # a vocabulary of strings (e.g. fitted on a text column) read by an int column
+        config = narrow.get_config()
+        narrow = Vocabulary(values=list(config["vocabulary"]), counts=list(config["vocabulary"].values()),
+                            excluded=config["excluded"])
+    assert narrow.get_config()["excluded"]  # the case of rare values is exercised
+    # Rows inside the range, outside it on both sides, at int64's limits, and never seen.
+    column = np.concatenate([rng.integers(-80, 450, 5_000), [-(2**63), 2**63 - 1, -51, 400, 1000]])
+    for dtype in ("int64", "int32", "uint16"):
+        values = column.astype(dtype) if dtype == "int64" else np.clip(column, 0, 30_000).astype(dtype)
+        ids, unseen = narrow.lookup_integer_column(values)
+        expected_ids, expected_unseen = narrow.lookup_integers(values.astype(np.int64))
+        assert ids.dtype == np.int32
+        np.testing.assert_array_equal(ids, expected_ids)
+        assert unseen == int(expected_unseen.sum()) > 0
+    assert narrow._dense  # ... through the dense table
+
+    # A range too wide for a table (ids beyond DENSE_MAX_RANGE, few values): the same ids without one.
+    wide = Vocabulary.from_counts(ValueCounts.of_integer_column(np.array([0, 5, 5, 3 * vocab_module.DENSE_MAX_RANGE])))
+    values = np.array([5, 0, 7, 3 * vocab_module.DENSE_MAX_RANGE, -1])
+    ids, unseen = wide.lookup_integer_column(values)
+    assert wide._dense is False
+    assert ids.tolist() == wide.lookup_integers(values)[0].tolist() == [2, 3, 1, 4, 1] and unseen == 2
+
+
 def test_integer_lookup_of_19_digit_ids():
     """Ids of 19 digits (64-bit hashes) are found by the integer lookup of a vocabulary of strings too."""
     from mtrec.features.vocabulary import Vocabulary, as_strings

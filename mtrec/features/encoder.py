@@ -284,11 +284,10 @@ class FeatureEncoder:
             column = df[spec.name]
             vocabulary = self.vocabularies_[spec.table_name]
             if _is_integer(column) and vocabulary.hash_buckets is None:
-                codes, uniques = pd.factorize(column)
-                ids, unseen = vocabulary.lookup_integers(np.asarray(uniques, dtype=np.int64))
-            else:
-                uniques, codes = factorize_strings(column)
-                ids, unseen = vocabulary.lookup(uniques)
+                out[spec.name], oov[spec.name] = vocabulary.lookup_integer_column(column.to_numpy())
+                continue
+            uniques, codes = factorize_strings(column)
+            ids, unseen = vocabulary.lookup(uniques)
             out[spec.name] = ids.astype(np.int32)[codes]
             oov[spec.name] = int(unseen[codes].sum())
         for spec in self.pooled_features:

@@ -32,6 +32,13 @@ OOV_ID = 1
 FIRST_ID = 2
 MISSING = "<missing>"
 
+#: An integer column is looked up in a dense table (one int32 per integer between the vocabulary's
+#: smallest and largest value) when that range has at most this many integers (4 MB), or at most
+#: `DENSE_PER_VALUE` per value of the vocabulary (16 bytes a value, what its int64s already take).
+DENSE_MAX_RANGE = 1 << 20
+DENSE_PER_VALUE = 4
+_UNSEEN = -1  # in the dense table: an integer never seen in training
+
 # pandas.util.hash_array: SipHash-2-4 of the UTF-8 bytes with this fixed key, so
 # the same value hashes the same in every process (unlike Python's salted hash).
 _HASH_KEY = "0123456789123456"
@@ -244,6 +251,9 @@ class Vocabulary:
         self._integers: tuple[_IntegerValues, _IntegerValues, np.ndarray | None] | None = None
         self._index: pd.Index | None = None
         self._excluded_index: pd.Index | None = None
+        # `lookup_integer_column`'s table: (smallest value, largest value, ids), or False where the
+        # range is too wide for one; built on the first call.
+        self._dense: tuple[int, int, np.ndarray] | bool | None = None
 
     @classmethod
     def _of_integers(cls, kept: _IntegerValues, excluded: _IntegerValues) -> Vocabulary:
@@ -414,6 +424,55 @@ class Vocabulary:
         if unseen.any():
             unseen &= excluded.find(values) < 0
         return ids, unseen
+
+    def lookup_integer_column(self, values: np.ndarray) -> tuple[np.ndarray, int]:
+        """The ids of a whole integer column, and how many of its values were never seen.
+
+        The ids are `lookup_integers`' row by row. Where the vocabulary's
+        integers span a narrow enough range (`DENSE_MAX_RANGE`,
+        `DENSE_PER_VALUE`), each row is one read of a dense table instead of
+        a factorize and a binary search: this runs on every batch scored
+        or prepared, and id columns are often small integers.
+
+        Args:
+            values: a 1-d integer array (no missing values), e.g. a column of ids.
+
+        Returns:
+            `(ids, unseen)`: int32 ids, and the number of rows whose value
+            was never seen at fit time (rare or cut values are not counted).
+        """
+        values = np.asarray(values).astype(np.int64, copy=False)
+        dense = self._dense_table() if self.hash_buckets is None else False
+        if not dense:
+            codes, uniques = pd.factorize(values)
+            ids, unseen = self.lookup_integers(uniques)
+            return ids.astype(np.int32)[codes], int(unseen[codes].sum())
+        low, high, table = dense
+        inside = (values >= low) & (values <= high)
+        # Offsets are taken inside the range only: outside it `values - low` could overflow int64.
+        found = table[np.where(inside, values, low) - low]
+        found[~inside] = _UNSEEN
+        unseen = found == _UNSEEN
+        found[unseen] = OOV_ID
+        return found, int(np.count_nonzero(unseen))
+
+    def _dense_table(self) -> tuple[int, int, np.ndarray] | bool:
+        """`(low, high, ids)` of the integers from low to high (`_UNSEEN` where never seen), or False."""
+        if self._dense is None:
+            self.lookup_integers(np.zeros(0, dtype=np.int64))  # builds `_integers`
+            kept, excluded, positions = self._integers
+            every = np.concatenate([kept.values, excluded.values])
+            span = int(every.max()) - int(every.min()) + 1 if len(every) else 0
+            if not len(every) or span > max(DENSE_MAX_RANGE, DENSE_PER_VALUE * len(every)):
+                self._dense = False
+            else:
+                low = int(every.min())
+                table = np.full(span, _UNSEEN, dtype=np.int32)
+                table[excluded.values - low] = OOV_ID
+                ids = np.arange(len(kept), dtype=np.int64) if positions is None else np.asarray(positions)
+                table[kept.values - low] = ids + FIRST_ID
+                self._dense = (low, low + span - 1, table)  # one assignment: threads see all or none
+        return self._dense
 
     def get_config(self) -> dict[str, Any]:
         """JSON-able state: `{value: count}` in id order, and the excluded values."""
