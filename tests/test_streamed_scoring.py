@@ -209,3 +209,18 @@ def test_ordered_map_keeps_the_order_and_raises_errors_where_their_items_are():
         for value in ordered_map(slow_square, items_then_unreadable(), threads=2):
             seen.append(value)
     assert seen == [k * k for k in range(5)]
+
+    # A caller that stops early stops the thread taking the items, a bounded number of items ahead.
+    taken = []
+
+    def counted():
+        for k in range(1000):
+            taken.append(k)
+            yield k
+
+    results = ordered_map(slow_square, counted(), threads=2)
+    assert next(results) == 0
+    results.close()
+    settled = len(taken)
+    time.sleep(0.1)
+    assert len(taken) == settled <= 8

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import queue
+import threading
 import time
 import warnings
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -248,9 +250,9 @@ def score_streams(run: TrainedRun, jobs: list[tuple[Path, Path]], batch_size: in
                   on_rows: Any = None) -> Iterator[StreamCounts]:
     """Scores inputs one after another, each into one Parquet file, atomically, as one pipeline.
 
-    One record batch is read ahead in a background thread and the next
-    ones are checked and encoded in `ENCODE_THREADS` more, in order, while
-    the current one is predicted and written, across inputs too: the next
+    Record batches are read in a background thread and checked and encoded
+    in `ENCODE_THREADS` more, up to `2 * ENCODE_THREADS` batches ahead,
+    while the current one is predicted and written, across inputs too: the next
     input's first batches are ready when this one's last is written, so a
     folder of many shards keeps both stages busy. Each input's columns are
     checked before any of its rows is read; each batch's magnitudes are
@@ -299,7 +301,7 @@ def score_streams(run: TrainedRun, jobs: list[tuple[Path, Path]], batch_size: in
     writer: ParquetBatchWriter | None = None
     counts, nonfinite, schema = StreamCounts(), Counter(), None
     try:
-        for item in ordered_map(encode, read_ahead(items()), ENCODE_THREADS):
+        for item in ordered_map(encode, items(), ENCODE_THREADS):
             input_path, output_path = jobs[item[0]]
             if isinstance(item[1], pa.Schema):  # an input starts
                 counts, nonfinite, schema = StreamCounts(), Counter(), item[1]
@@ -333,25 +335,14 @@ def score_streams(run: TrainedRun, jobs: list[tuple[Path, Path]], batch_size: in
         raise
 
 
-def read_ahead(items: Iterator[Any]) -> Iterator[Any]:
-    """Yields `items`, computing the next one in a background thread while the caller works on this one.
-
-    The iterator is advanced by one thread at a time; its exceptions reach
-    the caller at the item they replace.
-    """
-    done = object()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mtrec-read-ahead") as pool:
-        pending = pool.submit(next, items, done)
-        while True:
-            item = pending.result()
-            if item is done:
-                return
-            pending = pool.submit(next, items, done)
-            yield item
-
-
 def ordered_map(fn: Callable[[Any], Any], items: Iterable[Any], threads: int) -> Iterator[Any]:
-    """Yields `fn(item)` for each item, in order, with up to `threads` + 1 computed ahead in a thread pool.
+    """Yields `fn(item)` for each item, in order, with the items taken and computed ahead in background threads.
+
+    One thread takes the items (reading them, when `items` reads a file)
+    and hands each to a pool of `threads`, keeping up to `2 * threads`
+    items in flight, so the caller waits only for a result that is not
+    ready: not for items further ahead to be read, as when the caller took
+    them itself.
 
     Errors keep their order: an item's error is raised where its result
     would be, after every earlier item's result; an error while taking the
@@ -359,33 +350,51 @@ def ordered_map(fn: Callable[[Any], Any], items: Iterable[Any], threads: int) ->
 
     Args:
         fn: called on each item, from a pool thread.
-        items: the inputs, taken in this (the caller's) thread.
+        items: the inputs, advanced by one background thread only.
         threads: the pool's threads.
 
     Yields:
         `fn(item)`, in the order of `items`.
     """
-    pending: deque = deque()
+    futures: queue.Queue = queue.Queue(maxsize=2 * threads)
+    stop = threading.Event()
+    end = object()
+
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="mtrec-encode") as pool:
+        def take() -> None:
+            try:
+                for item in items:
+                    if stop.is_set():
+                        return
+                    futures.put(pool.submit(fn, item))
+            except BaseException as error:  # raised in the caller's thread, in its place
+                futures.put(_Failed(error))
+            else:
+                futures.put(end)
+
+        taker = threading.Thread(target=take, name="mtrec-read-ahead", daemon=True)
+        taker.start()
         try:
-            iterator = iter(items)
-            while True:
+            while (entry := futures.get()) is not end:
+                if isinstance(entry, _Failed):
+                    raise entry.error
+                yield entry.result()
+        finally:  # done, or the caller stopped early or failed: skip what is left
+            stop.set()
+            while taker.is_alive() or not futures.empty():
                 try:
-                    item = next(iterator)
-                except StopIteration:
-                    break
-                except Exception:
-                    while pending:
-                        yield pending.popleft().result()
-                    raise
-                pending.append(pool.submit(fn, item))
-                if len(pending) > threads:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
-        finally:
-            for future in pending:  # the caller stopped early, or an item failed: skip the rest
-                future.cancel()
+                    entry = futures.get(timeout=0.01)
+                except queue.Empty:
+                    continue
+                if isinstance(entry, Future):
+                    entry.cancel()
+
+
+@dataclasses.dataclass
+class _Failed:
+    """An error raised while taking the next item, passed to the caller's thread."""
+
+    error: BaseException
 
 
 def warn_counts(run: TrainedRun, counts: StreamCounts, source: Any) -> None:
