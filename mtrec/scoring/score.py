@@ -294,8 +294,7 @@ def score_streams(run: TrainedRun, jobs: list[tuple[Path, Path]], batch_size: in
         index, frame = item
         if not isinstance(frame, pd.DataFrame):
             return item
-        present = frame[inputs].notna().to_numpy().sum(axis=0).tolist()
-        return (index, frame, scan_numbers(frame, inputs, jobs[index][0]), present,
+        return (index, frame, scan_numbers(frame, inputs, jobs[index][0]), present_counts(frame, inputs),
                 *run.encoder.transform_counted(frame))
 
     writer: ParquetBatchWriter | None = None
@@ -395,6 +394,14 @@ class _Failed:
     """An error raised while taking the next item, passed to the caller's thread."""
 
     error: BaseException
+
+
+def present_counts(frame: pd.DataFrame, columns: list[str]) -> list[int]:
+    """The non-missing values of each column: every row of a numpy integer or boolean column (they
+    cannot hold a missing value, so they are not read), `Series.count` of the others."""
+    dtypes = frame.dtypes
+    return [len(frame) if isinstance(dtypes[c], np.dtype) and dtypes[c].kind in "iub" else int(frame[c].count())
+            for c in columns]
 
 
 def warn_counts(run: TrainedRun, counts: StreamCounts, source: Any) -> None:
