@@ -408,13 +408,7 @@ class Vocabulary:
         """
         if self.hash_buckets is not None:
             return self.lookup(as_strings(pd.Series(values)))
-        if self._integers is None:
-            # A vocabulary of strings: its `str(k)` values, indexed as integers once.
-            positions, integers = _canonical_integers(self.values)
-            excluded = _canonical_integers(list(self.excluded))[1]
-            self._integers = (_IntegerValues(integers, np.zeros(len(integers), dtype=np.int64)),
-                              _IntegerValues(excluded, np.zeros(len(excluded), dtype=np.int64)), positions)
-        kept, excluded, positions = self._integers
+        kept, excluded, positions = self._integer_values()
         values = np.asarray(values, dtype=np.int64)
         found = kept.find(values)
         unseen = found < 0
@@ -424,6 +418,16 @@ class Vocabulary:
         if unseen.any():
             unseen &= excluded.find(values) < 0
         return ids, unseen
+
+    def _integer_values(self) -> tuple[_IntegerValues, _IntegerValues, np.ndarray | None]:
+        """The kept and excluded values that are integers, and the kept ones' positions (None: in order)."""
+        if self._integers is None:
+            # A vocabulary of strings: its `str(k)` values, indexed as integers once.
+            positions, integers = _canonical_integers(self.values)
+            excluded = _canonical_integers(list(self.excluded))[1]
+            self._integers = (_IntegerValues(integers, np.zeros(len(integers), dtype=np.int64)),
+                              _IntegerValues(excluded, np.zeros(len(excluded), dtype=np.int64)), positions)
+        return self._integers
 
     def lookup_integer_column(self, values: np.ndarray) -> tuple[np.ndarray, int]:
         """The ids of a whole integer column, and how many of its values were never seen.
@@ -459,8 +463,7 @@ class Vocabulary:
     def _dense_table(self) -> tuple[int, int, np.ndarray] | bool:
         """`(low, high, ids)` of the integers from low to high (`_UNSEEN` where never seen), or False."""
         if self._dense is None:
-            self.lookup_integers(np.zeros(0, dtype=np.int64))  # builds `_integers`
-            kept, excluded, positions = self._integers
+            kept, excluded, positions = self._integer_values()
             every = np.concatenate([kept.values, excluded.values])
             span = int(every.max()) - int(every.min()) + 1 if len(every) else 0
             if not len(every) or span > max(DENSE_MAX_RANGE, DENSE_PER_VALUE * len(every)):
