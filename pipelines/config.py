@@ -33,6 +33,7 @@ from typing import Any
 from mtrec.config import ExperimentConfig, apply_overrides, parse_config
 from mtrec.errors import ConfigError
 from mtrec.pipelines.datasets import check_source
+from mtrec.pipelines.gbdt_scores import GBDTScore
 from mtrec.pipelines.target_stats import TargetStat
 from mtrec.utils.config_file import read_config_file
 from mtrec.utils.validation import from_config
@@ -196,6 +197,8 @@ class PipelineConfig:
         derive: token columns built from the loaded table before splitting.
         target_stats: per-group label statistics (a user's mean rating),
             fit on the training split, out of fold on its rows.
+        gbdt_scores: a boosted forest's score of a label (out of fold on the
+            training split), a numeric input (stacking).
         rescale: `{column: factor}`: columns multiplied by a factor after
             loading (e.g. returns to percent, so that labels of ~0.01 do not
             sit below the optimizer's step size); reports are in the new units.
@@ -219,6 +222,7 @@ class PipelineConfig:
     derive: list[DerivedTokens] = dataclasses.field(default_factory=list)
     rescale: dict[str, float] = dataclasses.field(default_factory=dict)
     target_stats: list[TargetStat] = dataclasses.field(default_factory=list)
+    gbdt_scores: list[GBDTScore] = dataclasses.field(default_factory=list)
     lightgbm: LightGBMConfig = dataclasses.field(default_factory=LightGBMConfig)
     report_metrics: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     raw: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False, init=False)

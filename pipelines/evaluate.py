@@ -152,7 +152,8 @@ def lightgbm_predictions(config: PipelineConfig, tasks: list[Task], frames: dict
     encoder = FeatureEncoder.load(prepared_paths(config).features)
     started = time.perf_counter()
     predictions, info = gbdt.fit_lightgbm(tasks, encoder, frames, labels, config.lightgbm,
-                                          derived={d.name: d.columns for d in config.derive})
+                                          derived={d.name: d.columns for d in config.derive},
+                                          exclude=[g.name for g in config.gbdt_scores])
     info["seconds"] = round(time.perf_counter() - started, 2)
     write_parquet(prediction_frame(tasks, predictions), path)
     stamps.write_stamp(stamp, fp, info=info)

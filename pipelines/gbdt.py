@@ -71,14 +71,18 @@ class TabularFrame:
         derived: `{token column: its source columns}`: a derived token column
             is replaced by its sources (strings as categories, numbers as numbers).
         types: `{column: dtype}` of the raw table, to type derived sources.
+        exclude: feature columns left out (columns built from a forest's
+            own scores, see `gbdt_scores`).
     """
 
     def __init__(self, encoder: FeatureEncoder, max_tokens: int = 20_000, min_token_rows: int = 1,
-                 derived: dict[str, list[str]] | None = None, types: dict[str, Any] | None = None) -> None:
-        derived, types = derived or {}, types or {}
-        self.numeric = [state.column for state in encoder.numeric_]
-        self.categorical = [spec.name for spec in encoder.categorical_features]
-        token_specs = [spec for spec in encoder.specs if getattr(spec, "kind", None) in TOKEN_KINDS]
+                 derived: dict[str, list[str]] | None = None, types: dict[str, Any] | None = None,
+                 exclude: list[str] | None = None) -> None:
+        derived, types, excluded = derived or {}, types or {}, set(exclude or ())
+        self.numeric = [state.column for state in encoder.numeric_ if state.column not in excluded]
+        self.categorical = [spec.name for spec in encoder.categorical_features if spec.name not in excluded]
+        token_specs = [spec for spec in encoder.specs
+                       if getattr(spec, "kind", None) in TOKEN_KINDS and spec.name not in excluded]
         self.tokens = {spec.name: spec for spec in token_specs if spec.name not in derived}
         for spec in token_specs:
             for column in derived.get(spec.name, []):
@@ -178,7 +182,7 @@ def task_objective(task: Task) -> dict[str, Any]:
 def fit_lightgbm(tasks: list[Task], encoder: FeatureEncoder, frames: dict[str, pd.DataFrame],
                  labels: dict[str, dict[str, np.ndarray]], config: LightGBMConfig,
                  seed: int = 0, derived: dict[str, list[str]] | None = None,
-                 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+                 exclude: list[str] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Trains one booster per task and predicts the test split.
 
     Args:
@@ -189,6 +193,7 @@ def fit_lightgbm(tasks: list[Task], encoder: FeatureEncoder, frames: dict[str, p
         config: LightGBM settings.
         seed: LightGBM's seed.
         derived: `{token column: source columns}` (see `TabularFrame`).
+        exclude: feature columns the boosters do not read (see `TabularFrame`).
 
     Returns:
         `({task: test predictions}, {task: {"best_iteration", "seconds"}, "inputs": {"features",
@@ -199,7 +204,7 @@ def fit_lightgbm(tasks: list[Task], encoder: FeatureEncoder, frames: dict[str, p
     import lightgbm as lgb
 
     builder = TabularFrame(encoder, config.max_tokens, config.min_token_rows, derived,
-                           dict(frames["train"].dtypes.items())).fit(frames["train"])
+                           dict(frames["train"].dtypes.items()), exclude).fit(frames["train"])
     x = {name: builder.transform(frame) for name, frame in frames.items()}
     predictions: dict[str, np.ndarray] = {}
     info: dict[str, Any] = {"inputs": {"features": len(builder.feature_names_),

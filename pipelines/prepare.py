@@ -28,6 +28,7 @@ from mtrec.errors import DataError, SchemaError
 from mtrec.features import FeatureEncoder
 from mtrec.pipelines import datasets, stamps
 from mtrec.pipelines.config import DerivedTokens, PipelineConfig
+from mtrec.pipelines.gbdt_scores import add_gbdt_scores
 from mtrec.pipelines.target_stats import add_target_stats
 from mtrec.training.prepare import encode_labels
 from mtrec.utils.atomic import write_json
@@ -85,6 +86,7 @@ def prepare_fingerprint(config: PipelineConfig, data_dir: Path) -> str:
         dataclasses.asdict(config.subsample) if config.subsample else None, config.official_split,
         [dataclasses.asdict(d) for d in config.derive], config.rescale,
         [dataclasses.asdict(t) for t in config.target_stats],
+        [dataclasses.asdict(g) for g in config.gbdt_scores],
         (experiment.get("data") or {}).get("split"), (experiment.get("data") or {}).get("id_columns"),
         experiment.get("features"), experiment.get("tasks"),
         (experiment.get("data") or {}).get("na_values"),
@@ -246,6 +248,9 @@ def run_prepare(config: PipelineConfig, data_dir: Path, force: bool = False,
     bar.set_postfix_str("split")
     splits, described = split_rows(config, frame)
     add_target_stats(frame, splits, config.target_stats)  # needs the split: fit on training rows only
+    add_gbdt_scores(frame, splits, config.gbdt_scores, experiment.features, experiment.tasks,
+                    {d.name: d.columns for d in config.derive}, config.lightgbm.max_tokens,
+                    config.lightgbm.min_token_rows, source)
     bar.update()
 
     bar.set_postfix_str("fit features")
