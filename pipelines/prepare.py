@@ -28,6 +28,7 @@ from mtrec.errors import DataError, SchemaError
 from mtrec.features import FeatureEncoder
 from mtrec.pipelines import datasets, stamps
 from mtrec.pipelines.config import DerivedTokens, PipelineConfig
+from mtrec.pipelines import gbdt, gbdt_scores, target_stats
 from mtrec.pipelines.gbdt_scores import add_gbdt_scores
 from mtrec.pipelines.target_stats import add_target_stats
 from mtrec.training.prepare import encode_labels
@@ -91,7 +92,10 @@ def prepare_fingerprint(config: PipelineConfig, data_dir: Path) -> str:
         experiment.get("features"), experiment.get("tasks"),
         (experiment.get("data") or {}).get("na_values"),
         stamps.file_stats(source.files),
-        stamps.source_hash(Path(__file__), *source.code),
+        # The columns that prepare adds are code too: label statistics, forest scores (and the
+        # forests' input table).
+        stamps.source_hash(Path(__file__), Path(target_stats.__file__), Path(gbdt_scores.__file__),
+                           Path(gbdt.__file__), *source.code),
     )
 
 
