@@ -108,3 +108,28 @@ def test_bad_settings_are_named():
         _scores(frame, splits, "c")
     with pytest.raises(ConfigError, match=r"gbdt_scores\[s\].folds must be >= 2"):
         GBDTScore(name="s", task="y", folds=1)
+
+
+def test_a_pipeline_adds_the_scores_and_its_lightgbm_baseline_ignores_them(tmp_path):
+    from mtrec.pipelines import parse_pipeline_config, run_pipeline
+    from mtrec.pipelines.prepare import prepared_paths
+
+    frame, _ = _table(1000)
+    frame[["x", "noise", "c", "y"]].to_parquet(tmp_path / "table.parquet")
+    features = [f for f in FEATURES if f["name"] != "score"] + [{"name": "gy", "kind": "numeric"}]
+    raw = {"name": "stacked", "output_dir": str(tmp_path / "out"), "seeds": [1],
+           "gbdt_scores": [{"name": "gy", "task": "y", "folds": 3}],
+           "experiment": {"data": {"path": str(tmp_path / "table.parquet")}, "features": features,
+                          "tasks": [{"name": "y", "kind": "binary"}], "model": {"kind": "single_task"},
+                          "training": {"epochs": 3, "verbose": 0}},
+           "models": [{"name": "single_task", "model": {"kind": "single_task"}}]}
+    config = parse_pipeline_config(raw)
+    results = run_pipeline(config, progress=False, echo=None)
+    train = pd.read_parquet(prepared_paths(config).split("train"))
+    assert _auc(train["y"].to_numpy(), train["gy"].to_numpy()) > 0.8
+    lightgbm = results["evaluate"]["references"]["lightgbm"]
+    assert lightgbm["info"]["inputs"]["features"] == 3  # x, noise, c: not the score column
+    # Another forest setting is another prepared table.
+    raw["gbdt_scores"][0]["folds"] = 4
+    again = run_pipeline(parse_pipeline_config(raw), steps=("prepare",), progress=False, echo=None)
+    assert not again["prepare"]["skipped"]
