@@ -128,6 +128,9 @@ def _out_of_fold(lgb: Any, spec: GBDTScore, objective: dict[str, Any], builder: 
     params = {**objective, "learning_rate": 0.05,
               "num_leaves": 31, "min_data_in_leaf": 20, "feature_fraction": 0.9,
               "bagging_fraction": 0.9, "bagging_freq": 1, "verbosity": -1, "seed": spec.seed,
+              # One thread, as the baseline: OpenMP threads spinning for a busy core cost far more
+              # than they give on a small shared machine (set `params: {num_threads: 0}` for all).
+              "num_threads": 1,
               **spec.params}
     train = splits.train[~np.isnan(y[splits.train])]
     valid = splits.valid[~np.isnan(y[splits.valid])]
