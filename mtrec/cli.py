@@ -316,8 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("pipeline", help="run a batch pipeline on a real data set (prepare, train, evaluate)")
     p.add_argument("name", nargs="?",
-                   help="census, census_group2, census_group2_cat, census_group2_gbdt, census_dcn, census_cat, movielens, "
-                        "hillstrom, sp500 or diabetes (configs/pipeline_NAME.yaml); optional with -c")
+                   help="census, census_gbdt, census_group2, census_group2_cat, census_group2_gbdt, census_dcn, "
+                        "census_cat, movielens, hillstrom, sp500 or diabetes (configs/pipeline_NAME.yaml); "
+                        "optional with -c")
     p.add_argument("-c", "--config", help="pipeline config (default: configs/pipeline_NAME.yaml); your own "
                    "table: a config whose experiment.data.path names it")
     p.add_argument("--quick", action="store_true", help="the quick mode: configs/pipeline_NAME_quick.yaml")
