@@ -41,8 +41,9 @@ class GBDTScore:
             the score is a logit; regression: L2; count: Poisson, a log
             rate). Multiclass tasks have no single score and are refused.
         folds: parts of the training split for the out-of-fold scores.
-        params: LightGBM parameters over the defaults (the baseline's:
-            learning rate 0.05, 31 leaves, 20 rows per leaf).
+        params: LightGBM parameters over the defaults (the baseline's
+            defaults: learning rate 0.05, 31 leaves, 20 rows per leaf; the
+            pipeline's `lightgbm.params` do not apply here).
         num_boost_round: most trees per forest.
         early_stopping_rounds: rounds without improvement on the validation
             split before a forest stops.
@@ -134,7 +135,8 @@ def _out_of_fold(lgb: Any, spec: GBDTScore, objective: dict[str, Any], builder: 
               **spec.params}
     train = splits.train[~np.isnan(y[splits.train])]
     valid = splits.valid[~np.isnan(y[splits.valid])]
-    others = np.setdiff1d(np.arange(len(y)), splits.train)
+    # Every row whose label no forest was fit on: validation, test, unlabelled training rows.
+    others = np.setdiff1d(np.arange(len(y)), train)
     fold = np.random.default_rng(spec.seed).integers(0, spec.folds, size=len(train))
     values = np.zeros(len(y))
     valid_set = (lgb.Dataset(x[valid], label=y[valid], feature_name=builder.feature_names_,

@@ -69,6 +69,18 @@ def test_scores_learn_the_label_and_are_out_of_fold_on_training_rows():
     assert _auc(coin[splits.train], in_sample) > 0.7
 
 
+def test_training_rows_without_a_label_get_the_forests_mean_score():
+    frame, splits = _table()
+    unlabelled = splits.train[::10]
+    frame["y"] = frame["y"].astype("float64")
+    frame.loc[unlabelled, "y"] = np.nan
+    scores = _scores(frame, splits, "y")
+    y = frame["y"].to_numpy()
+    # Scored like test rows (by every fold's forest), not left at 0.
+    assert _auc((frame["x"].to_numpy()[unlabelled] > 0).astype(int), scores[unlabelled]) > 0.9
+    assert _auc(y[splits.test].astype(int), scores[splits.test]) > 0.85
+
+
 def test_test_labels_never_reach_the_scores():
     frame, splits = _table()
     scores = _scores(frame.copy(), splits, "y")
